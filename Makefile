@@ -1,0 +1,56 @@
+# Every target sets itself up from nothing: a venv in .venv, the Python packages of pyproject.toml,
+# and the few Debian tools the tests and benchmarks call. A stamp file keeps reruns instant.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBIAN_TOOLS := rsync
+DATA_DIR ?= .data
+ROOT ?= $(CURDIR)/demo
+HOST ?= 127.0.0.1
+PORT ?= 8080
+PYTEST_ARGS ?=
+
+.PHONY: run test lint format bench bench-quick debian-tools clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+debian-tools:
+	@missing=""; for t in $(DEBIAN_TOOLS); do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO=sudo; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## The service: API server + embedded SQLite store + embedded agent, on 127.0.0.1:8080.
+run: $(STAMP)
+	mkdir -p $(DATA_DIR) $(ROOT)
+	$(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
+
+## The whole test suite (unit, end to end through boto3, reliability).
+test: $(STAMP) debian-tools
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP) debian-tools
+	$(PY) -m benchmarks run
+
+bench-quick: $(STAMP) debian-tools
+	$(PY) -m benchmarks run --quick
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The composition root: the only place that wires engine, api and agents together."""

@@ -1,0 +1,53 @@
+"""`datasync-local` entry point: one subcommand per module, imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["main"]
+
+# subcommand -> module with `add_arguments(parser)` and `run(args) -> int`
+_SUBCOMMANDS = {
+    "sync": ("cli.sync", "Sync the contents of SRC into DST with the engine alone."),
+    "serve": ("cli.serve", "Run the DataSync API server with its store and embedded agent."),
+    "agent": ("cli.agent", "Run an on-prem agent that pulls work from a control plane."),
+}
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datasync-local",
+        description="A self-hosted file-transfer engine that speaks the AWS DataSync API.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module_name, help_text) in _SUBCOMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue  # subcommand not built yet
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sp)
+        sp.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args._run(args)
+    except KeyboardInterrupt:
+        print("datasync-local: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
