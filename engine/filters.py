@@ -124,10 +124,10 @@ class Filter:
         return False
 
 
-def _rule_value(rules: Sequence[Mapping[str, Any]] | None, field: str) -> str | None:
-    if not rules:
+def _rule_value(rules: object, field: str) -> str | None:
+    if rules is None or (isinstance(rules, Sequence) and len(rules) == 0):
         return None
-    if not isinstance(rules, Sequence) or isinstance(rules, str | bytes):
+    if not isinstance(rules, list | tuple):
         raise InvalidOptionsError(f"{field} must be a list of FilterRule objects.", field)
     list_shape = shape("FilterList")
     if len(rules) > list_shape.get("max", len(rules)):
@@ -176,8 +176,8 @@ class FilterRules:
     @classmethod
     def from_rules(
         cls,
-        includes: Sequence[Mapping[str, Any]] | None = None,
-        excludes: Sequence[Mapping[str, Any]] | None = None,
+        includes: Sequence[Mapping[str, Any]] | object = None,
+        excludes: Sequence[Mapping[str, Any]] | object = None,
     ) -> FilterRules:
         """Build from DataSync `FilterRule` lists, validated against the model."""
         return cls(_rule_value(includes, "Includes"), _rule_value(excludes, "Excludes"))

@@ -1,0 +1,208 @@
+"""Copying one regular file: data to a temporary beside its final name, then rename into place.
+
+* No reader ever sees half a file under its real name: data goes to ``.~dsl.<hex>`` in the
+  destination directory and is renamed over the final name only when complete, metadata applied.
+* Without hashing, data moves inside the kernel (`copy_file_range`, falling back to `sendfile`
+  and then read/write); with hashing (ONLY_FILES_TRANSFERRED), one read feeds xxh3-128 and write.
+* Limited bandwidth: every chunk is paid for in the shared `TokenBucket` *before* it is written,
+  in chunks of ~1/20 s of the current rate, so a rate change applies from the next chunk.
+* The source is re-checked after the copy (size and mtime of the open file): a file that changed
+  while being copied fails instead of being recorded as transferred.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import shutil
+import stat
+import threading
+from collections.abc import Callable
+
+import xxhash
+
+from engine.errors import TransferCancelled
+from engine.metadata import MetadataPolicy
+from engine.progress import Progress
+from engine.scan import DIR, TEMP_PREFIX
+from engine.throttle import TokenBucket
+
+__all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
+
+_UNLIMITED_CHUNK = 64 << 20  # bounds the time between two cancel checks (~20 ms here)
+_BUFFER = 1 << 20
+_MIN_CHUNK, _MAX_CHUNK = 16 << 10, 1 << 20
+_counter = itertools.count()
+_local = threading.local()
+
+CopyResult = tuple[int, bytes | None]  # (bytes copied, xxh3-128 digest of the data if hashed)
+
+
+class SourceChanged(OSError):
+    """The source file changed while it was being copied."""
+
+
+def temporary_name() -> str:
+    return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}{next(_counter) & 0xFFFFFFFF:08x}"
+
+
+def _buffer() -> memoryview:
+    buf: memoryview | None = getattr(_local, "buf", None)
+    if buf is None:
+        buf = _local.buf = memoryview(bytearray(_BUFFER))
+    return buf
+
+
+def hash_file(path: str) -> tuple[int, bytes]:
+    """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        hasher = xxhash.xxh3_128()
+        buf = _buffer()
+        size = 0
+        while n := os.readv(fd, [buf]):
+            hasher.update(buf[:n])
+            size += n
+        return size, hasher.digest()
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+class Copier:
+    def __init__(
+        self,
+        bucket: TokenBucket,
+        progress: Progress,
+        metadata: MetadataPolicy,
+        hashing: bool,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self.bucket = bucket
+        self.progress = progress
+        self.metadata = metadata
+        self.hashing = hashing
+        self.cancelled = cancelled
+        self._kernel_copy = True
+
+    def copy(self, src_path: str, dst_path: str, replace: str | None) -> CopyResult:
+        """Copy `src_path` to `dst_path` atomically. Raises OSError (incl. SourceChanged) or
+        TransferCancelled; on any failure the temporary is removed and `dst_path` is untouched."""
+        src_fd = os.open(src_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            st = os.fstat(src_fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise SourceChanged(errno.EINVAL, "source is no longer a regular file")
+            dst_dir = os.path.dirname(dst_path)
+            tmp_path, dst_fd = self._create_temporary(dst_dir)
+            try:
+                try:
+                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
+                    after = os.fstat(src_fd)
+                    if (
+                        copied != st.st_size
+                        or after.st_size != st.st_size
+                        or after.st_mtime_ns != st.st_mtime_ns
+                    ):
+                        raise SourceChanged(
+                            errno.EAGAIN, "source changed while it was being copied"
+                        )
+                    self.metadata.apply_fd(
+                        dst_fd,
+                        st.st_mode,
+                        st.st_uid,
+                        st.st_gid,
+                        st.st_atime_ns,
+                        st.st_mtime_ns,
+                    )
+                finally:
+                    os.close(dst_fd)
+                if replace == DIR:
+                    shutil.rmtree(dst_path)
+                os.rename(tmp_path, dst_path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp_path)
+                raise
+            return copied, digest
+        finally:
+            os.close(src_fd)
+
+    @staticmethod
+    def _create_temporary(dst_dir: str) -> tuple[str, int]:
+        while True:
+            path = f"{dst_dir}/{temporary_name()}"
+            try:
+                fd = os.open(
+                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+                )
+            except FileExistsError:
+                continue  # a stale temporary with the same name: take the next one
+            return path, fd
+
+    # -- data ------------------------------------------------------------------------------------
+    def _chunk(self) -> int:
+        if not self.bucket.limited:
+            return _BUFFER if self.hashing else _UNLIMITED_CHUNK
+        return max(_MIN_CHUNK, min(_MAX_CHUNK, self.bucket.bytes_per_second // 20))
+
+    def _pay(self, nbytes: int) -> None:
+        if self.cancelled():
+            raise TransferCancelled()
+        if self.bucket.limited and not self.bucket.consume(nbytes, self.cancelled):
+            raise TransferCancelled()
+
+    def _copy_data(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
+        if self.hashing or not self._kernel_copy:
+            return self._copy_through_buffer(src_fd, dst_fd, size)
+        copied = 0
+        try:
+            while copied < size:
+                want = min(self._chunk(), size - copied)
+                self._pay(want)
+                n = os.copy_file_range(src_fd, dst_fd, want)
+                if n == 0:
+                    break  # the source shrank; the caller reports it
+                copied += n
+                self.progress.add_bytes(n)
+        except OSError as exc:
+            if copied == 0 and exc.errno in (
+                errno.EXDEV,
+                errno.ENOSYS,
+                errno.EINVAL,
+                errno.EOPNOTSUPP,
+            ):
+                self._kernel_copy = False  # this file system pair can't: use the buffer path
+                return self._copy_through_buffer(src_fd, dst_fd, size)
+            raise
+        return copied, None
+
+    def _copy_through_buffer(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
+        hasher = xxhash.xxh3_128() if self.hashing else None
+        buf = _buffer()
+        copied = 0
+        while True:
+            want = min(self._chunk(), len(buf))
+            if copied >= size:
+                want = 1  # probe for growth past the size seen at open
+            else:
+                self._pay(min(want, size - copied))
+            n = os.readv(src_fd, [buf[:want]])
+            if n == 0:
+                break
+            data = buf[:n]
+            if hasher is not None:
+                hasher.update(data)
+            _write_all(dst_fd, data)
+            copied += n
+            self.progress.add_bytes(n)
+            if copied > size:
+                break  # grew while being copied; the caller reports it
+        return copied, hasher.digest() if hasher is not None else None

@@ -1,0 +1,125 @@
+"""POSIX metadata: ownership, permissions and times, each gated by its DataSync option.
+
+Order matters: chown first (it clears set-id bits), then chmod, then times (any write after
+would bump mtime). Ownership needs root; run as another user, a chown to someone else fails with
+EPERM, which is not an error of the transfer (rsync behaves the same): the item keeps the
+writer's ownership and verification does not compare owners.
+"""
+
+from __future__ import annotations
+
+import errno
+import grp
+import os
+import pwd
+import stat
+from collections.abc import Callable
+from functools import cache
+
+from engine.options import Options
+
+__all__ = ["MetadataPolicy"]
+
+_IS_ROOT = os.geteuid() == 0
+
+
+@cache
+def _uid_by_name(uid: int) -> int | None:
+    try:
+        return pwd.getpwnam(pwd.getpwuid(uid).pw_name).pw_uid
+    except KeyError:
+        return None
+
+
+@cache
+def _gid_by_name(gid: int) -> int | None:
+    try:
+        return grp.getgrnam(grp.getgrgid(gid).gr_name).gr_gid
+    except KeyError:
+        return None
+
+
+class MetadataPolicy:
+    """What to apply, derived once from the Options."""
+
+    def __init__(self, options: Options) -> None:
+        self.uid_mode = options.enum("Uid")
+        self.gid_mode = options.enum("Gid")
+        self.permissions = options["PosixPermissions"] == "PRESERVE"
+        self.mtime = options["Mtime"] == "PRESERVE"
+        self.atime = options["Atime"] == "BEST_EFFORT"
+        umask = os.umask(0)
+        os.umask(umask)
+        self.default_file_mode = 0o666 & ~umask
+        self.default_dir_mode = 0o777 & ~umask
+        self.compare_owner = _IS_ROOT
+
+    def owner(self, uid: int, gid: int) -> tuple[int, int]:
+        """Destination (uid, gid); -1 leaves that id unchanged."""
+        return self._map(self.uid_mode, uid, _uid_by_name), self._map(
+            self.gid_mode, gid, _gid_by_name
+        )
+
+    @staticmethod
+    def _map(mode: str, value: int, by_name: Callable[[int], int | None]) -> int:
+        if mode == "NONE":
+            return -1
+        if mode == "INT_VALUE":
+            return value
+        mapped = by_name(value)
+        if mapped is not None:
+            return mapped
+        return value if mode == "BOTH" else -1
+
+    def mode_for(self, mode: int, is_dir: bool) -> int:
+        if self.permissions:
+            return stat.S_IMODE(mode)
+        return self.default_dir_mode if is_dir else self.default_file_mode
+
+    def times(self, atime_ns: int, mtime_ns: int) -> tuple[int, int] | None:
+        if not self.mtime:
+            return None
+        return (atime_ns if self.atime else mtime_ns, mtime_ns)
+
+    # -- applying --------------------------------------------------------------------------------
+    def apply_fd(
+        self, fd: int, mode: int, uid: int, gid: int, atime_ns: int, mtime_ns: int
+    ) -> None:
+        """On a regular file we hold open (a fresh temporary)."""
+        self._chown(lambda u, g: os.fchown(fd, u, g), uid, gid)
+        os.fchmod(fd, self.mode_for(mode, False))
+        times = self.times(atime_ns, mtime_ns)
+        if times is not None:
+            os.utime(fd, ns=times)
+
+    def apply_path(
+        self,
+        path: str,
+        kind_is_dir: bool,
+        is_symlink: bool,
+        mode: int,
+        uid: int,
+        gid: int,
+        atime_ns: int,
+        mtime_ns: int,
+    ) -> None:
+        """On an item by path, never following a final symlink."""
+        self._chown(lambda u, g: os.chown(path, u, g, follow_symlinks=False), uid, gid)
+        if not is_symlink:
+            os.chmod(path, self.mode_for(mode, kind_is_dir), follow_symlinks=False)
+        times = self.times(atime_ns, mtime_ns)
+        if times is not None:
+            os.utime(path, ns=times, follow_symlinks=False)
+
+    def _chown(self, chown: Callable[[int, int], None], uid: int, gid: int) -> None:
+        u, g = self.owner(uid, gid)
+        if u == -1 and g == -1:
+            return
+        try:
+            chown(u, g)
+        except PermissionError:
+            if _IS_ROOT:
+                raise
+        except OSError as exc:
+            if exc.errno != errno.EPERM or _IS_ROOT:
+                raise

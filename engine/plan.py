@@ -1,0 +1,355 @@
+"""PREPARING: walk source and destination together and decide what each item needs.
+
+The walk is rclone's march: one directory at a time, both sides listed and sorted, merged by
+name. Each decision is an `Action` streamed to a `Spool`; deletions go to a second spool that is
+only executed after every copy succeeded and only if the source was listed completely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from engine.filters import FilterRules
+from engine.options import Options
+from engine.progress import Progress
+from engine.scan import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, Entry, is_temporary, kind_of, list_dir
+from engine.spool import Spool
+
+__all__ = ["Action", "Op", "Plan", "Planner"]
+
+
+class Op:
+    MKDIR = "mkdir"  # create a directory (its metadata is applied after its contents)
+    COPY = "copy"  # copy a regular file's data and metadata
+    SYMLINK = "symlink"  # create a symbolic link (never followed)
+    HARDLINK = "hardlink"  # link to the file already placed for the same source inode
+    DEVICE = "device"  # mknod a character or block device
+    META = "meta"  # update metadata of an existing item in place, no data rewritten
+    DIRMETA = "dirmeta"  # restore a directory's metadata after its contents changed
+    DELETE = "delete"  # remove a destination item absent from the source
+
+
+class Action(NamedTuple):
+    op: str
+    rel: str  # path relative to the location root, leading "/"; "/" is the root itself
+    kind: str
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    atime_ns: int
+    mtime_ns: int
+    extra: str | int | None = None  # symlink target, hard-link leader path, or device number
+    replace: str | None = None  # kind of the destination item that must go first, if any
+    counted: bool = True  # counts as a transferred item (False for DIRMETA restores)
+
+
+def _action(op: str, rel: str, kind: str, st: os.stat_result, **kw: object) -> Action:
+    return Action(
+        op, rel, kind, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_size,
+        st.st_atime_ns, st.st_mtime_ns, **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+@dataclass
+class Plan:
+    actions: Spool = field(default_factory=Spool)
+    deletes: Spool = field(default_factory=Spool)
+    files: int = 0
+    bytes: int = 0
+    listed_source: int = 0
+    listed_destination: int = 0
+    delete_items: int = 0  # counted deletes (temporaries excluded)
+    source_complete: bool = True
+    never_skipped: set[str] = field(default_factory=set)
+
+    def close(self) -> None:
+        self.actions.close()
+        self.deletes.close()
+
+
+class Planner:
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        options: Options,
+        filters: FilterRules,
+        progress: Progress,
+        cancelled: Callable[[], bool],
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.filters = filters
+        self.progress = progress
+        self.cancelled = cancelled
+        self.changed_only = options["TransferMode"] == "CHANGED"
+        self.never = options["OverwriteMode"] == "NEVER"
+        self.remove = options["PreserveDeletedFiles"] == "REMOVE"
+        self.devices = options["PreserveDevices"] == "PRESERVE"
+        self.check_mode = options["PosixPermissions"] == "PRESERVE"
+        self.check_uid = options["Uid"] != "NONE"
+        self.check_gid = options["Gid"] != "NONE"
+        self.check_mtime = options["Mtime"] == "PRESERVE"
+        # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
+        self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
+
+    # -- the walk --------------------------------------------------------------------------------
+    def run(self) -> Plan:
+        plan = Plan()
+        src_root_st = os.lstat(self.source)
+        try:
+            dst_root_st: os.stat_result | None = os.lstat(self.destination)
+        except FileNotFoundError:
+            dst_root_st = None
+        if dst_root_st is None:
+            plan.actions.append(_action(Op.MKDIR, "/", DIR, src_root_st))
+            plan.files += 1
+        elif self._meta_differs(src_root_st, dst_root_st):
+            plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st))
+            plan.files += 1
+        # stack of (rel dir, dst exists, included by an ancestor's include pattern)
+        stack: list[tuple[str, bool, bool]] = [("", dst_root_st is not None, False)]
+        while stack:
+            if self.cancelled():
+                break
+            rel_dir, dst_exists, included = stack.pop()
+            subdirs = self._merge_dir(plan, rel_dir, dst_exists, included)
+            stack.extend(reversed(subdirs))
+        return plan
+
+    def _list(self, plan: Plan, rel_dir: str, side: str) -> list[Entry] | None:
+        root = self.source if side == "source" else self.destination
+        try:
+            return list_dir(root + rel_dir)
+        except OSError as exc:
+            if side == "source":
+                plan.source_complete = False
+            self.progress.fail("Prepare", rel_dir or "/", f"cannot list {side}: {exc.strerror}")
+            return None
+
+    def _merge_dir(
+        self, plan: Plan, rel_dir: str, dst_exists: bool, included: bool
+    ) -> list[tuple[str, bool, bool]]:
+        src_entries = self._list(plan, rel_dir, "source")
+        if src_entries is None:
+            return []
+        dst_entries: list[Entry] = []
+        if dst_exists:
+            listed = self._list(plan, rel_dir, "destination")
+            if listed is None:
+                return []
+            dst_entries = listed
+
+        subdirs: list[tuple[str, bool, bool]] = []
+        touched = False
+        i = j = 0
+        n_src, n_dst = len(src_entries), len(dst_entries)
+        while i < n_src or j < n_dst:
+            s = src_entries[i] if i < n_src else None
+            d = dst_entries[j] if j < n_dst else None
+            if d is not None and (s is None or d.name < s.name):
+                j += 1
+                touched |= self._destination_only(plan, rel_dir, d, included)
+                continue
+            assert s is not None
+            i += 1
+            if d is not None and d.name == s.name:
+                j += 1
+            else:
+                d = None
+            if is_temporary(s.name):
+                continue  # a temporary in the source tree is never copied or counted
+            rel = f"{rel_dir}/{s.name}"
+            kind = kind_of(s.st)
+            selected, walk = self.filters.decide(rel, kind == DIR, included)
+            if not selected and not walk:
+                continue
+            if d is not None and is_temporary(d.name):
+                d = None
+            if selected:
+                plan.listed_source += 1
+                if self.remove and d is not None:
+                    plan.listed_destination += 1
+            if kind == DIR:
+                dst_is_dir = d is not None and kind_of(d.st) == DIR
+                if d is not None and not dst_is_dir and self.never:
+                    self._skip(plan, rel)
+                    continue
+                if not dst_is_dir:
+                    plan.actions.append(
+                        _action(Op.MKDIR, rel, DIR, s.st, replace=kind_of(d.st) if d else None)
+                    )
+                    plan.files += 1
+                    touched = True
+                elif not self.never and (
+                    not self.changed_only or self._meta_differs(s.st, d.st)  # type: ignore[union-attr]
+                ):
+                    plan.actions.append(_action(Op.DIRMETA, rel, DIR, s.st))
+                    plan.files += 1
+                subdirs.append((rel, dst_is_dir, included or (selected and self.filters.active)))
+                continue
+            if not selected:
+                continue
+            touched |= self._plan_item(plan, rel, kind, s, d)
+
+        if touched and not self.never:
+            # Writing into an existing directory changes its mtime: put the source's back.
+            st = self._stat_source(rel_dir)
+            if st is not None:
+                plan.actions.append(_action(Op.DIRMETA, rel_dir or "/", DIR, st, counted=False))
+        return subdirs
+
+    def _stat_source(self, rel: str) -> os.stat_result | None:
+        try:
+            return os.lstat(self.source + rel)
+        except OSError:
+            return None
+
+    # -- one source item -------------------------------------------------------------------------
+    def _plan_item(self, plan: Plan, rel: str, kind: str, s: Entry, d: Entry | None) -> bool:
+        """Decide for a non-directory source item; True if the destination directory changes."""
+        st = s.st
+        if kind in (FIFO, SOCK) or (kind in (CHR, BLK) and not self.devices) or kind == "unknown":
+            self.progress.add("FilesSkipped")
+            return False
+        dkind = kind_of(d.st) if d is not None else None
+        if d is not None and self.never:
+            self._skip(plan, rel)
+            return False
+        replace = dkind if d is not None else None
+
+        if kind == REG and st.st_nlink > 1:
+            key = (st.st_dev, st.st_ino)
+            leader = self._links.get(key)
+            if leader is not None:
+                leader_rel, leader_dst_ino = leader
+                if (
+                    d is not None
+                    and dkind == REG
+                    and leader_dst_ino is not None
+                    and d.st.st_ino == leader_dst_ino
+                ):
+                    return False  # already the same hard link at the destination
+                plan.actions.append(
+                    _action(Op.HARDLINK, rel, REG, st, extra=leader_rel, replace=replace)
+                )
+                plan.files += 1
+                return True
+            unchanged = d is not None and dkind == REG and not self._data_differs(st, d.st)
+            self._links[key] = (rel, d.st.st_ino if unchanged and d is not None else None)
+
+        if d is None or dkind != kind or not self.changed_only:
+            return self._create(plan, rel, kind, st, replace)
+        # Same kind on both sides, TransferMode=CHANGED: compare.
+        if kind == REG:
+            if self._data_differs(st, d.st):
+                return self._create(plan, rel, kind, st, replace)
+        elif kind == LNK:
+            if self._readlink(self.source + rel) != self._readlink(self.destination + rel):
+                return self._create(plan, rel, kind, st, replace)
+        elif st.st_rdev != d.st.st_rdev:
+            return self._create(plan, rel, kind, st, replace)
+        if self._meta_differs(st, d.st, symlink=kind == LNK):
+            plan.actions.append(_action(Op.META, rel, kind, st))
+            plan.files += 1
+        return False
+
+    def _create(
+        self, plan: Plan, rel: str, kind: str, st: os.stat_result, replace: str | None
+    ) -> bool:
+        if kind == REG:
+            plan.actions.append(_action(Op.COPY, rel, kind, st, replace=replace))
+            plan.bytes += st.st_size
+        elif kind == LNK:
+            target = self._readlink(self.source + rel)
+            if target is None:
+                self.progress.fail("Prepare", rel, "cannot read symbolic link")
+                return False
+            plan.actions.append(_action(Op.SYMLINK, rel, kind, st, extra=target, replace=replace))
+        else:
+            plan.actions.append(
+                _action(Op.DEVICE, rel, kind, st, extra=st.st_rdev, replace=replace)
+            )
+        plan.files += 1
+        return True
+
+    def _skip(self, plan: Plan, rel: str) -> None:
+        self.progress.add("FilesSkipped")
+        plan.never_skipped.add(rel)
+
+    # -- destination-only items ------------------------------------------------------------------
+    def _destination_only(self, plan: Plan, rel_dir: str, d: Entry, included: bool) -> bool:
+        if is_temporary(d.name):
+            # Left behind by an interrupted run: remove, never count.
+            with contextlib.suppress(OSError):
+                os.unlink(f"{self.destination}{rel_dir}/{d.name}")
+            return True
+        if not self.remove:
+            return False
+        rel = f"{rel_dir}/{d.name}"
+        selected, walk = self.filters.decide(rel, kind_of(d.st) == DIR, included)
+        if not selected and not walk:
+            return False  # excluded items at the destination are left alone
+        plan.listed_destination += 1
+        return self._plan_delete(plan, rel, d.st, selected, included)
+
+    def _plan_delete(
+        self, plan: Plan, rel: str, st: os.stat_result, selected: bool, included: bool
+    ) -> bool:
+        """Emit deletes for `rel` (children first). True if `rel` itself will be removed."""
+        kind = kind_of(st)
+        if kind != DIR:
+            if selected:
+                plan.deletes.append(_action(Op.DELETE, rel, kind, st))
+                plan.delete_items += 1
+            return selected
+        try:
+            children = list_dir(self.destination + rel)
+        except OSError as exc:
+            self.progress.fail("Prepare", rel, f"cannot list destination: {exc.strerror}")
+            return False
+        all_removed = True
+        sub_included = included or (selected and self.filters.active)
+        for child in children:
+            child_rel = f"{rel}/{child.name}"
+            if is_temporary(child.name):
+                plan.deletes.append(_action(Op.DELETE, child_rel, kind_of(child.st), child.st,
+                                            counted=False))  # fmt: skip
+                continue
+            c_sel, c_walk = self.filters.decide(child_rel, kind_of(child.st) == DIR, sub_included)
+            if not c_sel and not c_walk:
+                all_removed = False
+                continue
+            plan.listed_destination += 1
+            all_removed &= self._plan_delete(plan, child_rel, child.st, c_sel, sub_included)
+        if selected and all_removed:
+            plan.deletes.append(_action(Op.DELETE, rel, DIR, st))
+            plan.delete_items += 1
+            return True
+        return False
+
+    # -- comparisons -----------------------------------------------------------------------------
+    def _data_differs(self, s: os.stat_result, d: os.stat_result) -> bool:
+        return s.st_size != d.st_size or s.st_mtime_ns != d.st_mtime_ns
+
+    def _meta_differs(self, s: os.stat_result, d: os.stat_result, symlink: bool = False) -> bool:
+        if self.check_uid and s.st_uid != d.st_uid:
+            return True
+        if self.check_gid and s.st_gid != d.st_gid:
+            return True
+        if not symlink and self.check_mode and stat.S_IMODE(s.st_mode) != stat.S_IMODE(d.st_mode):
+            return True
+        return self.check_mtime and s.st_mtime_ns != d.st_mtime_ns
+
+    @staticmethod
+    def _readlink(path: str) -> str | None:
+        try:
+            return os.readlink(path)
+        except OSError:
+            return None

@@ -1,0 +1,243 @@
+"""One execution: PREPARING → TRANSFERRING → VERIFYING over a source and a destination tree.
+
+Blocking file work runs in one worker thread (plus the copier pool for large files); the async
+face (`await run()`) lets the agent and the API await it without blocking their event loop.
+`snapshot()`, `set_bytes_per_second()` and `cancel()` are safe from any thread at any moment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from engine.copier import Copier
+from engine.errors import InvalidOptionsError, LocationError, TransferCancelled
+from engine.execute import Executor
+from engine.filters import FilterRules
+from engine.metadata import MetadataPolicy
+from engine.options import Options
+from engine.plan import Plan, Planner
+from engine.progress import FileFailure, Progress
+from engine.spool import Spool
+from engine.throttle import UNLIMITED, Clock, TokenBucket
+from engine.verify import verify_transferred, verify_whole_tree
+
+__all__ = ["Transfer"]
+
+log = logging.getLogger(__name__)
+
+LARGE_FILE_SIZE = 1 << 20
+_DETAIL_ITEMS = 5
+
+
+def _detail(what: str, failures: list[FileFailure], phase: str, total: int) -> str:
+    named = [str(f) for f in failures if f.phase == phase][:_DETAIL_ITEMS]
+    more = total - len(named)
+    text = f"{total} {'item' if total == 1 else 'items'} {what}: " + "; ".join(named)
+    return text + (f" (and {more} more)" if more > 0 else "")
+
+
+class Transfer:
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        destination: str | os.PathLike[str],
+        options: Options | None = None,
+        filters: FilterRules | None = None,
+        *,
+        clock: Clock | None = None,
+        workers: int | None = None,
+        large_file_size: int = LARGE_FILE_SIZE,
+    ) -> None:
+        self.source = os.path.abspath(os.fspath(source))
+        self.destination = os.path.abspath(os.fspath(destination))
+        self.options = options or Options.create()
+        self.filters = filters or FilterRules()
+        self.progress = Progress()
+        self._bucket = TokenBucket(self.options.bytes_per_second, clock)
+        self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._workers = workers if workers is not None else min(4, 2 * (os.cpu_count() or 1))
+        self._large_file_size = large_file_size
+        self._verify_log: Spool | None = None
+
+    # -- control (any thread) --------------------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return self.progress.snapshot()
+
+    @property
+    def failures(self) -> list[FileFailure]:
+        return list(self.progress.failures)
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self._bucket.bytes_per_second
+
+    def set_bytes_per_second(self, bytes_per_second: int) -> None:
+        if (
+            isinstance(bytes_per_second, bool)
+            or not isinstance(bytes_per_second, int)
+            or (bytes_per_second != UNLIMITED and bytes_per_second <= 0)
+        ):
+            raise InvalidOptionsError(
+                "BytesPerSecond must be -1 (unlimited) or a positive integer.",
+                "Options.BytesPerSecond",
+            )
+        self._bucket.set_rate(bytes_per_second)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    # -- running ---------------------------------------------------------------------------------
+    async def run(self) -> dict[str, Any]:
+        """Run to the end in a worker thread; cancelling the awaiting task cancels the transfer."""
+        try:
+            return await anyio.to_thread.run_sync(self.run_blocking, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            self.cancel()
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self._done.wait)
+            raise
+
+    def run_blocking(self) -> dict[str, Any]:
+        plan: Plan | None = None
+        try:
+            self._check_locations()
+            plan = self._prepare()
+            if self._transfer(plan):
+                self._verify(plan)
+            self._finish()
+        except TransferCancelled as exc:
+            self.progress.finish(exc.error_code, exc.error_detail)
+        except LocationError as exc:
+            self.progress.finish("LocationUnavailable", str(exc))
+        except Exception as exc:  # a bug: report it as an error of the execution, log the trace
+            log.exception("transfer %s -> %s failed unexpectedly", self.source, self.destination)
+            self.progress.finish("InternalError", f"{type(exc).__name__}: {exc}")
+        finally:
+            if plan is not None:
+                plan.close()
+            self._done.set()
+        return self.progress.snapshot()
+
+    def _check_locations(self) -> None:
+        if not os.path.isdir(self.source):
+            what = "does not exist" if not os.path.lexists(self.source) else "is not a directory"
+            raise LocationError(f"source {self.source} {what}", self.source)
+        if not os.access(self.source, os.R_OK | os.X_OK):
+            raise LocationError(f"source {self.source} is not readable", self.source)
+        dst = self.destination
+        if os.path.lexists(dst):
+            if not os.path.isdir(dst) or os.path.islink(dst):
+                raise LocationError(f"destination {dst} is not a directory", dst)
+            if not os.access(dst, os.W_OK | os.X_OK):
+                raise LocationError(f"destination {dst} is not writable", dst)
+        elif not os.path.isdir(os.path.dirname(dst)):
+            raise LocationError(f"the parent of destination {dst} does not exist", dst)
+        if _inside(dst, self.source) or _inside(self.source, dst):
+            raise LocationError("source and destination must not contain each other", dst)
+
+    def _prepare(self) -> Plan:
+        self.progress.begin("Prepare")
+        planner = Planner(
+            self.source,
+            self.destination,
+            self.options,
+            self.filters,
+            self.progress,
+            self._cancel.is_set,
+        )
+        plan = planner.run()
+        if self.cancelled:
+            raise TransferCancelled()
+        self.progress.set_estimates(
+            files=plan.files + plan.delete_items,
+            nbytes=plan.bytes,
+            deletes=plan.delete_items,
+            listed={
+                "AtSource": plan.listed_source,
+                "AtDestinationForDelete": plan.listed_destination,
+            },
+        )
+        self.progress.end("Prepare", ok=self.progress.failed("Prepare") == 0)
+        return plan
+
+    def _transfer(self, plan: Plan) -> bool:
+        self.progress.begin("Transfer")
+        metadata = MetadataPolicy(self.options)
+        verify_mode = self.options["VerifyMode"]
+        self._verify_log = Spool() if verify_mode == "ONLY_FILES_TRANSFERRED" else None
+        copier = Copier(
+            self._bucket,
+            self.progress,
+            metadata,
+            hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
+            cancelled=self._cancel.is_set,
+        )
+        Executor(
+            self.source,
+            self.destination,
+            self.progress,
+            copier,
+            metadata,
+            self._cancel.is_set,
+            self._verify_log,
+            workers=self._workers,
+            large_file_size=self._large_file_size,
+        ).run(plan)
+        ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
+        self.progress.end("Transfer", ok)
+        return ok and self.progress.failed("Prepare") == 0
+
+    def _verify(self, plan: Plan) -> None:
+        mode = self.options["VerifyMode"]
+        if mode == "NONE":
+            self.progress.skip("Verify")
+            return
+        self.progress.begin("Verify")
+        if mode == "ONLY_FILES_TRANSFERRED":
+            assert self._verify_log is not None
+            with self._verify_log:
+                verify_transferred(
+                    self.destination, self._verify_log, self.progress, self._cancel.is_set
+                )
+        else:
+            verify_whole_tree(
+                self.source,
+                self.destination,
+                self.filters,
+                MetadataPolicy(self.options),
+                self.progress,
+                self._cancel.is_set,
+                excused=plan.never_skipped,
+                extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
+            )
+        self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
+
+    def _finish(self) -> None:
+        p = self.progress
+        failures = p.failures
+        for phase, code, what in (
+            ("Prepare", "PrepareFailed", "could not be listed or prepared"),
+            ("Transfer", "TransferFailed", "could not be transferred"),
+            ("Delete", "DeleteFailed", "could not be deleted"),
+            ("Verify", "VerificationFailed", "failed verification"),
+        ):
+            count = p.failed(phase)
+            if count:
+                p.finish(code, _detail(what, failures, phase, count))
+                return
+        p.finish()
+
+
+def _inside(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")

@@ -1,0 +1,189 @@
+"""VERIFYING.
+
+* ONLY_FILES_TRANSFERRED: re-read every file this run wrote and compare its xxh3-128 with the
+  digest taken from the source while copying; check that every other item written is there.
+* POINT_IN_TIME_CONSISTENT: walk both (filtered) trees again and compare everything: presence,
+  kind, size, content (both sides hashed), link targets, devices, and the metadata the options
+  preserve. Items this run deliberately left alone (OverwriteMode=NEVER) are not held against it;
+  extra destination items only count when PreserveDeletedFiles=REMOVE should have removed them.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable, Iterable
+
+from engine.copier import hash_file
+from engine.errors import TransferCancelled
+from engine.filters import FilterRules
+from engine.metadata import MetadataPolicy
+from engine.progress import Progress
+from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
+
+__all__ = ["verify_transferred", "verify_whole_tree"]
+
+
+def verify_transferred(
+    destination: str,
+    records: Iterable[tuple[str, str, int, bytes | None]],
+    progress: Progress,
+    cancelled: Callable[[], bool],
+) -> None:
+    for rel, kind, size, digest in records:
+        if cancelled():
+            raise TransferCancelled()
+        path = destination if rel == "/" else destination + rel
+        try:
+            if kind == REG and digest is not None:
+                got_size, got_digest = hash_file(path)
+                if got_size != size:
+                    progress.fail("Verify", rel, f"size mismatch: wrote {size}, found {got_size}")
+                    continue
+                if got_digest != digest:
+                    progress.fail("Verify", rel, "checksum mismatch between source and destination")
+                    continue
+            elif kind_of(os.lstat(path)) != kind:
+                progress.fail("Verify", rel, f"expected a {kind} at the destination")
+                continue
+        except OSError as exc:
+            progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+            continue
+        progress.add("FilesVerified")
+
+
+class _TreeComparer:
+    def __init__(
+        self,
+        source: str,
+        destination: str,
+        filters: FilterRules,
+        metadata: MetadataPolicy,
+        progress: Progress,
+        cancelled: Callable[[], bool],
+        excused: set[str],
+        extras_are_errors: bool,
+    ) -> None:
+        self.source = source
+        self.destination = destination
+        self.filters = filters
+        self.metadata = metadata
+        self.progress = progress
+        self.cancelled = cancelled
+        self.excused = excused
+        self.extras_are_errors = extras_are_errors
+
+    def mismatch(self, rel: str, reason: str) -> None:
+        self.progress.fail("Verify", rel, reason)
+
+    def run(self) -> None:
+        try:
+            src_root, dst_root = os.lstat(self.source), os.lstat(self.destination)
+        except OSError as exc:
+            self.mismatch("/", f"cannot stat location root: {exc.strerror}")
+            return
+        if self.compare_items("/", Entry("", src_root), Entry("", dst_root)):
+            self.progress.add("FilesVerified")
+        stack: list[tuple[str, bool]] = [("", False)]
+        while stack:
+            if self.cancelled():
+                raise TransferCancelled()
+            rel_dir, included = stack.pop()
+            stack.extend(reversed(self.compare_dir(rel_dir, included)))
+
+    def compare_dir(self, rel_dir: str, included: bool) -> list[tuple[str, bool]]:
+        try:
+            src = {e.name: e for e in list_dir(self.source + rel_dir) if not is_temporary(e.name)}
+            dst = {
+                e.name: e for e in list_dir(self.destination + rel_dir) if not is_temporary(e.name)
+            }
+        except OSError as exc:
+            self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}")
+            return []
+        subdirs: list[tuple[str, bool]] = []
+        for name in sorted(src.keys() | dst.keys()):
+            rel = f"{rel_dir}/{name}"
+            s, d = src.get(name), dst.get(name)
+            probe = s or d
+            assert probe is not None
+            is_dir = kind_of(probe.st) == DIR
+            selected, walk = self.filters.decide(rel, is_dir, included)
+            if (not selected and not walk) or rel in self.excused:
+                continue
+            if s is None:
+                if self.extras_are_errors and selected:
+                    self.mismatch(rel, "present at the destination but not at the source")
+                continue
+            if selected and kind_of(s.st) in ("fifo", "sock", "unknown"):
+                continue  # never transferred by design
+            if d is None:
+                if selected:
+                    self.mismatch(rel, "missing at the destination")
+                continue
+            if selected and self.compare_items(rel, s, d):
+                self.progress.add("FilesVerified")
+            if is_dir and kind_of(d.st) == DIR:
+                subdirs.append((rel, included or (selected and self.filters.active)))
+        return subdirs
+
+    def compare_items(self, rel: str, s: Entry, d: Entry) -> bool:
+        skind, dkind = kind_of(s.st), kind_of(d.st)
+        if skind != dkind:
+            self.mismatch(rel, f"kind differs: {skind} at the source, {dkind} at the destination")
+            return False
+        if skind in ("chr", "blk") and s.st.st_rdev != d.st.st_rdev:
+            self.mismatch(rel, "device numbers differ")
+            return False
+        reason = self.metadata_difference(s.st, d.st, skind)
+        if reason:
+            self.mismatch(rel, reason)
+            return False
+        src_path = self.source if rel == "/" else self.source + rel
+        dst_path = self.destination if rel == "/" else self.destination + rel
+        try:
+            if skind == LNK and os.readlink(src_path) != os.readlink(dst_path):
+                self.mismatch(rel, "symbolic link targets differ")
+                return False
+            if skind == REG:
+                if s.st.st_size != d.st.st_size:
+                    self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}")
+                    return False
+                if hash_file(src_path) != hash_file(dst_path):
+                    self.mismatch(rel, "checksum mismatch between source and destination")
+                    return False
+        except OSError as exc:
+            self.mismatch(rel, f"cannot read: {exc.strerror}")
+            return False
+        return True
+
+    def metadata_difference(self, s: os.stat_result, d: os.stat_result, kind: str) -> str | None:
+        m = self.metadata
+        if m.compare_owner:
+            uid, gid = m.owner(s.st_uid, s.st_gid)
+            if uid != -1 and uid != d.st_uid:
+                return f"owner differs: uid {uid} expected, {d.st_uid} found"
+            if gid != -1 and gid != d.st_gid:
+                return f"group differs: gid {gid} expected, {d.st_gid} found"
+        if kind != LNK and m.permissions and stat.S_IMODE(s.st_mode) != stat.S_IMODE(d.st_mode):
+            return (
+                f"permissions differ: {stat.S_IMODE(s.st_mode):o} at the source, "
+                f"{stat.S_IMODE(d.st_mode):o} at the destination"
+            )
+        if m.mtime and s.st_mtime_ns != d.st_mtime_ns:
+            return "modification times differ"
+        return None
+
+
+def verify_whole_tree(
+    source: str,
+    destination: str,
+    filters: FilterRules,
+    metadata: MetadataPolicy,
+    progress: Progress,
+    cancelled: Callable[[], bool],
+    excused: set[str],
+    extras_are_errors: bool,
+) -> None:
+    _TreeComparer(
+        source, destination, filters, metadata, progress, cancelled, excused, extras_are_errors
+    ).run()
