@@ -1,0 +1,225 @@
+"""The agents' protocol: the AWS IoT Jobs data plane (rest-json), over the executions.
+
+    GET  /things/{thing}/jobs            GetPendingJobExecutions
+    PUT  /things/{thing}/jobs/$next      StartNextPendingJobExecution (claim, FIFO per agent)
+    GET  /things/{thing}/jobs/{jobId}    DescribeJobExecution
+    POST /things/{thing}/jobs/{jobId}    UpdateJobExecution (phase + counters, expectedVersion)
+
+A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`). An agent
+runs one job at a time: `$next` hands back its IN_PROGRESS job if it has one (re-attach), else
+claims the oldest QUEUED one. Every call is a heartbeat. The lease of an IN_PROGRESS job is the
+agent timeout or `stepTimeoutInMinutes`, whichever is longer; when it runs out the job is
+TIMED_OUT and the execution ends in ERROR (`AgentTimeout`). Replies carry the control plane's
+wishes in `statusDetails` (see `api.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from api import lifecycle
+from api.errors import (
+    InvalidRequestException,
+    InvalidStateTransitionException,
+    ResourceNotFoundException,
+    VersionConflictException,
+)
+from api.models import Backend
+from api.validation import validate_input
+
+__all__ = ["CANCEL_GRACE_SECONDS", "Jobs"]
+
+Doc = dict[str, Any]
+CANCEL_GRACE_SECONDS = 30.0
+_DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
+
+
+def _job_id(doc: Doc) -> str:
+    return str(doc["TaskExecutionArn"].rsplit("/", 1)[1])
+
+
+class Jobs:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+
+    def _agent(self, thing: str) -> str:
+        arn = self.backend.arn(f"agent/{thing}")
+        if self.store.get("agent", arn) is None:
+            raise ResourceNotFoundException(f"Thing {thing} is not a registered agent.")
+        self.backend.touch_agent(arn)
+        return arn
+
+    def _job(self, thing: str, job_id: str) -> Doc:
+        agent = self._agent(thing)
+        doc = self.store.execution_by_id(agent, job_id)
+        if doc is None or _job_id(doc) != job_id:
+            raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        return doc
+
+    def _details(self, doc: Doc) -> dict[str, str]:
+        return {**doc["Job"]["statusDetails"], **lifecycle.control_details(doc)}
+
+    def _state(self, doc: Doc) -> Doc:
+        job = doc["Job"]
+        return {
+            "status": job["status"],
+            "statusDetails": self._details(doc),
+            "versionNumber": job["versionNumber"],
+        }
+
+    def execution(self, thing: str, doc: Doc, include_document: bool = True) -> Doc:
+        job = doc["Job"]
+        out: Doc = {
+            "jobId": _job_id(doc),
+            "thingName": thing,
+            "status": job["status"],
+            "statusDetails": self._details(doc),
+            "queuedAt": job["queuedAt"],
+            "lastUpdatedAt": job["lastUpdatedAt"],
+            "versionNumber": job["versionNumber"],
+            "executionNumber": job["executionNumber"],
+        }
+        if "startedAt" in job:
+            out["startedAt"] = job["startedAt"]
+        if "leaseExpiresAt" in job:
+            out["approximateSecondsBeforeTimedOut"] = max(
+                0, int(job["leaseExpiresAt"] - self.backend.now())
+            )
+        if include_document:
+            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+        return out
+
+    # operations -------------------------------------------------------------------------------
+    def get_pending(self, thing: str) -> Doc:
+        validate_input("GetPendingJobExecutions", {"thingName": thing}, "iot-jobs-data")
+        agent = self._agent(thing)
+        summaries: dict[str, list[Doc]] = {"inProgressJobs": [], "queuedJobs": []}
+        for doc in self.store.executions(agent_arn=agent, active=True):
+            job = doc["Job"]
+            key = {"IN_PROGRESS": "inProgressJobs", "QUEUED": "queuedJobs"}.get(job["status"])
+            if key is None:
+                continue
+            summary = {
+                "jobId": _job_id(doc),
+                "queuedAt": job["queuedAt"],
+                "lastUpdatedAt": job["lastUpdatedAt"],
+                "versionNumber": job["versionNumber"],
+                "executionNumber": job["executionNumber"],
+            }
+            if "startedAt" in job:
+                summary["startedAt"] = job["startedAt"]
+            summaries[key].append(summary)
+        return summaries
+
+    def start_next(self, thing: str, body: Doc) -> Doc:
+        validate_input(
+            "StartNextPendingJobExecution", {"thingName": thing, **body}, "iot-jobs-data"
+        )
+        agent = self._agent(thing)
+        now = self.backend.now()
+        lease = self.backend.config.agent_timeout
+        running = self.store.executions(agent_arn=agent, active=True, job_status="IN_PROGRESS")
+        if running:
+            doc = running[0]
+            lifecycle.renew_lease(doc, now, body.get("stepTimeoutInMinutes"), lease)
+            self.store.save_execution(doc)
+            return {"execution": self.execution(thing, doc)}
+        queued = self.store.executions(agent_arn=agent, active=True, job_status="QUEUED")
+        if not queued:
+            return {}
+        doc = queued[0]
+        lifecycle.claim(doc, now, body.get("stepTimeoutInMinutes"), lease)
+        if body.get("statusDetails"):
+            doc["Job"]["statusDetails"] = dict(body["statusDetails"])
+        self.store.save_execution(doc)
+        return {"execution": self.execution(thing, doc)}
+
+    def describe(self, thing: str, job_id: str, include_document: bool) -> Doc:
+        if job_id == "$next":
+            pending = self.get_pending(thing)
+            first = (pending["inProgressJobs"] or pending["queuedJobs"] or [None])[0]
+            if first is None:
+                raise ResourceNotFoundException(f"Thing {thing} has no pending job.")
+            job_id = first["jobId"]
+        validate_input(
+            "DescribeJobExecution", {"thingName": thing, "jobId": job_id}, "iot-jobs-data"
+        )
+        return {"execution": self.execution(thing, self._job(thing, job_id), include_document)}
+
+    def update(self, thing: str, job_id: str, body: Doc) -> Doc:
+        validate_input(
+            "UpdateJobExecution", {"thingName": thing, "jobId": job_id, **body}, "iot-jobs-data"
+        )
+        doc = self._job(thing, job_id)
+        job = doc["Job"]
+        status = body["status"]
+        if status not in _DEVICE_STATUSES:
+            raise InvalidRequestException(
+                f"status must be one of {', '.join(_DEVICE_STATUSES)}; {status} is set by the "
+                "service."
+            )
+        if job["status"] in lifecycle.JOB_TERMINAL:
+            raise InvalidStateTransitionException(
+                f"Job {job_id} is {job['status']}, a terminal state; it cannot become {status}.",
+                self._state(doc),
+            )
+        expected = body.get("expectedVersion")
+        if expected is not None and expected != job["versionNumber"]:
+            raise VersionConflictException(
+                f"expectedVersion {expected} does not match the current version "
+                f"{job['versionNumber']}.",
+                self._state(doc),
+            )
+        now = self.backend.now()
+        if job["status"] == "QUEUED":
+            busy = self.store.executions(
+                agent_arn=doc["AgentArn"], active=True, job_status="IN_PROGRESS"
+            )
+            if busy:
+                raise InvalidStateTransitionException(
+                    f"Thing {thing} already runs job {_job_id(busy[0])}.", self._state(doc)
+                )
+            lifecycle.claim(
+                doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
+            )
+        else:
+            lifecycle.renew_lease(
+                doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
+            )
+        details = {**job["statusDetails"], **body.get("statusDetails", {})}
+        lifecycle.apply_report(doc, status, details, now)
+        self.store.save_execution(doc)
+        out: Doc = {}
+        if body.get("includeJobExecutionState"):
+            out["executionState"] = self._state(doc)
+        if body.get("includeJobDocument"):
+            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+        return out
+
+    # housekeeping -----------------------------------------------------------------------------
+    def reap(self) -> int:
+        """Time out lost agents' jobs and force-end cancels nobody acted on; returns how many."""
+        now = self.backend.now()
+        ended = 0
+        for doc in self.store.executions(active=True, job_status="IN_PROGRESS"):
+            job = doc["Job"]
+            cancelled_at = doc.get("CancelRequestedAt")
+            if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS:
+                lifecycle.finish(
+                    doc, "ERROR", now, "Cancelled", "The task execution was cancelled."
+                )
+            elif job.get("leaseExpiresAt", now + 1) < now:
+                lifecycle.finish(
+                    doc,
+                    "ERROR",
+                    now,
+                    "AgentTimeout",
+                    "The agent stopped reporting progress for this execution.",
+                )
+            else:
+                continue
+            self.store.save_execution(doc)
+            ended += 1
+        return ended

@@ -1,0 +1,238 @@
+"""An execution's state: its DataSync status, its job (the agent's view), and how they move.
+
+The execution document couples two state machines:
+
+* DataSync `Status`: QUEUED → LAUNCHING → PREPARING → TRANSFERRING → VERIFYING → SUCCESS | ERROR,
+  with CANCELLING on the way to ERROR after a cancel. Phases only move forward.
+* The IoT job execution `Job.status`: QUEUED → IN_PROGRESS → SUCCEEDED | FAILED | REJECTED |
+  TIMED_OUT | CANCELED; the last five are terminal and final.
+
+Agents report phase and counters in `statusDetails` (string values, ≤ 1024 characters):
+``phase`` (a TaskExecutionStatus), ``counters`` and ``result`` (compact JSON objects with the
+DescribeTaskExecution names). The control plane's wishes go back in the reply's
+``statusDetails`` under ``control:bytesPerSecond`` and ``control:cancel``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = [
+    "COUNTERS",
+    "JOB_TERMINAL",
+    "PHASES",
+    "apply_report",
+    "claim",
+    "control_details",
+    "describe",
+    "finish",
+    "location_for_agent",
+    "new_execution",
+    "request_cancel",
+]
+
+Doc = dict[str, Any]
+
+PHASES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING")
+JOB_TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
+COUNTERS = (
+    "EstimatedFilesToTransfer",
+    "EstimatedBytesToTransfer",
+    "EstimatedFilesToDelete",
+    "FilesTransferred",
+    "BytesWritten",
+    "BytesTransferred",
+    "BytesCompressed",
+    "FilesSkipped",
+    "FilesVerified",
+    "FilesDeleted",
+)
+_NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared")
+_PENDING_RESULT = {
+    "PrepareDuration": 0,
+    "PrepareStatus": "PENDING",
+    "TransferDuration": 0,
+    "TransferStatus": "PENDING",
+    "VerifyDuration": 0,
+    "VerifyStatus": "PENDING",
+    "TotalDuration": 0,
+}
+
+
+def location_for_agent(location: Doc) -> Doc:
+    """What an agent needs to know about a location to find its directory."""
+    return {
+        "LocationArn": location["LocationArn"],
+        "LocationType": location["LocationType"],
+        "LocationUri": location["LocationUri"],
+        "ServerHostname": location["ServerHostname"],
+        "Subdirectory": location["Subdirectory"],
+    }
+
+
+def new_execution(
+    *,
+    arn: str,
+    task: Doc,
+    agent_arn: str,
+    options: Doc,
+    includes: Any,
+    excludes: Any,
+    filters_key: str,
+    document: Doc,
+    queued: bool,
+    now: float,
+) -> Doc:
+    status = "QUEUED" if queued else "LAUNCHING"
+    return {
+        "TaskExecutionArn": arn,
+        "TaskArn": task["TaskArn"],
+        "AgentArn": agent_arn,
+        "TaskMode": task["TaskMode"],
+        "Status": status,
+        "Options": options,
+        "Includes": includes,
+        "Excludes": excludes,
+        "StartTime": now,
+        **dict.fromkeys(COUNTERS, 0),
+        "Result": dict(_PENDING_RESULT),
+        "History": [[status, now]],
+        "_FiltersKey": filters_key,
+        "Job": {
+            "status": "QUEUED",
+            "statusDetails": {},
+            "queuedAt": int(now),
+            "lastUpdatedAt": int(now),
+            "versionNumber": 1,
+            "executionNumber": 1,
+            "document": document,
+        },
+    }
+
+
+def _set_status(doc: Doc, status: str, now: float) -> None:
+    if doc["Status"] != status:
+        doc["Status"] = status
+        doc["History"].append([status, now])
+
+
+def describe(doc: Doc) -> Doc:
+    """The DescribeTaskExecution view (internal members are dropped by the renderer)."""
+    return doc
+
+
+def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds: float) -> None:
+    """The agent took the job: QUEUED → IN_PROGRESS, execution → LAUNCHING."""
+    job = doc["Job"]
+    job.update(status="IN_PROGRESS", startedAt=int(now), lastUpdatedAt=int(now))
+    job["versionNumber"] += 1
+    renew_lease(doc, now, step_timeout_minutes, lease_seconds)
+    doc["LaunchTime"] = now
+    if doc["Status"] == "QUEUED":
+        _set_status(doc, "LAUNCHING", now)
+
+
+def renew_lease(
+    doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds: float
+) -> None:
+    job = doc["Job"]
+    if step_timeout_minutes is not None:
+        job["stepTimeoutInMinutes"] = step_timeout_minutes
+    step = job.get("stepTimeoutInMinutes")
+    seconds = lease_seconds if step is None or step < 0 else max(lease_seconds, step * 60.0)
+    job["leaseExpiresAt"] = now + seconds
+
+
+def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
+    for key in ("counters", "result"):
+        raw = details.get(key)
+        if not raw:
+            continue
+        try:
+            values = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(values, dict):
+            continue
+        if key == "result":
+            doc["Result"] = {**doc["Result"], **values}
+            continue
+        for name, value in values.items():
+            if (name in COUNTERS and isinstance(value, int)) or (
+                name in _NESTED_COUNTERS and isinstance(value, dict | int)
+            ):
+                doc[name] = value
+
+
+def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> None:
+    """An agent's UpdateJobExecution: move the phase forward, take counters, maybe finish."""
+    job = doc["Job"]
+    job["statusDetails"] = details
+    job["status"] = status
+    job["lastUpdatedAt"] = int(now)
+    job["versionNumber"] += 1
+    _merge_counters(doc, details)
+    if status == "IN_PROGRESS":
+        phase = details.get("phase")
+        current = doc["Status"]
+        if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
+            _set_status(doc, phase, now)
+        return
+    if status == "SUCCEEDED":
+        _end(doc, "SUCCESS", now)
+        return
+    result = doc["Result"]
+    if doc.get("CancelRequestedAt") is not None:
+        result.setdefault("ErrorCode", "Cancelled")
+        result.setdefault("ErrorDetail", "The task execution was cancelled.")
+    else:
+        result.setdefault("ErrorCode", "AgentError" if status == "FAILED" else "AgentRejected")
+        result.setdefault("ErrorDetail", f"The agent reported the job as {status}.")
+    _end(doc, "ERROR", now)
+
+
+def _end(doc: Doc, status: str, now: float) -> None:
+    _set_status(doc, status, now)
+    doc["EndTime"] = now
+    doc["Job"].pop("leaseExpiresAt", None)
+    result = doc["Result"]
+    result.setdefault("TotalDuration", int((now - doc["StartTime"]) * 1000))
+    if result.get("TotalDuration", 0) == 0:
+        result["TotalDuration"] = int((now - doc["StartTime"]) * 1000)
+    if status == "ERROR":
+        for phase in ("Prepare", "Transfer", "Verify"):
+            if result.get(f"{phase}Status") == "PENDING":
+                result[f"{phase}Status"] = "ERROR"
+                break
+
+
+def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str) -> None:
+    """End an execution from the control plane's side (cancel of a queued one, timeout, restart)."""
+    job = doc["Job"]
+    if job["status"] not in JOB_TERMINAL:
+        job["status"] = "CANCELED" if error_code == "Cancelled" else "TIMED_OUT"
+        if error_code == "ServiceRestarted":
+            job["status"] = "CANCELED"
+        job["lastUpdatedAt"] = int(now)
+        job["versionNumber"] += 1
+    doc["Result"]["ErrorCode"] = error_code
+    doc["Result"]["ErrorDetail"] = error_detail
+    _end(doc, status, now)
+
+
+def request_cancel(doc: Doc, now: float) -> None:
+    """Cancel: a job nobody claimed ends at once; a running one goes CANCELLING, its agent stops."""
+    doc["CancelRequestedAt"] = now
+    if doc["Job"]["status"] == "QUEUED":
+        finish(doc, "ERROR", now, "Cancelled", "The task execution was cancelled.")
+    else:
+        _set_status(doc, "CANCELLING", now)
+
+
+def control_details(doc: Doc) -> dict[str, str]:
+    """What the control plane wants the agent to do, as statusDetails entries."""
+    wishes = {"control:bytesPerSecond": str(doc["Options"]["BytesPerSecond"])}
+    if doc.get("CancelRequestedAt") is not None:
+        wishes["control:cancel"] = "true"
+    return wishes

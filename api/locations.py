@@ -1,0 +1,64 @@
+"""NFS / SMB locations on a local engine: which directory a location names, and whether it may.
+
+`CreateLocationNfs(ServerHostname="localhost", Subdirectory="/srv/data/photos")` names the
+directory `/srv/data/photos` on the serving agent's host (DESIGN.md "Locations on a local
+engine"); SMB resolves the same way. The host must be this machine (``localhost``,
+``127.0.0.1``, ``::1`` or its own name) — mounts of other servers are not supported yet — and
+the directory, after resolving ``..`` and symlinks, must lie inside one of the agent's roots.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable
+from functools import cache
+
+from api.errors import InvalidRequestException
+
+__all__ = ["inside_roots", "is_local_host", "local_path", "location_uri"]
+
+
+@cache
+def _local_names() -> frozenset[str]:
+    names = {"localhost", "127.0.0.1", "::1", "localhost.localdomain"}
+    for name in (socket.gethostname(), socket.getfqdn()):
+        if name:
+            names.add(name.lower())
+    return frozenset(names)
+
+
+def is_local_host(hostname: str) -> bool:
+    return hostname.lower().strip("[]") in _local_names()
+
+
+def local_path(hostname: str, subdirectory: str) -> str:
+    """The local directory named by a location's host and subdirectory (not yet root-checked)."""
+    if not is_local_host(hostname):
+        raise InvalidRequestException(
+            f"ServerHostname {hostname!r} is not this agent's host: this server reaches only "
+            "directories on its agent's machine (use localhost, 127.0.0.1 or the host's name).",
+            "UnsupportedServerHostname",
+        )
+    if not subdirectory.startswith("/"):
+        raise InvalidRequestException(
+            f"Subdirectory {subdirectory!r} must be an absolute path on the agent's host.",
+            "InvalidSubdirectory",
+        )
+    return os.path.normpath(subdirectory)
+
+
+def inside_roots(path: str, roots: Iterable[str]) -> str | None:
+    """`path` with symlinks and ``..`` resolved, if that lies inside one of `roots`; else None."""
+    real = os.path.realpath(path)
+    for root in roots:
+        real_root = os.path.realpath(root)
+        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
+            return real
+    return None
+
+
+def location_uri(kind: str, hostname: str, subdirectory: str) -> str:
+    """`nfs://host/path/` or `smb://host/path/`, as DataSync shows them."""
+    sub = subdirectory.strip("/")
+    return f"{kind.lower()}://{hostname}/{sub + '/' if sub else ''}"

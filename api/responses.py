@@ -1,0 +1,72 @@
+"""The DataSync JSON 1.1 front: `X-Amz-Target` → validate → backend method → render.
+
+Thin by design: parse, validate against botocore's input shape, call the backend's snake_case
+method, and render the result through the output shape (members the model does not have, and
+`None`s, are dropped, so internal state never leaks and absent members are omitted).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from api.errors import InvalidRequestException, UnknownOperationException
+from api.models import Backend
+from api.validation import validate_input
+from engine.model import load_service_model
+
+__all__ = ["TARGET_PREFIX", "dispatch", "render"]
+
+TARGET_PREFIX = "FmrsService."
+_SUPPORTED_LOCATIONS = {"Nfs", "Smb"}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def render(shape_name: str, value: Any, service: str = "datasync") -> Any:
+    """Keep only what `shape_name` declares; drop None; recurse into structures and lists."""
+    shapes: dict[str, Any] = load_service_model(service)["shapes"]
+    shape = shapes[shape_name]
+    kind = shape["type"]
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return value
+        out = {}
+        for name, ref in shape.get("members", {}).items():
+            item = value.get(name)
+            if item is not None:
+                out[name] = render(ref["shape"], item, service)
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [render(shape["member"]["shape"], v, service) for v in value]
+    return value
+
+
+def dispatch(backend: Backend, target: str | None, params: Any) -> dict[str, Any]:
+    """Run one DataSync operation named by an `X-Amz-Target` header value."""
+    if not target:
+        raise UnknownOperationException("Missing X-Amz-Target header (FmrsService.<Operation>).")
+    if not target.startswith(TARGET_PREFIX):
+        raise UnknownOperationException(f"Unknown target {target!r}: expected FmrsService.<Op>.")
+    operation = target[len(TARGET_PREFIX) :]
+    model = load_service_model()
+    if operation not in model["operations"]:
+        raise UnknownOperationException(f"Unknown operation {operation!r}.")
+    validate_input(operation, params)
+    method = getattr(backend, _snake(operation), None)
+    if method is None:
+        kind = re.fullmatch(r"(?:Create|Describe|Update)Location(\w+)", operation)
+        if kind and kind.group(1) not in _SUPPORTED_LOCATIONS:
+            raise backend.unsupported_location(operation)
+        raise InvalidRequestException(
+            f"{operation} is not supported by this server.", "UnsupportedOperation"
+        )
+    result = method(params)
+    op = model["operations"][operation]
+    if "output" not in op:
+        return {}
+    rendered = render(op["output"]["shape"], result)
+    assert isinstance(rendered, dict)
+    return rendered
