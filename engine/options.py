@@ -36,6 +36,7 @@ _DEFAULTS: dict[str, OptionValue] = {
     "TransferMode": "CHANGED",
     "SecurityDescriptorCopyFlags": "OWNER_DACL",
     "ObjectTags": "PRESERVE",
+    "ObjectMetadata": "PRESERVE",  # newer models only
 }
 _ENHANCED_DEFAULTS: dict[str, OptionValue] = {"VerifyMode": "ONLY_FILES_TRANSFERRED"}
 
@@ -99,7 +100,10 @@ class Options(Mapping[str, OptionValue]):
             raise InvalidOptionsError(
                 f"TaskMode must be one of {', '.join(TASK_MODES)}; got {task_mode!r}.", "TaskMode"
             )
-        values = dict(_DEFAULTS)
+        missing = _members().keys() - _DEFAULTS.keys()
+        if missing:  # a newer botocore added an option: give it its documented default here
+            raise RuntimeError(f"no default for Options member(s) {sorted(missing)}")
+        values = {name: _DEFAULTS[name] for name in _members()}
         if task_mode == "ENHANCED":
             values.update(_ENHANCED_DEFAULTS)
         return cls(values, task_mode)

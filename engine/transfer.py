@@ -111,7 +111,7 @@ class Transfer:
     def run_blocking(self) -> dict[str, Any]:
         plan: Plan | None = None
         try:
-            self._check_locations()
+            self.check_locations()
             plan = self._prepare()
             if self._transfer(plan):
                 self._verify(plan)
@@ -129,7 +129,8 @@ class Transfer:
             self._done.set()
         return self.progress.snapshot()
 
-    def _check_locations(self) -> None:
+    def check_locations(self) -> None:
+        """Raise LocationError if the source or destination cannot be used at all."""
         if not os.path.isdir(self.source):
             what = "does not exist" if not os.path.lexists(self.source) else "is not a directory"
             raise LocationError(f"source {self.source} {what}", self.source)
