@@ -1,0 +1,107 @@
+"""A small async client for the IoT Jobs data plane, signed with SigV4 by botocore's signer.
+
+httpx carries the requests, so the same client works over the network (`http://host:port`) or
+in-process through `httpx.ASGITransport` (the embedded agent). Errors keep the body the server
+sent, which for a version conflict or a terminal job holds the current `executionState`
+(botocore's own client drops it).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+__all__ = ["JobsClient", "JobsError"]
+
+Doc = dict[str, Any]
+
+
+class JobsError(Exception):
+    """The control plane refused a jobs call; `code` is its error code (e.g. VersionMismatch)."""
+
+    def __init__(self, status: int, code: str, message: str, body: Doc) -> None:
+        super().__init__(f"{code} ({status}): {message}")
+        self.status = status
+        self.code = code
+        self.body = body
+
+
+class JobsClient:
+    def __init__(
+        self,
+        base_url: str,
+        access_key_id: str,
+        secret_access_key: str,
+        region: str = "us-east-1",
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self._base = base_url.rstrip("/")
+        self._credentials = Credentials(access_key_id, secret_access_key)
+        self._region = region
+        self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _call(
+        self, method: str, path: str, body: Doc | None = None, query: Doc | None = None
+    ) -> Doc:
+        url = self._base + quote(path, safe="/")
+        if query:
+            url += "?" + urlencode(query)
+        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        request = AWSRequest(
+            method=method, url=url, data=data, headers={"Content-Type": "application/json"}
+        )
+        SigV4Auth(self._credentials, "iot-jobs-data", self._region).add_auth(request)
+        response = await self._http.request(
+            method, url, content=data, headers=dict(request.headers.items())
+        )
+        try:
+            payload = response.json() if response.content else {}
+        except ValueError:
+            payload = {}
+        if not isinstance(payload, dict):
+            payload = {}
+        if response.status_code >= 400:
+            code = response.headers.get("x-amzn-ErrorType") or payload.get("__type") or "Error"
+            raise JobsError(response.status_code, code, str(payload.get("message", "")), payload)
+        return payload
+
+    async def start_next(self, thing: str, step_timeout_minutes: int | None = None) -> Doc | None:
+        body: Doc = {}
+        if step_timeout_minutes is not None:
+            body["stepTimeoutInMinutes"] = step_timeout_minutes
+        result = await self._call("PUT", f"/things/{thing}/jobs/$next", body)
+        execution = result.get("execution")
+        return execution if isinstance(execution, dict) else None
+
+    async def update(
+        self,
+        thing: str,
+        job_id: str,
+        status: str,
+        details: dict[str, str],
+        expected_version: int | None,
+    ) -> Doc:
+        """Report; returns the new executionState (status, statusDetails, versionNumber)."""
+        body: Doc = {"status": status, "statusDetails": details, "includeJobExecutionState": True}
+        if expected_version is not None:
+            body["expectedVersion"] = expected_version
+        result = await self._call("POST", f"/things/{thing}/jobs/{job_id}", body)
+        state = result.get("executionState")
+        return state if isinstance(state, dict) else {}
+
+    async def describe(self, thing: str, job_id: str) -> Doc:
+        return await self._call("GET", f"/things/{thing}/jobs/{job_id}")
+
+    async def pending(self, thing: str) -> Doc:
+        return await self._call("GET", f"/things/{thing}/jobs")

@@ -1,0 +1,225 @@
+"""`datasync-local serve`: the DataSync API server, its SQLite store and its embedded agent.
+
+This module is the one composition root that wires an agent (`agents`) into the control plane
+(`api`); the two never import each other. The embedded agent talks to the server through the
+jobs protocol over an in-process ASGI transport, signed like any other agent, so it keeps
+reporting while the server drains connections on shutdown.
+
+Every flag can also come from the environment: ``DATASYNC_LOCAL_<FLAG>`` (``--root`` takes a
+colon-separated list there).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+
+__all__ = ["ServeConfig", "Served", "add_arguments", "build", "config_from_args", "run"]
+
+EXIT_OK, EXIT_USAGE = 0, 2
+log = logging.getLogger("datasync_local.serve")
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"DATASYNC_LOCAL_{name}", default)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    roots = _env("ROOT")
+    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="bind address")
+    parser.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
+    parser.add_argument("--data-dir", default=_env("DATA_DIR", ".data"), help="state directory")
+    parser.add_argument(
+        "--root",
+        action="append",
+        default=None,
+        metavar="PATH",
+        help="a directory the embedded agent may read and write (repeatable)",
+    )
+    parser.set_defaults(_env_roots=[r for r in (roots or "").split(":") if r])
+    parser.add_argument("--access-key-id", default=_env("ACCESS_KEY_ID"))
+    parser.add_argument("--secret-access-key", default=_env("SECRET_ACCESS_KEY"))
+    parser.add_argument("--region", default=_env("REGION", "us-east-1"))
+    parser.add_argument("--account-id", default=_env("ACCOUNT_ID", "000000000000"))
+    parser.add_argument(
+        "--no-embedded-agent",
+        action="store_true",
+        default=(_env("NO_EMBEDDED_AGENT", "") or "").lower() in ("1", "true", "yes"),
+        help="serve the API only; remote agents do the work",
+    )
+    parser.add_argument(
+        "--agent-timeout",
+        type=float,
+        default=float(_env("AGENT_TIMEOUT", "300") or 300),
+        metavar="SECONDS",
+        help="an agent silent this long is OFFLINE and loses its running job",
+    )
+
+
+@dataclass
+class ServeConfig:
+    data_dir: str
+    roots: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    embedded_agent: bool = True
+    agent_timeout: float = 300.0
+    agent_poll_interval: float = 0.5
+
+
+@dataclass
+class Served:
+    """What `build` made: the app plus what a caller (or a test) needs to talk to it."""
+
+    app: Starlette
+    access_key_id: str
+    secret_access_key: str
+    credentials_created: bool
+    agent_arn: str | None
+    recovered: int
+    close: Callable[[], None]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def config_from_args(args: argparse.Namespace) -> ServeConfig:
+    return ServeConfig(
+        data_dir=args.data_dir,
+        roots=list(args.root or args._env_roots),
+        host=args.host,
+        port=args.port,
+        access_key_id=args.access_key_id,
+        secret_access_key=args.secret_access_key,
+        region=args.region,
+        account_id=args.account_id,
+        embedded_agent=not args.no_embedded_agent,
+        agent_timeout=args.agent_timeout,
+    )
+
+
+def build(config: ServeConfig) -> Served:
+    """Assemble store, backend, app and (optionally) the embedded agent."""
+    from agents.agent import Agent
+    from agents.client import JobsClient
+    from api.app import create_app
+    from api.auth import load_or_create_credentials
+    from api.models import Backend, ServerConfig
+    from api.store import Store
+
+    if not (len(config.account_id) == 12 and config.account_id.isdigit()):
+        raise ValueError(f"--account-id must be 12 digits, not {config.account_id!r}")
+    os.makedirs(config.data_dir, exist_ok=True)
+    credential, created = load_or_create_credentials(
+        config.data_dir, config.access_key_id, config.secret_access_key
+    )
+    store = Store.in_directory(config.data_dir)
+    backend = Backend(
+        store,
+        ServerConfig(
+            region=config.region,
+            account_id=config.account_id,
+            agent_timeout=config.agent_timeout,
+        ),
+    )
+    recovered = backend.recover()
+    secrets = {credential.access_key_id: credential.secret_access_key}
+    if not config.embedded_agent:
+        app = create_app(backend, secrets)
+        return Served(
+            app,
+            credential.access_key_id,
+            credential.secret_access_key,
+            created,
+            None,
+            recovered,
+            store.close,
+        )
+
+    roots = [os.path.abspath(r) for r in config.roots]
+    agent_arn = backend.register_agent("embedded", roots, meta_key="embedded_agent")
+    holder: dict[str, Starlette] = {}
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        await holder["app"](scope, receive, send)
+
+    client = JobsClient(
+        "http://embedded-agent.local",
+        credential.access_key_id,
+        credential.secret_access_key,
+        config.region,
+        transport=httpx.ASGITransport(app=asgi),
+    )
+    agent = Agent(
+        client, agent_arn.rsplit("/", 1)[1], roots, poll_interval=config.agent_poll_interval
+    )
+
+    async def stop_agent() -> None:
+        await agent.stop()
+        await client.aclose()
+
+    app = create_app(backend, secrets, background=[agent.run], on_shutdown=[stop_agent])
+    holder["app"] = app
+    return Served(
+        app,
+        credential.access_key_id,
+        credential.secret_access_key,
+        created,
+        agent_arn,
+        recovered,
+        store.close,
+        {"agent": agent, "backend": backend},
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = config_from_args(args)
+    try:
+        served = build(config)
+    except ValueError as exc:
+        print(f"datasync-local serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if served.credentials_created:
+        print(
+            "Generated credentials (stored in "
+            f"{os.path.join(os.path.abspath(config.data_dir), 'credentials.json')}, mode 0600;"
+            " shown only this once):\n"
+            f"  AWS_ACCESS_KEY_ID={served.access_key_id}\n"
+            f"  AWS_SECRET_ACCESS_KEY={served.secret_access_key}",
+            flush=True,
+        )
+    if served.recovered:
+        log.warning(
+            "%d execution(s) left unfinished by a previous run ended in ERROR", served.recovered
+        )
+    if served.agent_arn:
+        log.info(
+            "embedded agent %s serves %s", served.agent_arn, ", ".join(config.roots) or "no roots"
+        )
+        if not config.roots:
+            log.warning("no --root given: every location will be refused")
+    print(
+        f"DataSync API on http://{config.host}:{config.port} "
+        f"(region {config.region}, account {config.account_id})",
+        flush=True,
+    )
+    try:
+        uvicorn.run(served.app, host=config.host, port=config.port, log_level="warning")
+    finally:
+        served.close()
+    return EXIT_OK

@@ -1,0 +1,131 @@
+"""A real server for tests: `cli.serve.build` + uvicorn on a free 127.0.0.1 port, in a thread,
+and real boto3 clients signed with the test credentials."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import uvicorn
+from botocore.config import Config
+
+from cli.serve import ServeConfig, Served, build
+
+ACCESS_KEY = "AKIDTESTDATASYNCLOCAL"
+SECRET_KEY = "test-secret-key-0123456789"
+ACCOUNT = "111122223333"
+REGION = "us-east-1"
+_CONFIG = Config(
+    retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=5, read_timeout=30
+)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    def __init__(
+        self,
+        data_dir: str,
+        roots: list[str],
+        *,
+        embedded_agent: bool = True,
+        agent_timeout: float = 300.0,
+    ) -> None:
+        self.data_dir = data_dir
+        self.roots = roots
+        self.embedded_agent = embedded_agent
+        self.agent_timeout = agent_timeout
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.served: Served | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Server:
+        self.served = build(
+            ServeConfig(
+                data_dir=self.data_dir,
+                roots=self.roots,
+                access_key_id=ACCESS_KEY,
+                secret_access_key=SECRET_KEY,
+                account_id=ACCOUNT,
+                region=REGION,
+                embedded_agent=self.embedded_agent,
+                agent_timeout=self.agent_timeout,
+                agent_poll_interval=0.1,
+            )
+        )
+        config = uvicorn.Config(
+            self.served.app, host="127.0.0.1", port=self.port, log_level="warning"
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=40)
+        if self.served is not None:
+            self.served.close()
+        self._server = self._thread = None
+
+    def restart(self) -> Server:
+        self.stop()
+        return self.start()
+
+    @property
+    def agent_arn(self) -> str:
+        assert self.served is not None and self.served.agent_arn is not None
+        return self.served.agent_arn
+
+    def client(self, service: str = "datasync", **overrides: Any) -> Any:
+        kwargs: dict[str, Any] = {
+            "endpoint_url": self.url,
+            "region_name": REGION,
+            "aws_access_key_id": ACCESS_KEY,
+            "aws_secret_access_key": SECRET_KEY,
+            "config": _CONFIG,
+        }
+        kwargs.update(overrides)
+        return boto3.client(service, **kwargs)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
+    """Poll `predicate` until it returns something truthy (bounded in time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        time.sleep(interval)
+
+
+def make_tree(root: str, files: int, size: int, prefix: str = "f") -> None:
+    os.makedirs(root, exist_ok=True)
+    block = os.urandom(min(size, 1 << 16)) if size else b""
+    for i in range(files):
+        with open(os.path.join(root, f"{prefix}{i:04d}.bin"), "wb") as fh:
+            remaining = size
+            while remaining > 0:
+                chunk = block[: min(remaining, len(block))]
+                fh.write(chunk)
+                remaining -= len(chunk)
