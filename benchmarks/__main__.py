@@ -1,0 +1,174 @@
+"""`python -m benchmarks run [--quick] [--scale F] [--repeat N] [--only SCENARIO...] ...`"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from benchmarks import datasets
+from benchmarks.measure import can_drop_caches
+from benchmarks.report import format_report, machine_info, plot
+from benchmarks.scenarios import SCENARIOS, Context, ScenarioResult, run_scenario
+from benchmarks.tools import Tool, all_tools, ensure_debian_packages
+
+QUICK_SCALE = 0.05
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+TOOL_PACKAGES = {"rsync": "rsync", "rclone": "rclone", "fpsync": "fpart"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="generate the data sets, run the scenarios, write the report")
+    r.add_argument("--quick", action="store_true", help=f"scale {QUICK_SCALE}: a few minutes")
+    r.add_argument("--scale", type=float, help="shrink every data set by this factor (1 = full)")
+    r.add_argument("--repeat", type=int, default=3, help="interleaved runs per tool (default 3)")
+    r.add_argument(
+        "--only", nargs="+", metavar="SCENARIO", choices=list(SCENARIOS), help="scenarios to run"
+    )
+    r.add_argument(
+        "--tools",
+        nargs="+",
+        metavar="TOOL",
+        help="tool keys or prefixes: dsl-sync, dsl-api, cp, rsync, rclone, fpsync (default: all)",
+    )
+    r.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report directory")
+    r.add_argument(
+        "--workdir",
+        type=Path,
+        help="where the run's temporary directory goes (default: $TMPDIR or /tmp)",
+    )
+    r.add_argument("--keep", action="store_true", help="keep the work dir (data sets) afterwards")
+    r.add_argument("--no-install", action="store_true", help="do not apt-get install missing peers")
+    r.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
+    r.add_argument("--no-plots", action="store_true")
+    return p
+
+
+def _selected(tools: list[Tool], wanted: Sequence[str] | None) -> tuple[list[Tool], list[Tool]]:
+    if not wanted:
+        return tools, []
+    keep = [t for t in tools if any(t.key == w or t.key.startswith(w) for w in wanted)]
+    return keep, [t for t in tools if t not in keep]
+
+
+def _disk_needed(names: Sequence[str], scale: float, repeat: int, n_tools: int, seed: int) -> int:
+    sets = {SCENARIOS[n].dataset for n in names}
+    per = {s: datasets.disk_bytes(s, scale, seed) for s in sets}
+    largest = max(per.values(), default=0)
+    copies = 3 if can_drop_caches() else repeat * max(1, n_tools) + 1
+    return sum(per.values()) + largest * copies
+
+
+def run(args: argparse.Namespace) -> int:
+    scale = args.scale if args.scale is not None else (QUICK_SCALE if args.quick else 1.0)
+    names = args.only or list(SCENARIOS)
+    log = print
+    started = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M")
+    t0 = time.monotonic()
+
+    install: dict[str, str] = {}
+    if not args.no_install:
+        wanted = [
+            pkg
+            for key, pkg in TOOL_PACKAGES.items()
+            if not args.tools or any(key.startswith(w) or w == key for w in args.tools)
+        ]
+        install = ensure_debian_packages(["time", *wanted], log)
+
+    # always a new directory of our own (inside --workdir when given): the only thing removed
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="dsl-bench-", dir=args.workdir)).resolve()
+    tools, not_selected = _selected(all_tools(workdir, workdir), args.tools)
+    try:
+        datasets.check_free_space(
+            workdir, _disk_needed(names, scale, args.repeat, len(tools), args.seed)
+        )
+    except datasets.InsufficientDiskSpace as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+        return 2
+
+    log(f"benchmarks: scale {scale}, {args.repeat} repeats, work dir {workdir}")
+    tool_status: dict[str, str] = {}
+    for t in tools:
+        why = t.unavailable()
+        tool_status[t.label] = f"unavailable: {why}" if why else (t.version() or "available")
+        log(f"  {t.label}: {tool_status[t.label]}")
+    for t in not_selected:
+        tool_status[t.label] = "not selected (--tools)"
+    for pkg, st in install.items():
+        if st != "present":
+            tool_status[f"Debian package {pkg}"] = st
+
+    ctx = Context(workdir=workdir, scale=scale, repeat=args.repeat, tools=tools, seed=args.seed)
+    results: dict[str, ScenarioResult] = {}
+    try:
+        for name in names:
+            results[name] = run_scenario(ctx, name)
+    except datasets.InsufficientDiskSpace as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for t in tools:
+            t.close()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = (
+        "python -m benchmarks " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m benchmarks"
+    )
+    meta = {
+        "started": started,
+        "command": cmd,
+        "scale": scale,
+        "repeat": args.repeat,
+        "seed": args.seed,
+        "seconds": time.monotonic() - t0,
+        "machine": machine_info(workdir.parent),
+        "tools": tool_status,
+        "cache": (
+            "Source warm: re-read completely just before each timed run (page cache). "
+            "Destinations: a fresh directory per run; "
+            + (
+                "previous destinations removed, then `sync; echo 1 > /proc/sys/vm/drop_caches`, "
+                "before each run (root)."
+                if can_drop_caches()
+                else "previous destinations removed only at the end of each scenario (not root, "
+                "so caches cannot be dropped)."
+            )
+        ),
+        "plots": [],
+    }
+    if not args.no_plots:
+        meta["plots"] = [str(p) for p in plot(results, out)]
+    (out / "results.json").write_text(
+        json.dumps({"run": meta, "results": {k: asdict(v) for k, v in results.items()}}, indent=1)
+        + "\n"
+    )
+    report = format_report(meta, results)
+    (out / "report.md").write_text(report)
+    log(f"benchmarks: report in {out / 'report.md'} ({time.monotonic() - t0:.0f} s)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())
