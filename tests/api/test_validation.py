@@ -82,7 +82,7 @@ def test_server_checks_what_boto3_does_not(server: Server) -> None:
     with pytest.raises(unchecked.exceptions.InvalidRequestException, match="TaskArn is required"):
         unchecked.describe_task()
     ds = server.client()
-    with pytest.raises(ds.exceptions.InvalidRequestException, match="OverrideOptions.VerifyMode"):
+    with pytest.raises(ds.exceptions.InvalidRequestException, match=r"OverrideOptions\.VerifyMode"):
         ds.start_task_execution(TaskArn=TASK, OverrideOptions={"VerifyMode": "SOMETIMES"})
     with pytest.raises(ds.exceptions.InvalidRequestException, match="MaxResults"):
         ds.list_tasks(MaxResults=1000)
