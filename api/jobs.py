@@ -32,6 +32,7 @@ __all__ = ["CANCEL_GRACE_SECONDS", "Jobs"]
 
 Doc = dict[str, Any]
 CANCEL_GRACE_SECONDS = 30.0
+MAX_DETAIL_VALUE = 1024  # IoT Jobs' documented limit (the model only has min 1)
 _DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
 
 
@@ -152,6 +153,11 @@ class Jobs:
         validate_input(
             "UpdateJobExecution", {"thingName": thing, "jobId": job_id, **body}, "iot-jobs-data"
         )
+        for key, value in (body.get("statusDetails") or {}).items():
+            if len(value) > MAX_DETAIL_VALUE:
+                raise InvalidRequestException(
+                    f"statusDetails.{key} must have at most {MAX_DETAIL_VALUE} characters."
+                )
         doc = self._job(thing, job_id)
         job = doc["Job"]
         status = body["status"]

@@ -104,7 +104,8 @@ class Server:
             "config": _CONFIG,
         }
         kwargs.update(overrides)
-        return boto3.client(service, **kwargs)
+        make: Any = boto3.client  # service is a runtime string, not a typed literal
+        return make(service, **kwargs)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: float = 0.05) -> Any:
