@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import FrameType
 from typing import Any
 
 import httpx
@@ -218,8 +220,20 @@ def run(args: argparse.Namespace) -> int:
         f"(region {config.region}, account {config.account_id})",
         flush=True,
     )
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            super().handle_exit(sig, frame)
+            captured = getattr(self, "_captured_signals", None)
+            if sig == signal.SIGTERM and captured and captured[-1] == sig:
+                captured.pop()  # a SIGTERM stop is graceful and complete: exit 0, not -15
+
+    server = Server(
+        uvicorn.Config(served.app, host=config.host, port=config.port, log_level="warning")
+    )
     try:
-        uvicorn.run(served.app, host=config.host, port=config.port, log_level="warning")
+        server.run()
     finally:
         served.close()
+    log.info("stopped")
     return EXIT_OK

@@ -55,9 +55,22 @@ def _buffer() -> memoryview:
     return buf
 
 
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_for_reading(path: str) -> int:
+    """Open without following a final symlink and, where allowed (owner or root), without
+    touching atime: reading a source or verifying a destination must not change the very atimes
+    the transfer preserves."""
+    try:
+        return os.open(path, _READ_FLAGS | os.O_NOATIME)
+    except PermissionError:
+        return os.open(path, _READ_FLAGS)
+
+
 def hash_file(path: str) -> tuple[int, bytes]:
     """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    fd = open_for_reading(path)
     try:
         hasher = xxhash.xxh3_128()
         buf = _buffer()
@@ -95,7 +108,7 @@ class Copier:
     def copy(self, src_path: str, dst_path: str, replace: str | None) -> CopyResult:
         """Copy `src_path` to `dst_path` atomically. Raises OSError (incl. SourceChanged) or
         TransferCancelled; on any failure the temporary is removed and `dst_path` is untouched."""
-        src_fd = os.open(src_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        src_fd = open_for_reading(src_path)
         try:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):

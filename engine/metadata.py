@@ -8,7 +8,6 @@ writer's ownership and verification does not compare owners.
 
 from __future__ import annotations
 
-import errno
 import grp
 import os
 import pwd
@@ -19,8 +18,6 @@ from functools import cache
 from engine.options import Options
 
 __all__ = ["MetadataPolicy"]
-
-_IS_ROOT = os.geteuid() == 0
 
 
 @cache
@@ -52,7 +49,9 @@ class MetadataPolicy:
         os.umask(umask)
         self.default_file_mode = 0o666 & ~umask
         self.default_dir_mode = 0o777 & ~umask
-        self.compare_owner = _IS_ROOT
+        # Only root can give files away; as anyone else, ownership is kept where possible.
+        self.is_root = os.geteuid() == 0
+        self.compare_owner = self.is_root
 
     def owner(self, uid: int, gid: int) -> tuple[int, int]:
         """Destination (uid, gid); -1 leaves that id unchanged."""
@@ -118,8 +117,5 @@ class MetadataPolicy:
         try:
             chown(u, g)
         except PermissionError:
-            if _IS_ROOT:
-                raise
-        except OSError as exc:
-            if exc.errno != errno.EPERM or _IS_ROOT:
+            if self.is_root:
                 raise

@@ -11,6 +11,7 @@ import contextlib
 import os
 import stat
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -73,6 +74,33 @@ class Plan:
         self.deletes.close()
 
 
+class _Prefetcher:
+    """Lists directories on helper threads ahead of the walk.
+
+    lstat releases the GIL, so listing the destination while the source is listed (and the next
+    directories of the walk while this one is merged) overlaps the two sides' system calls, as
+    rsync's separate sender and receiver processes do.
+    """
+
+    def __init__(self, threads: int = 1, ahead: int = 1) -> None:
+        self._pool = ThreadPoolExecutor(threads, "dsl-list")
+        self._pending: dict[str, Future[list[Entry]]] = {}
+        self.ahead = ahead
+
+    def want(self, path: str) -> None:
+        if path not in self._pending and len(self._pending) < self.ahead * 2:
+            self._pending[path] = self._pool.submit(list_dir, path)
+
+    def get(self, path: str) -> list[Entry]:
+        future = self._pending.pop(path, None)
+        return future.result() if future is not None else list_dir(path)
+
+    def close(self) -> None:
+        for future in self._pending.values():
+            future.cancel()
+        self._pool.shutdown(wait=True)
+
+
 class Planner:
     def __init__(
         self,
@@ -115,18 +143,28 @@ class Planner:
             plan.files += 1
         # stack of (rel dir, dst exists, included by an ancestor's include pattern)
         stack: list[tuple[str, bool, bool]] = [("", dst_root_st is not None, False)]
-        while stack:
-            if self.cancelled():
-                break
-            rel_dir, dst_exists, included = stack.pop()
-            subdirs = self._merge_dir(plan, rel_dir, dst_exists, included)
-            stack.extend(reversed(subdirs))
+        self._prefetch = _Prefetcher()
+        try:
+            while stack:
+                if self.cancelled():
+                    break
+                rel_dir, dst_exists, included = stack.pop()
+                if dst_exists:
+                    self._prefetch.want(self.destination + rel_dir)
+                for ahead_rel, ahead_dst, _ in stack[-1 : -self._prefetch.ahead : -1]:
+                    self._prefetch.want(self.source + ahead_rel)
+                    if ahead_dst:
+                        self._prefetch.want(self.destination + ahead_rel)
+                subdirs = self._merge_dir(plan, rel_dir, dst_exists, included)
+                stack.extend(reversed(subdirs))
+        finally:
+            self._prefetch.close()
         return plan
 
     def _list(self, plan: Plan, rel_dir: str, side: str) -> list[Entry] | None:
         root = self.source if side == "source" else self.destination
         try:
-            return list_dir(root + rel_dir)
+            return self._prefetch.get(root + rel_dir)
         except OSError as exc:
             if side == "source":
                 plan.source_complete = False

@@ -17,6 +17,7 @@ __all__ = [
     "is_temporary",
     "kind_of",
     "list_dir",
+    "open_dir",
 ]
 
 # Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits, always short enough
@@ -49,17 +50,33 @@ def is_temporary(name: str) -> bool:
     return name.startswith(TEMP_PREFIX) and len(name) == len(TEMP_PREFIX) + 16
 
 
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def open_dir(path: str) -> int:
+    """Open a directory, never through a symlink, without bumping its atime where allowed."""
+    try:
+        return os.open(path, _DIR_FLAGS | os.O_NOATIME)
+    except PermissionError:
+        return os.open(path, _DIR_FLAGS)
+
+
 def list_dir(path: str) -> list[Entry]:
     """Sorted entries of `path` with their lstat. Raises OSError if the directory can't be read.
 
-    Entries that vanish between readdir and lstat are dropped (they are gone).
+    Listing through a directory fd makes each lstat an fstatat relative to it (no path walk per
+    entry). Entries that vanish between readdir and lstat are dropped (they are gone).
     """
     entries: list[Entry] = []
-    with os.scandir(path) as it:
-        for de in it:
-            try:
-                entries.append(Entry(de.name, de.stat(follow_symlinks=False)))
-            except FileNotFoundError:
-                continue
+    fd = open_dir(path)
+    try:
+        with os.scandir(fd) as it:
+            for de in it:
+                try:
+                    entries.append(Entry(de.name, de.stat(follow_symlinks=False)))
+                except FileNotFoundError:
+                    continue
+    finally:
+        os.close(fd)
     entries.sort()
     return entries

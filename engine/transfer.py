@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -53,6 +54,7 @@ class Transfer:
         clock: Clock | None = None,
         workers: int | None = None,
         large_file_size: int = LARGE_FILE_SIZE,
+        on_phase: Callable[[str], None] | None = None,
     ) -> None:
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
@@ -65,6 +67,7 @@ class Transfer:
         self._workers = workers if workers is not None else min(4, 2 * (os.cpu_count() or 1))
         self._large_file_size = large_file_size
         self._verify_log: Spool | None = None
+        self._on_phase = on_phase
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -147,8 +150,14 @@ class Transfer:
         if _inside(dst, self.source) or _inside(self.source, dst):
             raise LocationError("source and destination must not contain each other", dst)
 
+    def _begin(self, phase: str) -> None:
+        """Enter a phase; `on_phase` (e.g. the agent's immediate report) hears of it first."""
+        self.progress.begin(phase)
+        if self._on_phase is not None:
+            self._on_phase(self.progress.status)
+
     def _prepare(self) -> Plan:
-        self.progress.begin("Prepare")
+        self._begin("Prepare")
         planner = Planner(
             self.source,
             self.destination,
@@ -173,7 +182,7 @@ class Transfer:
         return plan
 
     def _transfer(self, plan: Plan) -> bool:
-        self.progress.begin("Transfer")
+        self._begin("Transfer")
         metadata = MetadataPolicy(self.options)
         verify_mode = self.options["VerifyMode"]
         self._verify_log = Spool() if verify_mode == "ONLY_FILES_TRANSFERRED" else None
@@ -204,7 +213,7 @@ class Transfer:
         if mode == "NONE":
             self.progress.skip("Verify")
             return
-        self.progress.begin("Verify")
+        self._begin("Verify")
         if mode == "ONLY_FILES_TRANSFERRED":
             assert self._verify_log is not None
             with self._verify_log:
