@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +30,9 @@ def test_success_prints_datasync_counters_and_exits_0(tmp_path: Path) -> None:
 def test_json_summary_and_filters(tmp_path: Path) -> None:
     write(tmp_path / "src/keep.txt", "k")
     write(tmp_path / "src/skip.tmp", "s")
-    p = run(tmp_path / "src", tmp_path / "dst", "--json", "--exclude", "*.tmp", "--verify-mode", "NONE")
+    p = run(
+        tmp_path / "src", tmp_path / "dst", "--json", "--exclude", "*.tmp", "--verify-mode", "NONE"
+    )
     assert p.returncode == 0, p.stderr
     summary = json.loads(p.stdout)
     assert summary["Status"] == "SUCCESS"
@@ -45,7 +46,14 @@ def test_bad_usage_exits_2_with_one_line(tmp_path: Path) -> None:
     cases = [
         (tmp_path / "missing", tmp_path / "dst", "--verify-mode", "NONE"),
         (tmp_path / "src", tmp_path / "dst", "--atime", "NONE"),
-        (tmp_path / "src", tmp_path / "dst", "--transfer-mode", "ALL", "--preserve-deleted-files", "REMOVE"),
+        (
+            tmp_path / "src",
+            tmp_path / "dst",
+            "--transfer-mode",
+            "ALL",
+            "--preserve-deleted-files",
+            "REMOVE",
+        ),
         (tmp_path / "src", tmp_path / "no/parent"),
         (tmp_path / "src", tmp_path / "dst", "--verify-mode", "SOMETIMES"),
         (tmp_path / "src", tmp_path / "dst", "--bytes-per-second", "0"),
