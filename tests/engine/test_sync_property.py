@@ -37,13 +37,19 @@ def build(root: Path, tree: dict[str, bytes], mode_seed: int) -> None:
 
 
 def sync(src: Path, dst: Path, rules: FilterRules, **options: str) -> dict[str, object]:
-    t = Transfer(src, dst, Options.create({"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}), rules)
+    t = Transfer(
+        src, dst, Options.create({"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}), rules
+    )
     result: dict[str, object] = anyio.run(t.run)
     return result
 
 
 def expected_files(src: Path, rules: FilterRules) -> dict[str, tuple[object, ...]]:
-    return {rel: v for rel, v in state(src).items() if os.path.isfile(src / rel.lstrip("/")) and rules.selects(rel)}
+    return {
+        rel: v
+        for rel, v in state(src).items()
+        if os.path.isfile(src / rel.lstrip("/")) and rules.selects(rel)
+    }
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
