@@ -45,6 +45,7 @@ class SourceChanged(OSError):
 
 
 def temporary_name() -> str:
+    """A unique short name (pid + counter); O_EXCL creation guards against a stale twin."""
     return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
@@ -113,8 +114,7 @@ class Copier:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SourceChanged(errno.EINVAL, "source is no longer a regular file")
-            dst_dir = os.path.dirname(dst_path)
-            tmp_path, dst_fd = self._create_temporary(dst_dir)
+            tmp_path, dst_fd = self._create_temporary(dst_path.rpartition("/")[0])
             try:
                 try:
                     copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
@@ -176,10 +176,16 @@ class Copier:
         if self.hashing or not self._kernel_copy:
             return self._copy_through_buffer(src_fd, dst_fd, size)
         copied = 0
+        limited = self.bucket.limited
         try:
             while copied < size:
-                want = min(self._chunk(), size - copied)
-                self._pay(want)
+                if limited:
+                    want = min(self._chunk(), size - copied)
+                    self._pay(want)
+                else:  # one call per 64 MiB, a cancel check between them
+                    want = min(_UNLIMITED_CHUNK, size - copied)
+                    if copied and self.cancelled():
+                        raise TransferCancelled()
                 n = os.copy_file_range(src_fd, dst_fd, want)
                 if n == 0:
                     break  # the source shrank; the caller reports it

@@ -52,6 +52,7 @@ class MetadataPolicy:
         # Only root can give files away; as anyone else, ownership is kept where possible.
         self.is_root = os.geteuid() == 0
         self.compare_owner = self.is_root
+        self._numeric_ids = self.uid_mode == self.gid_mode == "INT_VALUE"  # the common case
 
     def owner(self, uid: int, gid: int) -> tuple[int, int]:
         """Destination (uid, gid); -1 leaves that id unchanged."""
