@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from benchmarks import datasets
 from benchmarks.measure import can_drop_caches
@@ -50,7 +51,55 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-install", action="store_true", help="do not apt-get install missing peers")
     r.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
     r.add_argument("--no-plots", action="store_true")
+    m = sub.add_parser(
+        "report", help="re-render report.md and plots from results.json files (later ones win)"
+    )
+    m.add_argument("inputs", nargs="+", type=Path, metavar="RESULTS_JSON")
+    m.add_argument("--out", type=Path, default=DEFAULT_OUT, help="report directory")
     return p
+
+
+def load_results(paths: Sequence[Path]) -> tuple[dict[str, Any], dict[str, ScenarioResult]]:
+    """Merge results.json files: scenarios of later files replace earlier ones."""
+    meta: dict[str, Any] = {}
+    results: dict[str, ScenarioResult] = {}
+    runs: list[str] = []
+    for path in paths:
+        data = json.loads(path.read_text())
+        run_meta = data["run"]
+        runs.append(
+            f"{run_meta['started']} UTC, scale {run_meta['scale']}, {run_meta['repeat']} "
+            f"repeats: {', '.join(data['results'])} (`{run_meta['command']}`)"
+        )
+        tools = {**meta.get("tools", {}), **run_meta.get("tools", {})}
+        seconds = meta.get("seconds", 0.0) + run_meta.get("seconds", 0.0)
+        meta = {**meta, **run_meta, "tools": tools, "seconds": seconds}
+        for name, d in data["results"].items():
+            results[name] = ScenarioResult(**d)
+    if len(runs) > 1:
+        meta["runs"] = runs
+    return meta, {n: results[n] for n in SCENARIOS if n in results}
+
+
+def write_report(
+    meta: dict[str, Any], results: dict[str, ScenarioResult], out: Path, plots: bool
+) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    meta["plots"] = [str(p) for p in plot(results, out)] if plots else []
+    path = out / "report.md"
+    path.write_text(format_report(meta, results))
+    return path
+
+
+def report(args: argparse.Namespace) -> int:
+    meta, results = load_results(args.inputs)
+    path = write_report(meta, results, args.out, plots=True)
+    (args.out / "results.json").write_text(
+        json.dumps({"run": meta, "results": {k: asdict(v) for k, v in results.items()}}, indent=1)
+        + "\n"
+    )
+    print(f"benchmarks: report in {path}")
+    return 0
 
 
 def _selected(tools: list[Tool], wanted: Sequence[str] | None) -> tuple[list[Tool], list[Tool]]:
@@ -125,11 +174,10 @@ def run(args: argparse.Namespace) -> int:
             shutil.rmtree(workdir, ignore_errors=True)
 
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     cmd = (
         "python -m benchmarks " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m benchmarks"
     )
-    meta = {
+    meta: dict[str, Any] = {
         "started": started,
         "command": cmd,
         "scale": scale,
@@ -151,15 +199,12 @@ def run(args: argparse.Namespace) -> int:
         ),
         "plots": [],
     }
-    if not args.no_plots:
-        meta["plots"] = [str(p) for p in plot(results, out)]
+    path = write_report(meta, results, out, plots=not args.no_plots)
     (out / "results.json").write_text(
         json.dumps({"run": meta, "results": {k: asdict(v) for k, v in results.items()}}, indent=1)
         + "\n"
     )
-    report = format_report(meta, results)
-    (out / "report.md").write_text(report)
-    log(f"benchmarks: report in {out / 'report.md'} ({time.monotonic() - t0:.0f} s)")
+    log(f"benchmarks: report in {path} ({time.monotonic() - t0:.0f} s)")
     return 0
 
 
@@ -167,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "report":
+        return report(args)
     return 2  # pragma: no cover
 
 

@@ -371,11 +371,16 @@ def _medians_rows(results: Results) -> list[list[str]]:
 def format_report(run: Mapping[str, Any], results: Results) -> str:
     out: list[str] = []
     out.append("# datasync-local benchmark report\n")
-    out.append(
-        f"Run at {run.get('started', '')} UTC, `{run.get('command', '')}`: scale {run.get('scale')}, "
-        f"{run.get('repeat')} interleaved repeats, total {run.get('seconds', 0):.0f} s. "
-        "Data sets and targets: BENCHMARKS.md.\n"
-    )
+    if run.get("runs"):
+        out.append("Merged from several runs (each scenario from the last run that had it):\n")
+        out += [f"- {r}" for r in run["runs"]]
+        out.append("\nData sets and targets: BENCHMARKS.md.\n")
+    else:
+        out.append(
+            f"Run at {run.get('started', '')} UTC, `{run.get('command', '')}`: scale "
+            f"{run.get('scale')}, {run.get('repeat')} interleaved repeats, total "
+            f"{run.get('seconds', 0):.0f} s. Data sets and targets: BENCHMARKS.md.\n"
+        )
     out.append("## Machine\n")
     out.append(_table(["what", "value"], [[k, v] for k, v in run.get("machine", {}).items()]))
     out.append("\n## Tools\n")
@@ -462,17 +467,26 @@ def plot(results: Results, out_dir: Path) -> list[Path]:
         made.append(path)
     thr = results.get("throttle")
     if thr and thr.extra.get("series"):
-        fig, ax = plt.subplots(figsize=(8, 4.5))
+        fig, (ax, ax2) = plt.subplots(
+            2, 1, figsize=(8, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+        )
         rate = thr.extra["rate"]
         tmax = 0.0
         for key, series in thr.extra["series"].items():
             xs = [t for t, _ in series if t >= -0.5]
             ys = [b / MIB for t, b in series if t >= -0.5]
             ax.plot(xs, ys, label=thr.labels[key], drawstyle="steps-post")
+            ahead = [(min(b, thr.bytes) - rate * max(t, 0.0)) / MIB for t, b in series if t >= -0.5]
+            ax2.plot(xs, ahead, label=thr.labels[key])
             tmax = max(tmax, max(xs, default=0.0))
+        ax2.axhline(0, color="k", ls="--", lw=1)
+        ax2.axhline(1, color="tab:red", ls=":", lw=1, label="must: ≤ 1 MiB ahead")
+        ax2.set_ylabel("MiB ahead of ideal")
+        ax2.set_xlabel("seconds since data started to flow")
+        ax2.grid(alpha=0.3)
+        ax2.legend(fontsize="small")
         ideal_t = thr.bytes / rate
         ax.plot([0, ideal_t], [0, thr.bytes / MIB], "k--", label=f"ideal {rate / MIB:.0f} MiB/s")
-        ax.set_xlabel("seconds since data started to flow")
         ax.set_ylabel("MiB in destination")
         ax.set_title("Throttled copy of T: bytes over time (100 ms samples)")
         ax.set_xlim(-0.5, max(tmax, ideal_t) + 0.5)

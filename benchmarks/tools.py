@@ -408,7 +408,7 @@ class ApiHandle(Handle):
     def running(self) -> bool:
         if self._outcome is not None:
             return False
-        if time.monotonic() - self._last_poll >= 0.05:
+        if time.monotonic() - self._last_poll >= 0.025:
             self._poll()
         return self._status not in ("SUCCESS", "ERROR")
 
@@ -422,7 +422,7 @@ class ApiHandle(Handle):
                 return self._outcome
             self._poll()
             if self._status not in ("SUCCESS", "ERROR"):
-                time.sleep(0.05)
+                time.sleep(0.025)
         seconds = time.monotonic() - self.started
         counters = {
             k: v

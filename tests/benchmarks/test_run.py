@@ -55,3 +55,25 @@ def test_tiny_run_with_cp_and_rsync(tmp_path: Path) -> None:
     data = json.loads((out / "results.json").read_text())
     assert data["results"]["d2-copy"]["files"] == 100
     assert list((tmp_path / "work").iterdir()) == []  # data sets removed afterwards
+
+
+def test_report_merges_results_files(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from benchmarks.__main__ import load_results
+    from benchmarks.scenarios import ScenarioResult
+
+    def dump(name: str, started: str, value: float) -> Path:
+        res = ScenarioResult("d2-copy", "D2 copy (small files)", "D2", "s", files=10, bytes=100)
+        res.labels = {"cp": "cp -a"}
+        res.values = {"cp": [value]}
+        run = {"started": started, "command": "x", "scale": 1, "repeat": 1, "tools": {}}
+        path = tmp_path / name
+        path.write_text(json.dumps({"run": run, "results": {"d2-copy": asdict(res)}}))
+        return path
+
+    meta, results = load_results([dump("a.json", "t1", 1.0), dump("b.json", "t2", 2.0)])
+    assert results["d2-copy"].values == {"cp": [2.0]}  # the later file wins
+    assert len(meta["runs"]) == 2
+    assert main(["report", str(tmp_path / "a.json"), "--out", str(tmp_path / "out")]) == 0
+    assert "| D2 copy (small files) | cp -a | 1.000 s |" in (tmp_path / "out/report.md").read_text()
