@@ -8,6 +8,7 @@ method, and render the result through the output shape (members the model does n
 from __future__ import annotations
 
 import re
+from functools import cache
 from typing import Any
 
 from api.errors import InvalidRequestException, UnknownOperationException
@@ -25,22 +26,30 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def render(shape_name: str, value: Any, service: str = "datasync") -> Any:
-    """Keep only what `shape_name` declares; drop None; recurse into structures and lists."""
-    shapes: dict[str, Any] = load_service_model(service)["shapes"]
-    shape = shapes[shape_name]
+@cache
+def _plan(shape_name: str, service: str) -> tuple[str, Any]:
+    """How to render a shape: ("scalar", None), ("list", member) or ("structure", members)."""
+    shape = load_service_model(service)["shapes"][shape_name]
     kind = shape["type"]
     if kind == "structure":
-        if not isinstance(value, dict):
-            return value
+        return kind, tuple((name, ref["shape"]) for name, ref in shape.get("members", {}).items())
+    if kind == "list":
+        return kind, shape["member"]["shape"]
+    return "scalar", None
+
+
+def render(shape_name: str, value: Any, service: str = "datasync") -> Any:
+    """Keep only what `shape_name` declares; drop None; recurse into structures and lists."""
+    kind, detail = _plan(shape_name, service)
+    if kind == "structure" and isinstance(value, dict):
         out = {}
-        for name, ref in shape.get("members", {}).items():
+        for name, member in detail:
             item = value.get(name)
             if item is not None:
-                out[name] = render(ref["shape"], item, service)
+                out[name] = render(member, item, service)
         return out
     if kind == "list" and isinstance(value, list):
-        return [render(shape["member"]["shape"], v, service) for v in value]
+        return [render(detail, v, service) for v in value]
     return value
 
 

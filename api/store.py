@@ -1,25 +1,35 @@
-"""The control plane's state: SQLite (WAL) through SQLAlchemy Core, so a PostgreSQL URL can replace it.
+"""The control plane's state: in memory for reads, persisted to SQLite (WAL) through SQLAlchemy Core.
 
 Tables hold a JSON document per resource (the API shape, timestamps as epoch seconds) beside the
 few columns queries need:
 
     resources   arn, kind (agent|location|task), created, doc
-    executions  arn, seq (FIFO order), task_arn, agent_arn, status, job_status, doc
+    executions  seq (FIFO order), arn, task_arn, agent_arn, status, job_status, doc
     tags        arn, key, value
     meta        key, value             (e.g. the embedded agent's ARN, kept across restarts)
 
-Every method is one short transaction; the caller (the backend) runs on one event loop, so
-there is a single writer and no read-modify-write race between requests.
+Everything is loaded at start-up and served from memory; every change is applied in memory at
+once and written to the database, in order, by one writer thread. So a DescribeTaskExecution
+never waits for the disk — not even while the engine floods the page cache and the kernel
+throttles writers — and the event loop never blocks on SQLite. `close()` drains the writer.
+
+The process is the only writer of its database (one control plane per store). Several replicas
+sharing a PostgreSQL store would need the reads to go to the database instead.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import queue
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
     Column,
+    Connection,
     Float,
     Integer,
     MetaData,
@@ -34,8 +44,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.expression import Executable
 
 __all__ = ["TERMINAL_STATUSES", "Store"]
+
+log = logging.getLogger("datasync_local.store")
 
 Doc = dict[str, Any]
 TERMINAL_STATUSES = ("SUCCESS", "ERROR")
@@ -74,9 +87,59 @@ _meta = Table(
     Column("value", Text, nullable=False),
 )
 
+Write = Callable[[Connection], None]
+
+
+def _statements(*statements: Executable) -> Write:
+    def write(conn: Connection) -> None:
+        for statement in statements:
+            conn.execute(statement)
+
+    return write
+
 
 def _dump(doc: Doc) -> str:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def _load(text: str) -> Doc:
+    return dict(json.loads(text))
+
+
+class _Execution:
+    """One execution in memory: the indexed columns and the serialized document."""
+
+    __slots__ = ("agent_arn", "arn", "doc", "job_status", "status", "task_arn")
+
+    def __init__(self, doc: Doc) -> None:
+        self.arn: str = doc["TaskExecutionArn"]
+        self.task_arn: str = doc["TaskArn"]
+        self.agent_arn: str = doc["AgentArn"]
+        self.status: str = doc["Status"]
+        self.job_status: str = doc["Job"]["status"]
+        self.doc = _dump(doc)
+
+
+class _Writer(threading.Thread):
+    """Applies writes to the database in order, each in its own short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(name="datasync-local-store-writer", daemon=True)
+        self.engine = engine
+        self.queue: queue.Queue[Write | None] = queue.Queue()
+
+    def run(self) -> None:
+        while True:
+            write = self.queue.get()
+            try:
+                if write is None:
+                    return
+                with self.engine.begin() as conn:
+                    write(conn)
+            except Exception:  # keep the writer alive; the change stays in memory
+                log.exception("store: a write failed")
+            finally:
+                self.queue.task_done()
 
 
 class Store:
@@ -93,84 +156,122 @@ class Store:
                 cursor.close()
 
         _metadata.create_all(self.engine)
+        self._resources: dict[str, tuple[str, float, str]] = {}
+        self._executions: dict[str, _Execution] = {}
+        self._tags: dict[str, dict[str, str]] = {}
+        self._meta: dict[str, str] = {}
+        self._load()
+        self._writer = _Writer(self.engine)
+        self._writer.start()
+        self._closed = False
 
     @classmethod
     def in_directory(cls, data_dir: str) -> Store:
         os.makedirs(data_dir, exist_ok=True)
         return cls(f"sqlite:///{os.path.join(os.path.abspath(data_dir), 'datasync-local.db')}")
 
+    def _load(self) -> None:
+        with self.engine.connect() as conn:
+            for arn, kind, created, doc in conn.execute(
+                select(_resources.c.arn, _resources.c.kind, _resources.c.created, _resources.c.doc)
+            ):
+                self._resources[arn] = (kind, created, doc)
+            for (doc,) in conn.execute(select(_executions.c.doc).order_by(_executions.c.seq)):
+                entry = _Execution(_load(doc))
+                self._executions[entry.arn] = entry
+            for arn, key, value in conn.execute(select(_tags.c.arn, _tags.c.key, _tags.c.value)):
+                self._tags.setdefault(arn, {})[key] = value
+            for key, value in conn.execute(select(_meta.c.key, _meta.c.value)):
+                self._meta[key] = value
+
+    def _write(self, write: Write) -> None:
+        self._writer.queue.put(write)
+
+    def flush(self) -> None:
+        """Wait until every change so far is in the database."""
+        self._writer.queue.join()
+
     def close(self) -> None:
-        self.engine.dispose()
+        if not self._closed:
+            self._closed = True
+            self._writer.queue.put(None)
+            self._writer.join(timeout=30)
+            self.engine.dispose()
 
     # resources (agents, locations, tasks) ------------------------------------------------------
     def put(self, kind: str, arn: str, created: float, doc: Doc) -> None:
-        with self.engine.begin() as conn:
-            found = conn.execute(select(_resources.c.arn).where(_resources.c.arn == arn)).first()
-            if found is None:
-                conn.execute(
-                    insert(_resources).values(arn=arn, kind=kind, created=created, doc=_dump(doc))
+        text = _dump(doc)
+        existed = arn in self._resources
+        self._resources[arn] = (kind, created, text)
+        if existed:
+            self._write(
+                _statements(update(_resources).where(_resources.c.arn == arn).values(doc=text))
+            )
+        else:
+            self._write(
+                _statements(
+                    insert(_resources).values(arn=arn, kind=kind, created=created, doc=text)
                 )
-            else:
-                conn.execute(
-                    update(_resources).where(_resources.c.arn == arn).values(doc=_dump(doc))
-                )
+            )
 
     def get(self, kind: str, arn: str) -> Doc | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(_resources.c.doc).where(_resources.c.arn == arn, _resources.c.kind == kind)
-            ).first()
-        return None if row is None else dict(json.loads(row[0]))
+        found = self._resources.get(arn)
+        return None if found is None or found[0] != kind else _load(found[2])
 
     def all(self, kind: str) -> list[Doc]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_resources.c.doc).where(_resources.c.kind == kind).order_by(_resources.c.arn)
-            ).all()
-        return [dict(json.loads(row[0])) for row in rows]
+        return [_load(text) for _, (k, _, text) in sorted(self._resources.items()) if k == kind]
 
     def remove(self, arn: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(_resources).where(_resources.c.arn == arn))
-            conn.execute(delete(_tags).where(_tags.c.arn == arn))
+        self._resources.pop(arn, None)
+        self._tags.pop(arn, None)
+        self._write(
+            _statements(
+                delete(_resources).where(_resources.c.arn == arn),
+                delete(_tags).where(_tags.c.arn == arn),
+            )
+        )
 
     # executions -------------------------------------------------------------------------------
     def add_execution(self, doc: Doc) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
+        entry = _Execution(doc)
+        self._executions[entry.arn] = entry
+        self._write(
+            _statements(
                 insert(_executions).values(
-                    arn=doc["TaskExecutionArn"],
-                    task_arn=doc["TaskArn"],
-                    agent_arn=doc["AgentArn"],
-                    status=doc["Status"],
-                    job_status=doc["Job"]["status"],
-                    doc=_dump(doc),
+                    arn=entry.arn,
+                    task_arn=entry.task_arn,
+                    agent_arn=entry.agent_arn,
+                    status=entry.status,
+                    job_status=entry.job_status,
+                    doc=entry.doc,
                 )
             )
+        )
 
     def save_execution(self, doc: Doc) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(
+        entry = _Execution(doc)
+        if entry.arn not in self._executions:
+            raise KeyError(entry.arn)
+        self._executions[entry.arn] = entry
+        self._write(
+            _statements(
                 update(_executions)
-                .where(_executions.c.arn == doc["TaskExecutionArn"])
-                .values(status=doc["Status"], job_status=doc["Job"]["status"], doc=_dump(doc))
+                .where(_executions.c.arn == entry.arn)
+                .values(status=entry.status, job_status=entry.job_status, doc=entry.doc)
             )
+        )
 
     def execution(self, arn: str) -> Doc | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(_executions.c.doc).where(_executions.c.arn == arn)).first()
-        return None if row is None else dict(json.loads(row[0]))
+        entry = self._executions.get(arn)
+        return None if entry is None else _load(entry.doc)
 
     def execution_by_id(self, agent_arn: str, execution_id: str) -> Doc | None:
         """An agent's execution by its `exec-…` id (the job id of the jobs protocol)."""
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                select(_executions.c.doc).where(
-                    _executions.c.agent_arn == agent_arn,
-                    _executions.c.arn.like(f"%/execution/{execution_id}"),
-                )
-            ).first()
-        return None if row is None else dict(json.loads(row[0]))
+        suffix = f"/execution/{execution_id}"
+        for entry in reversed(self._executions.values()):
+            if entry.agent_arn == agent_arn and entry.arn.endswith(suffix):
+                return _load(entry.doc)
+        return None
 
     def executions(
         self,
@@ -181,58 +282,58 @@ class Store:
         job_status: str | None = None,
     ) -> list[Doc]:
         """Executions in FIFO (start) order, optionally only the non-terminal (`active`) ones."""
-        query = select(_executions.c.doc).order_by(_executions.c.seq)
-        if task_arn is not None:
-            query = query.where(_executions.c.task_arn == task_arn)
-        if agent_arn is not None:
-            query = query.where(_executions.c.agent_arn == agent_arn)
-        if active is True:
-            query = query.where(_executions.c.status.not_in(TERMINAL_STATUSES))
-        elif active is False:
-            query = query.where(_executions.c.status.in_(TERMINAL_STATUSES))
-        if job_status is not None:
-            query = query.where(_executions.c.job_status == job_status)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        return [dict(json.loads(row[0])) for row in rows]
+        found = []
+        for entry in self._executions.values():
+            if task_arn is not None and entry.task_arn != task_arn:
+                continue
+            if agent_arn is not None and entry.agent_arn != agent_arn:
+                continue
+            if active is not None and (entry.status not in TERMINAL_STATUSES) != active:
+                continue
+            if job_status is not None and entry.job_status != job_status:
+                continue
+            found.append(_load(entry.doc))
+        return found
 
     def remove_executions(self, task_arn: str) -> None:
-        with self.engine.begin() as conn:
-            arns = [
-                row[0]
-                for row in conn.execute(
-                    select(_executions.c.arn).where(_executions.c.task_arn == task_arn)
-                )
-            ]
-            conn.execute(delete(_executions).where(_executions.c.task_arn == task_arn))
-            if arns:
-                conn.execute(delete(_tags).where(_tags.c.arn.in_(arns)))
+        arns = [e.arn for e in self._executions.values() if e.task_arn == task_arn]
+        for arn in arns:
+            del self._executions[arn]
+            self._tags.pop(arn, None)
+        self._write(
+            _statements(
+                delete(_executions).where(_executions.c.task_arn == task_arn),
+                delete(_tags).where(_tags.c.arn.in_(arns)),
+            )
+        )
 
     # tags -------------------------------------------------------------------------------------
     def tags(self, arn: str) -> dict[str, str]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(_tags.c.key, _tags.c.value).where(_tags.c.arn == arn).order_by(_tags.c.key)
-            ).all()
-        return {key: value for key, value in rows}
+        return dict(sorted(self._tags.get(arn, {}).items()))
 
     def set_tags(self, arn: str, tags: dict[str, str]) -> None:
-        with self.engine.begin() as conn:
-            for key, value in tags.items():
-                conn.execute(delete(_tags).where(_tags.c.arn == arn, _tags.c.key == key))
-                conn.execute(insert(_tags).values(arn=arn, key=key, value=value))
+        self._tags.setdefault(arn, {}).update(tags)
+        self._write(
+            _statements(
+                delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(list(tags))),
+                *(insert(_tags).values(arn=arn, key=k, value=v) for k, v in tags.items()),
+            )
+        )
 
     def remove_tags(self, arn: str, keys: list[str]) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(keys)))
+        current = self._tags.get(arn, {})
+        for key in keys:
+            current.pop(key, None)
+        self._write(_statements(delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(keys))))
 
     # meta -------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(_meta.c.value).where(_meta.c.key == key)).first()
-        return None if row is None else str(row[0])
+        return self._meta.get(key)
 
     def set_meta(self, key: str, value: str) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(delete(_meta).where(_meta.c.key == key))
-            conn.execute(insert(_meta).values(key=key, value=value))
+        self._meta[key] = value
+        self._write(
+            _statements(
+                delete(_meta).where(_meta.c.key == key), insert(_meta).values(key=key, value=value)
+            )
+        )
