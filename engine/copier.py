@@ -57,21 +57,29 @@ def _buffer() -> memoryview:
 
 
 _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_for_reading(path: str) -> int:
+def open_for_reading(name: str, dir_fd: int | None = None) -> int:
     """Open without following a final symlink and, where allowed (owner or root), without
     touching atime: reading a source or verifying a destination must not change the very atimes
     the transfer preserves."""
     try:
-        return os.open(path, _READ_FLAGS | os.O_NOATIME)
+        return os.open(name, _READ_FLAGS | os.O_NOATIME, dir_fd=dir_fd)
     except PermissionError:
-        return os.open(path, _READ_FLAGS)
+        return os.open(name, _READ_FLAGS, dir_fd=dir_fd)
 
 
-def hash_file(path: str) -> tuple[int, bytes]:
+def place(dir_fd: int, tmp: str, name: str, replace: str | None) -> None:
+    """Rename a finished temporary over `name` (a directory in the way is removed first)."""
+    if replace == DIR:
+        shutil.rmtree(name, dir_fd=dir_fd)
+    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+
+
+def hash_file(name: str, dir_fd: int | None = None) -> tuple[int, bytes]:
     """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
-    fd = open_for_reading(path)
+    fd = open_for_reading(name, dir_fd)
     try:
         hasher = xxhash.xxh3_128()
         buf = _buffer()
@@ -106,15 +114,17 @@ class Copier:
         self.cancelled = cancelled
         self._kernel_copy = True
 
-    def copy(self, src_path: str, dst_path: str, replace: str | None) -> CopyResult:
-        """Copy `src_path` to `dst_path` atomically. Raises OSError (incl. SourceChanged) or
-        TransferCancelled; on any failure the temporary is removed and `dst_path` is untouched."""
-        src_fd = open_for_reading(src_path)
+    def copy(self, src_dir: int, dst_dir: int, name: str, replace: str | None) -> CopyResult:
+        """Copy `name` from the source directory fd to the destination directory fd atomically.
+
+        Raises OSError (incl. SourceChanged) or TransferCancelled; on any failure the temporary
+        is removed and the destination's `name` is untouched."""
+        src_fd = open_for_reading(name, src_dir)
         try:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SourceChanged(errno.EINVAL, "source is no longer a regular file")
-            tmp_path, dst_fd = self._create_temporary(dst_path.rpartition("/")[0])
+            tmp, dst_fd = self._create_temporary(dst_dir)
             try:
                 try:
                     copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
@@ -128,37 +138,29 @@ class Copier:
                             errno.EAGAIN, "source changed while it was being copied"
                         )
                     self.metadata.apply_fd(
-                        dst_fd,
-                        st.st_mode,
-                        st.st_uid,
-                        st.st_gid,
-                        st.st_atime_ns,
+                        dst_fd, False, st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns,
                         st.st_mtime_ns,
-                    )
+                    )  # fmt: skip
                 finally:
                     os.close(dst_fd)
-                if replace == DIR:
-                    shutil.rmtree(dst_path)
-                os.rename(tmp_path, dst_path)
+                place(dst_dir, tmp, name, replace)
             except BaseException:
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp_path)
+                    os.unlink(tmp, dir_fd=dst_dir)
                 raise
             return copied, digest
         finally:
             os.close(src_fd)
 
     @staticmethod
-    def _create_temporary(dst_dir: str) -> tuple[str, int]:
+    def _create_temporary(dst_dir: int) -> tuple[str, int]:
         while True:
-            path = f"{dst_dir}/{temporary_name()}"
+            name = temporary_name()
             try:
-                fd = os.open(
-                    path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
-                )
+                fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dst_dir)
             except FileExistsError:
                 continue  # a stale temporary with the same name: take the next one
-            return path, fd
+            return name, fd
 
     # -- data ------------------------------------------------------------------------------------
     def _chunk(self) -> int:

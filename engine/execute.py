@@ -8,18 +8,21 @@ Order, and why:
 3. Deletes (PreserveDeletedFiles=REMOVE): only if every copy succeeded and the source was listed
    completely, so a failed or partial run never removes anything.
 4. Directory metadata last: every write into a directory bumps its mtime.
+
+Every file operation is relative to a directory fd from a `DirTree` (opened without following
+symlinks), never a path string walked by the kernel.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from engine.copier import Copier, temporary_name
+from engine.copier import Copier, place, temporary_name
+from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.plan import Action, Op, Plan
@@ -56,25 +59,29 @@ class Executor:
         self.large_file_size = large_file_size
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
+        self._src = DirTree(source)
+        self._dst = DirTree(destination)
 
-    def _dst(self, rel: str) -> str:
-        return self.destination if rel == "/" else self.destination + rel
-
-    def _src(self, rel: str) -> str:
-        return self.source if rel == "/" else self.source + rel
-
-    def _fail(self, rel: str, exc: OSError) -> None:
-        self.progress.fail("Transfer", rel, exc.strerror or str(exc))
+    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer") -> None:
+        self.progress.fail(phase, rel, exc.strerror or str(exc))
 
     def _done(self, action: Action, size: int = 0, digest: bytes | None = None) -> None:
-        if action.counted:
-            self.progress.add("FilesTransferred")
-        if self.verify_log is not None and action.counted:
+        if not action.counted:
+            return
+        self.progress.add("FilesTransferred")
+        if self.verify_log is not None:
             with self._log_lock:
                 self.verify_log.append((action.rel, action.kind, size, digest))
 
     # -- phase -----------------------------------------------------------------------------------
     def run(self, plan: Plan) -> None:
+        try:
+            self._run(plan)
+        finally:
+            self._src.close()
+            self._dst.close()
+
+    def _run(self, plan: Plan) -> None:
         dir_meta: list[Action] = []
         links: list[Action] = []
         pool = ThreadPoolExecutor(self.workers, "dsl-copy") if self.workers > 0 else None
@@ -86,9 +93,7 @@ class Executor:
                 op = action.op
                 if op == Op.COPY:
                     if pool is not None and action.size >= self.large_file_size:
-                        slots.acquire()
-                        future: Future[None] = pool.submit(self._copy, action)
-                        future.add_done_callback(lambda _f: slots.release())
+                        self._submit(pool, slots, action)
                     else:
                         self._copy(action)
                 elif op == Op.MKDIR:
@@ -97,6 +102,8 @@ class Executor:
                     dir_meta.append(action)
                 elif op == Op.HARDLINK:
                     links.append(action)
+                elif op == Op.DELETE:  # a stale temporary: cleanup, not a user-visible delete
+                    self._remove(action)
                 else:
                     self._place_other(action)
         finally:
@@ -106,19 +113,56 @@ class Executor:
             raise TransferCancelled()
         for action in links:
             self._hardlink(action)
-        if plan.deletes.count:
-            self._delete(plan)
+        if plan.deletes.count and plan.source_complete and self.progress.failed() == 0:
+            # never delete after a failure or from an incomplete listing
+            for action in plan.deletes:
+                if self.cancelled():
+                    raise TransferCancelled()
+                if self._remove(action) and action.counted:
+                    self.progress.add("FilesDeleted")
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
 
-    # -- items -----------------------------------------------------------------------------------
+    # -- files -----------------------------------------------------------------------------------
+    def _dirs(self, rel: str) -> tuple[int, int, str]:
+        parent, name = split(rel)
+        return self._src.fd(parent), self._dst.fd(parent), name
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, slots: threading.BoundedSemaphore, action: Action
+    ) -> None:
+        try:
+            src_dir, dst_dir, name = self._dirs(action.rel)
+            fds = (os.dup(src_dir), os.dup(dst_dir))  # the tree's fds move on; the job keeps these
+        except OSError as exc:
+            self._fail(action.rel, exc)
+            return
+        slots.acquire()
+
+        def job() -> None:
+            try:
+                self._copy_at(action, *fds, name)
+            finally:
+                os.close(fds[0])
+                os.close(fds[1])
+
+        future: Future[None] = pool.submit(job)
+        future.add_done_callback(lambda _f: slots.release())
+
     def _copy(self, action: Action) -> None:
+        try:
+            src_dir, dst_dir, name = self._dirs(action.rel)
+        except OSError as exc:
+            self._failed_copies.add(action.rel)
+            self._fail(action.rel, exc)
+            return
+        self._copy_at(action, src_dir, dst_dir, name)
+
+    def _copy_at(self, action: Action, src_dir: int, dst_dir: int, name: str) -> None:
         if self.cancelled():
             return
         try:
-            size, digest = self.copier.copy(
-                self._src(action.rel), self._dst(action.rel), action.replace
-            )
+            size, digest = self.copier.copy(src_dir, dst_dir, name, action.replace)
         except TransferCancelled:
             return
         except OSError as exc:
@@ -127,15 +171,17 @@ class Executor:
             return
         self._done(action, size, digest)
 
+    # -- other items -----------------------------------------------------------------------------
     def _mkdir(self, action: Action, dir_meta: list[Action]) -> None:
-        path = self._dst(action.rel)
         try:
-            if action.replace is not None:
-                os.unlink(path)  # a non-directory where the source has a directory
             if action.rel == "/":
-                os.makedirs(path, 0o700, exist_ok=True)
+                os.makedirs(self.destination, 0o700, exist_ok=True)
             else:
-                os.mkdir(path, 0o700)
+                parent, name = split(action.rel)
+                dst_dir = self._dst.fd(parent)
+                if action.replace is not None:  # a non-directory where the source has one
+                    os.unlink(name, dir_fd=dst_dir)
+                os.mkdir(name, 0o700, dir_fd=dst_dir)
         except OSError as exc:
             self._fail(action.rel, exc)
             return
@@ -144,22 +190,23 @@ class Executor:
 
     def _place_other(self, action: Action) -> None:
         """Symlinks, devices and metadata-only updates."""
-        path = self._dst(action.rel)
         try:
             if action.op == Op.META:
-                self._apply_path(path, action)
+                self._apply(action)
             else:
-                tmp = f"{os.path.dirname(path)}/{temporary_name()}"
+                parent, name = split(action.rel)
+                dst_dir = self._dst.fd(parent)
+                tmp = temporary_name()
                 if action.op == Op.SYMLINK:
-                    os.symlink(str(action.extra), tmp)
+                    os.symlink(str(action.extra), tmp, dir_fd=dst_dir)
                 else:  # Op.DEVICE
                     kind_bits = stat.S_IFBLK if action.kind == BLK else stat.S_IFCHR
-                    os.mknod(tmp, 0o600 | kind_bits, int(action.extra or 0))
+                    os.mknod(tmp, 0o600 | kind_bits, int(action.extra or 0), dir_fd=dst_dir)
                 try:
-                    self._apply_path(tmp, action)
-                    self._replace(tmp, path, action.replace)
+                    self._apply_to(dst_dir, tmp, action)
+                    place(dst_dir, tmp, name, action.replace)
                 except BaseException:
-                    os.unlink(tmp)
+                    os.unlink(tmp, dir_fd=dst_dir)
                     raise
         except OSError as exc:
             self._fail(action.rel, exc)
@@ -171,62 +218,63 @@ class Executor:
         if leader in self._failed_copies:
             self.progress.fail("Transfer", action.rel, f"hard link target {leader} failed")
             return
-        path = self._dst(action.rel)
-        tmp = f"{os.path.dirname(path)}/{temporary_name()}"
         try:
-            os.link(self._dst(leader), tmp, follow_symlinks=False)
+            leader_parent, leader_name = split(leader)
+            leader_dir = os.dup(self._dst.fd(leader_parent))
             try:
-                self._replace(tmp, path, action.replace)
+                parent, name = split(action.rel)
+                dst_dir = self._dst.fd(parent)
+                tmp = temporary_name()
+                os.link(leader_name, tmp, src_dir_fd=leader_dir, dst_dir_fd=dst_dir,
+                        follow_symlinks=False)  # fmt: skip
+            finally:
+                os.close(leader_dir)
+            try:
+                place(dst_dir, tmp, name, action.replace)
             except BaseException:
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dst_dir)
                 raise
         except OSError as exc:
             self._fail(action.rel, exc)
             return
         self._done(action)
 
-    @staticmethod
-    def _replace(tmp: str, path: str, replace: str | None) -> None:
-        if replace == DIR:
-            shutil.rmtree(path)
-        os.rename(tmp, path)
+    def _remove(self, action: Action) -> bool:
+        parent, name = split(action.rel)
+        try:
+            dst_dir = self._dst.fd(parent)
+            if action.kind == DIR:
+                os.rmdir(name, dir_fd=dst_dir)
+            else:
+                os.unlink(name, dir_fd=dst_dir)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            if action.counted:
+                self._fail(action.rel, exc, "Delete")
+            return False
+        return True
 
-    def _apply_path(self, path: str, action: Action) -> None:
-        self.metadata.apply_path(
-            path,
-            action.kind == DIR,
-            action.kind == LNK,
-            action.mode,
-            action.uid,
-            action.gid,
-            action.atime_ns,
-            action.mtime_ns,
-        )
+    # -- metadata --------------------------------------------------------------------------------
+    def _apply(self, action: Action) -> None:
+        if action.rel == "/":
+            root = self._dst.fd("")
+            self.metadata.apply_fd(root, True, action.mode, action.uid, action.gid,
+                                   action.atime_ns, action.mtime_ns)  # fmt: skip
+            return
+        parent, name = split(action.rel)
+        self._apply_to(self._dst.fd(parent), name, action)
+
+    def _apply_to(self, dir_fd: int, name: str, action: Action) -> None:
+        self.metadata.apply_at(
+            dir_fd, name, action.kind == DIR, action.kind == LNK, action.mode, action.uid,
+            action.gid, action.atime_ns, action.mtime_ns,
+        )  # fmt: skip
 
     def _apply_dir_meta(self, action: Action) -> None:
         try:
-            self._apply_path(self._dst(action.rel), action)
+            self._apply(action)
         except OSError as exc:
             self._fail(action.rel, exc)
             return
         self._done(action)
-
-    def _delete(self, plan: Plan) -> None:
-        if not plan.source_complete or self.progress.failed() > 0:
-            return  # never delete after a failure or from an incomplete listing
-        for action in plan.deletes:
-            if self.cancelled():
-                raise TransferCancelled()
-            path = self._dst(action.rel)
-            try:
-                if action.kind == DIR:
-                    os.rmdir(path)
-                else:
-                    os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                self.progress.fail("Delete", action.rel, exc.strerror or str(exc))
-                continue
-            if action.counted:
-                self.progress.add("FilesDeleted")

@@ -83,19 +83,20 @@ class MetadataPolicy:
 
     # -- applying --------------------------------------------------------------------------------
     def apply_fd(
-        self, fd: int, mode: int, uid: int, gid: int, atime_ns: int, mtime_ns: int
+        self, fd: int, is_dir: bool, mode: int, uid: int, gid: int, atime_ns: int, mtime_ns: int
     ) -> None:
-        """On a regular file we hold open (a fresh temporary)."""
+        """On an item we hold open (a fresh temporary, or a directory)."""
         self._chown(lambda u, g: os.fchown(fd, u, g), uid, gid)
-        os.fchmod(fd, self.mode_for(mode, False))
+        os.fchmod(fd, self.mode_for(mode, is_dir))
         times = self.times(atime_ns, mtime_ns)
         if times is not None:
             os.utime(fd, ns=times)
 
-    def apply_path(
+    def apply_at(
         self,
-        path: str,
-        kind_is_dir: bool,
+        dir_fd: int,
+        name: str,
+        is_dir: bool,
         is_symlink: bool,
         mode: int,
         uid: int,
@@ -103,13 +104,15 @@ class MetadataPolicy:
         atime_ns: int,
         mtime_ns: int,
     ) -> None:
-        """On an item by path, never following a final symlink."""
-        self._chown(lambda u, g: os.chown(path, u, g, follow_symlinks=False), uid, gid)
-        if not is_symlink:
-            os.chmod(path, self.mode_for(mode, kind_is_dir), follow_symlinks=False)
+        """On `name` inside `dir_fd`, never following it if it is a symlink."""
+        self._chown(
+            lambda u, g: os.chown(name, u, g, dir_fd=dir_fd, follow_symlinks=False), uid, gid
+        )
+        if not is_symlink:  # a symlink's own mode means nothing on Linux
+            os.chmod(name, self.mode_for(mode, is_dir), dir_fd=dir_fd, follow_symlinks=False)
         times = self.times(atime_ns, mtime_ns)
         if times is not None:
-            os.utime(path, ns=times, follow_symlinks=False)
+            os.utime(name, ns=times, dir_fd=dir_fd, follow_symlinks=False)
 
     def _chown(self, chown: Callable[[int, int], None], uid: int, gid: int) -> None:
         u, g = self.owner(uid, gid)

@@ -7,7 +7,6 @@ only executed after every copy succeeded and only if the source was listed compl
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 from collections.abc import Callable
@@ -324,9 +323,9 @@ class Planner:
     # -- destination-only items ------------------------------------------------------------------
     def _destination_only(self, plan: Plan, rel_dir: str, d: Entry, included: bool) -> bool:
         if is_temporary(d.name):
-            # Left behind by an interrupted run: remove, never count.
-            with contextlib.suppress(OSError):
-                os.unlink(f"{self.destination}{rel_dir}/{d.name}")
+            # Left behind by an interrupted run: removed (through a directory fd), never counted.
+            rel = f"{rel_dir}/{d.name}"
+            plan.actions.append(_action(Op.DELETE, rel, kind_of(d.st), d.st, counted=False))
             return True
         if not self.remove:
             return False

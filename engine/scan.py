@@ -53,30 +53,32 @@ def is_temporary(name: str) -> bool:
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_dir(path: str) -> int:
+def open_dir(path: str, dir_fd: int | None = None) -> int:
     """Open a directory, never through a symlink, without bumping its atime where allowed."""
     try:
-        return os.open(path, _DIR_FLAGS | os.O_NOATIME)
+        return os.open(path, _DIR_FLAGS | os.O_NOATIME, dir_fd=dir_fd)
     except PermissionError:
-        return os.open(path, _DIR_FLAGS)
+        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
 
 
-def list_dir(path: str) -> list[Entry]:
-    """Sorted entries of `path` with their lstat. Raises OSError if the directory can't be read.
+def list_dir(path: str | int) -> list[Entry]:
+    """Sorted entries of a directory (a path, or an open directory fd that stays open) with their
+    lstat. Raises OSError if the directory can't be read.
 
     Listing through a directory fd makes each lstat an fstatat relative to it (no path walk per
     entry). Entries that vanish between readdir and lstat are dropped (they are gone).
     """
     entries: list[Entry] = []
-    fd = open_dir(path)
+    fd = open_dir(path) if isinstance(path, str) else path
     try:
-        with os.scandir(fd) as it:
+        with os.scandir(fd) as it:  # scandir works on a duplicate and rewinds it when done
             for de in it:
                 try:
                     entries.append(Entry(de.name, de.stat(follow_symlinks=False)))
                 except FileNotFoundError:
                     continue
     finally:
-        os.close(fd)
+        if isinstance(path, str):
+            os.close(fd)
     entries.sort()
     return entries

@@ -15,6 +15,7 @@ import stat
 from collections.abc import Callable, Iterable
 
 from engine.copier import hash_file
+from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.filters import FilterRules
 from engine.metadata import MetadataPolicy
@@ -30,20 +31,31 @@ def verify_transferred(
     progress: Progress,
     cancelled: Callable[[], bool],
 ) -> None:
+    with DirTree(destination) as tree:
+        _verify_records(tree, records, progress, cancelled)
+
+
+def _verify_records(
+    tree: DirTree,
+    records: Iterable[tuple[str, str, int, bytes | None]],
+    progress: Progress,
+    cancelled: Callable[[], bool],
+) -> None:
     for rel, kind, size, digest in records:
         if cancelled():
             raise TransferCancelled()
-        path = destination if rel == "/" else destination + rel
+        parent, name = split(rel) if rel != "/" else ("", ".")
         try:
+            dir_fd = tree.fd(parent)
             if kind == REG and digest is not None:
-                got_size, got_digest = hash_file(path)
+                got_size, got_digest = hash_file(name, dir_fd)
                 if got_size != size:
                     progress.fail("Verify", rel, f"size mismatch: wrote {size}, found {got_size}")
                     continue
                 if got_digest != digest:
                     progress.fail("Verify", rel, "checksum mismatch between source and destination")
                     continue
-            elif kind_of(os.lstat(path)) != kind:
+            elif kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != kind:
                 progress.fail("Verify", rel, f"expected a {kind} at the destination")
                 continue
         except OSError as exc:
@@ -72,11 +84,20 @@ class _TreeComparer:
         self.cancelled = cancelled
         self.excused = excused
         self.extras_are_errors = extras_are_errors
+        self.src_tree = DirTree(source)
+        self.dst_tree = DirTree(destination)
 
     def mismatch(self, rel: str, reason: str) -> None:
         self.progress.fail("Verify", rel, reason)
 
     def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            self.src_tree.close()
+            self.dst_tree.close()
+
+    def _run(self) -> None:
         try:
             src_root, dst_root = os.lstat(self.source), os.lstat(self.destination)
         except OSError as exc:
@@ -93,13 +114,13 @@ class _TreeComparer:
 
     def compare_dir(self, rel_dir: str, included: bool) -> list[tuple[str, bool]]:
         try:
-            src = {e.name: e for e in list_dir(self.source + rel_dir) if not is_temporary(e.name)}
-            dst = {
-                e.name: e for e in list_dir(self.destination + rel_dir) if not is_temporary(e.name)
-            }
+            src_list = list_dir(self.src_tree.fd(rel_dir))
+            dst_list = list_dir(self.dst_tree.fd(rel_dir))
         except OSError as exc:
             self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}")
             return []
+        src = {e.name: e for e in src_list if not is_temporary(e.name)}
+        dst = {e.name: e for e in dst_list if not is_temporary(e.name)}
         subdirs: list[tuple[str, bool]] = []
         for name in sorted(src.keys() | dst.keys()):
             rel = f"{rel_dir}/{name}"
@@ -138,17 +159,20 @@ class _TreeComparer:
         if reason:
             self.mismatch(rel, reason)
             return False
-        src_path = self.source if rel == "/" else self.source + rel
-        dst_path = self.destination if rel == "/" else self.destination + rel
+        if skind not in (LNK, REG):
+            return True
+        parent, name = split(rel)
         try:
-            if skind == LNK and os.readlink(src_path) != os.readlink(dst_path):
-                self.mismatch(rel, "symbolic link targets differ")
-                return False
-            if skind == REG:
+            src_dir, dst_dir = self.src_tree.fd(parent), self.dst_tree.fd(parent)
+            if skind == LNK:
+                if os.readlink(name, dir_fd=src_dir) != os.readlink(name, dir_fd=dst_dir):
+                    self.mismatch(rel, "symbolic link targets differ")
+                    return False
+            else:
                 if s.st.st_size != d.st.st_size:
                     self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}")
                     return False
-                if hash_file(src_path) != hash_file(dst_path):
+                if hash_file(name, src_dir) != hash_file(name, dst_dir):
                     self.mismatch(rel, "checksum mismatch between source and destination")
                     return False
         except OSError as exc:

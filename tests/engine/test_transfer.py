@@ -381,3 +381,41 @@ def test_unreadable_items_fail_alone_and_block_deletes() -> None:
     finally:
         os.chmod(base / "src/locked", 0o755)
         shutil.rmtree(base)
+
+
+def test_a_source_directory_swapped_for_a_symlink_is_never_followed(tmp_path: Path) -> None:
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    write(src / "dir/data.txt", "inside the location")
+    write(src / "top.txt", "top")
+    write(outside / "data.txt", "SECRET outside the location")
+
+    def swap(status: str) -> None:
+        if status == "TRANSFERRING":
+            shutil.rmtree(src / "dir")
+            os.symlink(outside, src / "dir")
+
+    r = sync(src, dst, {"on_phase": swap}, VerifyMode="NONE")
+    assert r["Status"] == "ERROR"
+    assert any(f.startswith("/dir/data.txt") for f in r["_failures"])
+    assert not (dst / "dir/data.txt").exists()
+    assert all("SECRET" not in p.read_text() for p in dst.rglob("*") if p.is_file())
+    assert (dst / "top.txt").read_text() == "top"
+
+
+def test_a_destination_directory_swapped_for_a_symlink_is_never_written_through(
+    tmp_path: Path,
+) -> None:
+    src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
+    write(src / "dir/new.txt", "new")
+    (dst / "dir").mkdir(parents=True)
+    outside.mkdir()
+
+    def swap(status: str) -> None:
+        if status == "TRANSFERRING":
+            (dst / "dir").rmdir()
+            os.symlink(outside, dst / "dir")
+
+    r = sync(src, dst, {"on_phase": swap}, VerifyMode="NONE")
+    assert r["Status"] == "ERROR"
+    assert list(outside.iterdir()) == []  # nothing was written outside the destination
+    assert any(f.startswith("/dir/new.txt") for f in r["_failures"])
