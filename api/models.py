@@ -153,6 +153,9 @@ class Backend:
     def __init__(self, store: Store, config: ServerConfig) -> None:
         self.store = store
         self.config = config
+        # Called with an agent's ARN when work was queued for it (lets an agent in this process
+        # look for the job now instead of at its next poll). Must not block.
+        self.work_listeners: list[Callable[[str], None]] = []
 
     # helpers ----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -569,6 +572,8 @@ class Backend:
         self._tag(arn, p.get("Tags"))
         task["CurrentTaskExecutionArn"] = arn
         self.store.put("task", task["TaskArn"], task["CreationTime"], task)
+        for listener in self.work_listeners:
+            listener(agent_arn)
         return {"TaskExecutionArn": arn}
 
     def describe_task_execution(self, p: Doc) -> Doc:
@@ -607,16 +612,16 @@ class Backend:
             )
         if "BytesPerSecond" not in changes:
             raise _invalid("Options.BytesPerSecond is required.", "InvalidOptions")
+        try:
+            options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
+        except InvalidOptionsError as exc:
+            raise _options_error(exc) from None
         if doc["Status"] in TERMINAL_STATUSES or doc["Status"] == "CANCELLING":
             raise _invalid(
                 f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: only a queued or "
                 "running execution can be updated.",
                 "InvalidExecutionStatus",
             )
-        try:
-            options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
-        except InvalidOptionsError as exc:
-            raise _options_error(exc) from None
         doc["Options"] = options.to_dict()
         doc["Job"]["document"]["Options"] = options.to_dict()
         self.store.save_execution(doc)

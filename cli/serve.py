@@ -166,6 +166,12 @@ def build(config: ServeConfig) -> Served:
         client, agent_arn.rsplit("/", 1)[1], roots, poll_interval=config.agent_poll_interval
     )
 
+    def poke(arn: str) -> None:
+        if arn == agent_arn:
+            agent.poke()
+
+    backend.work_listeners.append(poke)
+
     async def stop_agent() -> None:
         await agent.stop()
         await client.aclose()

@@ -156,7 +156,8 @@ def test_cancel_a_queued_execution_and_fifo_across_tasks(
     assert sorted(os.listdir(root / "dst2")) == sorted(os.listdir(root / "src"))
 
 
-def test_update_task_execution_rules(ds: Any, locations: tuple[str, str]) -> None:
+def test_update_task_execution_rules(ds: Any, root: Path, locations: tuple[str, str]) -> None:
+    make_tree(os.fspath(root / "src"), 2, 128 * 1024)
     src, dst = locations
     task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
     arn = ds.start_task_execution(TaskArn=task, OverrideOptions={"BytesPerSecond": SLOW})[
@@ -168,7 +169,10 @@ def test_update_task_execution_rules(ds: Any, locations: tuple[str, str]) -> Non
         ds.update_task_execution(TaskExecutionArn=arn, Options={"VerifyMode": "NONE"})
     with pytest.raises(ds.exceptions.InvalidRequestException, match="BytesPerSecond"):
         ds.update_task_execution(TaskExecutionArn=arn, Options={"BytesPerSecond": 0})
-    wait_status(ds, arn, "SUCCESS", "ERROR")
+    ds.update_task_execution(TaskExecutionArn=arn, Options={"BytesPerSecond": -1})
+    assert wait_status(ds, arn, "SUCCESS", "ERROR")["Status"] == "SUCCESS"
+    with pytest.raises(ds.exceptions.InvalidRequestException, match="only a queued or running"):
+        ds.update_task_execution(TaskExecutionArn=arn, Options={"BytesPerSecond": 1000})
     with pytest.raises(ds.exceptions.InvalidRequestException, match="not found"):
         ds.describe_task_execution(TaskExecutionArn=task + "/execution/exec-0123456789abcdef0")
 
