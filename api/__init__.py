@@ -1,0 +1,15 @@
+"""The control plane: the DataSync JSON 1.1 API, its store, and the jobs endpoint for agents.
+
+    app.py         ASGI routes, body limit, SigV4, the one place errors meet the wire
+    auth.py        SigV4 verification with botocore's signer; operator credentials
+    validation.py  requests checked against botocore's model shapes
+    responses.py   X-Amz-Target dispatch and output rendering (thin)
+    models.py      the backend: agents, locations, tasks, executions, tags (rich)
+    lifecycle.py   an execution's status machine and its job (the agent's view)
+    jobs.py        the IoT Jobs data plane the agents speak
+    locations.py   NFS/SMB locations as local directories inside an agent's roots
+    store.py       in-memory state persisted to SQLite through SQLAlchemy Core
+    errors.py      every error, with the hierarchy drawn
+
+`api` imports `engine` only for Options/FilterRules validation and never imports `agents`.
+"""

@@ -294,3 +294,25 @@ def test_crash_leftovers_end_in_error_on_start(tmp_path: Path, root: Path) -> No
         assert ds.describe_task(TaskArn=task)["Status"] in ("AVAILABLE", "UNAVAILABLE")
     finally:
         server.stop()
+
+
+def test_engine_failure_ends_in_error_with_its_code(
+    ds: Any, root: Path, locations: tuple[str, str]
+) -> None:
+    src, dst = locations
+    task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
+    (root / "src").rmdir()  # the source vanished after the location was created
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    final = wait_status(ds, arn, "SUCCESS", "ERROR")
+    assert final["Status"] == "ERROR"
+    assert final["Result"]["ErrorCode"] and final["Result"]["ErrorDetail"]
+    assert ds.describe_task(TaskArn=task)["Status"] == "AVAILABLE"
+
+
+def test_layering() -> None:
+    """agents never import api, api never imports agents (they talk through the jobs protocol)."""
+    here = Path(__file__).resolve().parents[2]
+    for package, forbidden in (("agents", "api"), ("api", "agents"), ("engine", "api")):
+        for path in (here / package).glob("*.py"):
+            text = path.read_text()
+            assert f"from {forbidden}" not in text and f"import {forbidden}" not in text, path
