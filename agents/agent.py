@@ -85,22 +85,36 @@ class Agent:
     # lifetime ---------------------------------------------------------------------------------
     async def run(self) -> None:
         """Claim and run jobs until `stop()`."""
+        failures = 0
         while not self._stopping:
             try:
                 execution = await self.client.start_next(self.thing)
-            except (JobsError, OSError, Exception) as exc:  # the server may be restarting
-                log.warning("agent %s: cannot claim work: %s", self.thing, exc)
+                failures = 0
+            except Exception as exc:  # the server may be restarting: back off, keep trying
+                failures += 1
+                if failures in (1, 10) or failures % 100 == 0:
+                    log.warning("agent %s: cannot claim work: %s", self.thing, exc)
                 execution = None
             if execution is not None and not self._stopping:
                 self._idle = anyio.Event()
                 try:
                     await self.run_job(execution)
-                except Exception:
+                except Exception as exc:  # a bug of ours: fail the job, don't re-run it forever
                     log.exception("agent %s: job %s failed", self.thing, execution.get("jobId"))
+                    result = {
+                        "ErrorCode": "AgentError",
+                        "ErrorDetail": f"{type(exc).__name__}: {exc}",
+                    }
+                    await self._report(
+                        str(execution.get("jobId")),
+                        "FAILED",
+                        {"phase": "ERROR", "result": _compact(result)[:MAX_DETAIL]},
+                    )
                 finally:
                     self._idle.set()
                 continue
-            with anyio.move_on_after(self.poll_interval):
+            delay = self.poll_interval * min(10, 2 ** min(failures, 4)) if failures else 0
+            with anyio.move_on_after(delay or self.poll_interval):
                 await self._wake.wait()
             self._wake = anyio.Event()
 

@@ -258,3 +258,34 @@ def test_status_details_stay_within_the_protocol_limit() -> None:
     assert all(0 < len(v) <= 1024 for v in details.values())
     assert json.loads(details["result"])["ErrorDetail"].endswith("...")
     assert json.loads(details["counters"])["FilesListed"]["AtSource"] == 5
+
+
+def test_agent_fails_a_job_outside_its_own_roots(
+    remote: dict[str, Any], server: Server, tmp_path: Path
+) -> None:
+    ds = remote["ds"]
+    arn = ds.start_task_execution(TaskArn=remote["task"])["TaskExecutionArn"]
+
+    async def main() -> None:
+        client = JobsClient(server.url, ACCESS_KEY, SECRET_KEY, REGION)
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        agent = Agent(client, remote["thing"], [str(elsewhere)], poll_interval=0.1)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(agent.run)
+            with anyio.fail_after(10):
+                while (
+                    await anyio.to_thread.run_sync(
+                        lambda: ds.describe_task_execution(TaskExecutionArn=arn)["Status"]
+                    )
+                    != "ERROR"
+                ):
+                    await anyio.sleep(0.1)
+            await agent.stop()
+            tg.cancel_scope.cancel()
+        await client.aclose()
+
+    anyio.run(main)
+    result = ds.describe_task_execution(TaskExecutionArn=arn)["Result"]
+    assert result["ErrorCode"] == "LocationError"
+    assert "outside this agent's roots" in result["ErrorDetail"]
