@@ -128,7 +128,8 @@ class Agent:
             await self._idle.wait()
 
     def poke(self) -> None:
-        """Look for work now instead of at the next poll."""
+        """The control plane wants something: look for work now, or report (and so hear the
+        wish in the reply) now instead of at the next interval."""
         self._wake.set()
 
     # one job ----------------------------------------------------------------------------------
@@ -159,13 +160,19 @@ class Agent:
                     nonlocal version, abandoned
                     last_phase, last_sent = "", 0.0
                     while True:
-                        await anyio.sleep(min(0.2, self.report_interval))
+                        poked = False
+                        with anyio.move_on_after(min(0.2, self.report_interval)):
+                            await self._wake.wait()
+                            poked = True
+                        if poked:
+                            self._wake = anyio.Event()
                         snapshot = transfer.snapshot()
                         phase = str(snapshot.get("Status"))
                         if phase in ("SUCCESS", "ERROR"):
                             continue
                         now = time.monotonic()
-                        if phase == last_phase and now - last_sent < self.report_interval:
+                        due = now - last_sent >= self.report_interval
+                        if phase == last_phase and not due and not poked:
                             continue
                         last_phase, last_sent = phase, now
                         try:

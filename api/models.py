@@ -153,9 +153,14 @@ class Backend:
     def __init__(self, store: Store, config: ServerConfig) -> None:
         self.store = store
         self.config = config
-        # Called with an agent's ARN when work was queued for it (lets an agent in this process
-        # look for the job now instead of at its next poll). Must not block.
+        # Called with an agent's ARN when there is news for it (work queued, a cancel, a new
+        # rate), so an agent in this process can ask now instead of at its next poll or report.
+        # Remote agents hear the same news in the reply to their next report. Must not block.
         self.work_listeners: list[Callable[[str], None]] = []
+
+    def _notify(self, agent_arn: str) -> None:
+        for listener in self.work_listeners:
+            listener(agent_arn)
 
     # helpers ----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -572,8 +577,7 @@ class Backend:
         self._tag(arn, p.get("Tags"))
         task["CurrentTaskExecutionArn"] = arn
         self.store.put("task", task["TaskArn"], task["CreationTime"], task)
-        for listener in self.work_listeners:
-            listener(agent_arn)
+        self._notify(agent_arn)
         return {"TaskExecutionArn": arn}
 
     def describe_task_execution(self, p: Doc) -> Doc:
@@ -598,6 +602,7 @@ class Backend:
             )
         lifecycle.request_cancel(doc, self.now())
         self.store.save_execution(doc)
+        self._notify(doc["AgentArn"])
         return {}
 
     def update_task_execution(self, p: Doc) -> Doc:
@@ -625,6 +630,7 @@ class Backend:
         doc["Options"] = options.to_dict()
         doc["Job"]["document"]["Options"] = options.to_dict()
         self.store.save_execution(doc)
+        self._notify(doc["AgentArn"])
         return {}
 
     # tags -------------------------------------------------------------------------------------
