@@ -146,6 +146,7 @@ def build(config: ServeConfig) -> Served:
             None,
             recovered,
             store.close,
+            {"backend": backend},
         )
 
     roots = [os.path.abspath(r) for r in config.roots]
@@ -242,5 +243,5 @@ def run(args: argparse.Namespace) -> int:
         server.run()
     finally:
         served.close()
-    log.info("stopped")
+    print("datasync-local serve: stopped", file=sys.stderr, flush=True)
     return EXIT_OK
