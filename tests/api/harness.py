@@ -44,6 +44,7 @@ class Server:
         self.data_dir = data_dir
         self.roots = roots
         self.embedded_agent = embedded_agent
+        self.region = REGION
         self.agent_timeout = agent_timeout
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,7 +60,7 @@ class Server:
                 access_key_id=ACCESS_KEY,
                 secret_access_key=SECRET_KEY,
                 account_id=ACCOUNT,
-                region=REGION,
+                region=self.region,
                 embedded_agent=self.embedded_agent,
                 agent_timeout=self.agent_timeout,
                 agent_poll_interval=0.1,

@@ -316,3 +316,29 @@ def test_layering() -> None:
         for path in (here / package).glob("*.py"):
             text = path.read_text()
             assert f"from {forbidden}" not in text and f"import {forbidden}" not in text, path
+
+
+def test_region_change_keeps_the_embedded_agent_working(tmp_path: Path, root: Path) -> None:
+    make_tree(os.fspath(root / "src"), 2, 1000)
+    server = Server(str(tmp_path / "data"), [str(root)]).start()
+    try:
+        ds = server.client()
+        agent = server.agent_arn
+        src, dst = (
+            ds.create_location_nfs(
+                ServerHostname="localhost",
+                Subdirectory=os.fspath(root / name),
+                OnPremConfig={"AgentArns": [agent]},
+            )["LocationArn"]
+            for name in ("src", "dst")
+        )
+        task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
+        server.stop()
+        server.region = "eu-west-1"
+        server.start()
+        assert server.agent_arn == agent  # ARNs made before keep their region
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        assert wait_status(ds, arn, "SUCCESS", "ERROR")["Status"] == "SUCCESS"
+    finally:
+        server.stop()
