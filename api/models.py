@@ -17,19 +17,16 @@ its agent claims it through the jobs protocol (`api.jobs`) and reports the phase
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import json
-import operator
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from api import lifecycle
 from api.errors import InvalidRequestException
+from api.listing import matches, page
 from api.locations import inside_roots, local_path, location_uri
 from api.store import TERMINAL_STATUSES, Store
 from engine import FilterRules, InvalidOptionsError, Options
@@ -62,89 +59,6 @@ def _options_error(exc: InvalidOptionsError) -> InvalidRequestException:
 
 def _filters_key(includes: Any, excludes: Any) -> str:
     return json.dumps([includes or [], excludes or []], sort_keys=True)
-
-
-def _page(items: Sequence[Doc], key: str, params: Doc) -> tuple[list[Doc], str | None]:
-    """One page of `items` (sorted by `key`) after the opaque NextToken, and the next token."""
-    limit = params.get("MaxResults") or 100
-    token = params.get("NextToken")
-    start = 0
-    if token is not None:
-        try:
-            after = base64.urlsafe_b64decode(token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise _invalid(
-                "NextToken is not a token this server issued.", "InvalidNextToken"
-            ) from None
-        start = next((i for i, item in enumerate(items) if item[key] > after), len(items))
-    page = list(items[start : start + limit])
-    more = start + limit < len(items)
-    next_token = base64.urlsafe_b64encode(page[-1][key].encode()).decode() if more else None
-    return page, next_token
-
-
-def _parse_time(value: str) -> float:
-    text = value.strip().replace("T", " ").rstrip("Z")
-    for fmt in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d:%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC).timestamp()
-        except ValueError:
-            continue
-    try:
-        return float(value)
-    except ValueError:
-        raise _invalid(
-            f"Filter value {value!r} is not a time (use 'YYYY-MM-DD HH:MM:SS', UTC).",
-            "InvalidFilter",
-        ) from None
-
-
-_STRING_OPS = {"Equals", "NotEquals", "In", "Contains", "NotContains", "BeginsWith"}
-_NUMBER_OPS = {
-    "Equals",
-    "NotEquals",
-    "LessThan",
-    "LessThanOrEqual",
-    "GreaterThan",
-    "GreaterThanOrEqual",
-}
-
-
-def _matches(filters: list[Doc], attributes: Callable[[str], list[Any]]) -> bool:
-    """Whether an item passes every filter (they are ANDed); `attributes(name)` gives its values."""
-    for flt in filters:
-        name, op, values = flt["Name"], flt["Operator"], flt["Values"]
-        actual = attributes(name)
-        if name == "CreationTime":
-            if op not in _NUMBER_OPS:
-                raise _invalid(f"Filter operator {op} cannot be used with {name}.", "InvalidFilter")
-            wanted = [_parse_time(v) for v in values]
-            checks: dict[str, Callable[[float, float], bool]] = {
-                "Equals": lambda a, w: int(a) == int(w),
-                "NotEquals": lambda a, w: int(a) != int(w),
-                "LessThan": operator.lt,
-                "LessThanOrEqual": operator.le,
-                "GreaterThan": operator.gt,
-                "GreaterThanOrEqual": operator.ge,
-            }
-            check = checks[op]
-            ok = all(check(actual[0], w) for w in wanted)
-        else:
-            if op not in _STRING_OPS:
-                raise _invalid(f"Filter operator {op} cannot be used with {name}.", "InvalidFilter")
-            if op in ("Equals", "In"):
-                ok = any(a == v for a in actual for v in values)
-            elif op == "NotEquals":
-                ok = all(a != v for a in actual for v in values)
-            elif op == "Contains":
-                ok = any(v in a for a in actual for v in values)
-            elif op == "NotContains":
-                ok = all(v not in a for a in actual for v in values)
-            else:
-                ok = any(a.startswith(v) for a in actual for v in values)
-        if not ok:
-            return False
-    return True
 
 
 class Backend:
@@ -239,8 +153,8 @@ class Backend:
 
     def list_agents(self, p: Doc) -> Doc:
         agents = [{**a, "Status": self.agent_status(a)} for a in self.store.all("agent")]
-        page, token = _page(agents, "AgentArn", p)
-        return {"Agents": page, "NextToken": token}
+        items, token = page(agents, "AgentArn", p)
+        return {"Agents": items, "NextToken": token}
 
     def update_agent(self, p: Doc) -> Doc:
         doc = self._get("agent", p["AgentArn"], "Agent")
@@ -373,9 +287,9 @@ class Backend:
                 "CreationTime": [doc["CreationTime"]],
             }[name]
 
-        found = [d for d in self.store.all("location") if _matches(filters, attributes(d))]
-        page, token = _page(found, "LocationArn", p)
-        return {"Locations": page, "NextToken": token}
+        found = [d for d in self.store.all("location") if matches(filters, attributes(d))]
+        items, token = page(found, "LocationArn", p)
+        return {"Locations": items, "NextToken": token}
 
     def delete_location(self, p: Doc) -> Doc:
         arn = p["LocationArn"]
@@ -516,9 +430,9 @@ class Backend:
                 "CreationTime": [doc["CreationTime"]],
             }[name]
 
-        found = [t for t in self.store.all("task") if _matches(filters, attributes(t))]
-        page, token = _page(found, "TaskArn", p)
-        return {"Tasks": [{**t, "Status": self.task_status(t)} for t in page], "NextToken": token}
+        found = [t for t in self.store.all("task") if matches(filters, attributes(t))]
+        items, token = page(found, "TaskArn", p)
+        return {"Tasks": [{**t, "Status": self.task_status(t)} for t in items], "NextToken": token}
 
     # executions -------------------------------------------------------------------------------
     def start_task_execution(self, p: Doc) -> Doc:
@@ -589,8 +503,8 @@ class Backend:
         found = sorted(
             self.store.executions(task_arn=p.get("TaskArn")), key=lambda e: e["TaskExecutionArn"]
         )
-        page, token = _page(found, "TaskExecutionArn", p)
-        return {"TaskExecutions": page, "NextToken": token}
+        items, token = page(found, "TaskExecutionArn", p)
+        return {"TaskExecutions": items, "NextToken": token}
 
     def cancel_task_execution(self, p: Doc) -> Doc:
         doc = self._execution(p["TaskExecutionArn"])
@@ -657,8 +571,8 @@ class Backend:
     def list_tags_for_resource(self, p: Doc) -> Doc:
         self._taggable(p["ResourceArn"])
         tags = [{"Key": k, "Value": v} for k, v in self.store.tags(p["ResourceArn"]).items()]
-        page, token = _page(tags, "Key", p)
-        return {"Tags": page, "NextToken": token}
+        items, token = page(tags, "Key", p)
+        return {"Tags": items, "NextToken": token}
 
     # start-up ---------------------------------------------------------------------------------
     def recover(self) -> int:
