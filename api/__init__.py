@@ -7,6 +7,7 @@
     models.py      the backend: agents, locations, tasks, executions, tags (rich)
     lifecycle.py   an execution's status machine and its job (the agent's view)
     jobs.py        the IoT Jobs data plane the agents speak
+    listing.py     pagination (opaque NextToken) and List filters
     locations.py   NFS/SMB locations as local directories inside an agent's roots
     store.py       in-memory state persisted to SQLite through SQLAlchemy Core
     errors.py      every error, with the hierarchy drawn

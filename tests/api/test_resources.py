@@ -210,3 +210,14 @@ def test_pagination_everywhere(server: Server, ds: Any, root: Path) -> None:
     assert len(agents) == 1
     with pytest.raises(ds.exceptions.InvalidRequestException, match="NextToken"):
         ds.list_tasks(NextToken="bm90LWEtdG9rZW4")  # valid base64 of something, wrong shape
+
+
+def test_delete_an_unused_agent(server: Server, ds: Any, root: Path) -> None:
+    assert server.served is not None
+    other = server.served.extras["backend"].register_agent("spare", [str(root)])
+    assert {a["AgentArn"] for a in ds.list_agents()["Agents"]} == {server.agent_arn, other}
+    ds.tag_resource(ResourceArn=other, Tags=[{"Key": "k", "Value": "v"}])
+    ds.delete_agent(AgentArn=other)
+    assert [a["AgentArn"] for a in ds.list_agents()["Agents"]] == [server.agent_arn]
+    with pytest.raises(ds.exceptions.InvalidRequestException, match="not found"):
+        ds.list_tags_for_resource(ResourceArn=other)
