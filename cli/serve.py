@@ -35,10 +35,22 @@ def _env(name: str, default: str | None = None) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = (
+        "Every flag can also be set as DATASYNC_LOCAL_<FLAG> in the environment (e.g. "
+        "DATASYNC_LOCAL_ACCESS_KEY_ID; DATASYNC_LOCAL_ROOT takes a colon-separated list). "
+        "Without credentials, a pair is generated on the first start, stored in the data "
+        "directory (mode 0600) and printed once."
+    )
     roots = _env("ROOT")
-    parser.add_argument("--host", default=_env("HOST", "127.0.0.1"), help="bind address")
-    parser.add_argument("--port", type=int, default=int(_env("PORT", "8080") or 8080))
-    parser.add_argument("--data-dir", default=_env("DATA_DIR", ".data"), help="state directory")
+    parser.add_argument(
+        "--host", default=_env("HOST", "127.0.0.1"), help="bind address (127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=int(_env("PORT", "8080") or 8080), help="port (8080)"
+    )
+    parser.add_argument(
+        "--data-dir", default=_env("DATA_DIR", ".data"), help="state directory (.data)"
+    )
     parser.add_argument(
         "--root",
         action="append",
@@ -47,10 +59,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a directory the embedded agent may read and write (repeatable)",
     )
     parser.set_defaults(_env_roots=[r for r in (roots or "").split(":") if r])
-    parser.add_argument("--access-key-id", default=_env("ACCESS_KEY_ID"))
-    parser.add_argument("--secret-access-key", default=_env("SECRET_ACCESS_KEY"))
-    parser.add_argument("--region", default=_env("REGION", "us-east-1"))
-    parser.add_argument("--account-id", default=_env("ACCOUNT_ID", "000000000000"))
+    parser.add_argument(
+        "--access-key-id", default=_env("ACCESS_KEY_ID"), help="the operators' access key id"
+    )
+    parser.add_argument(
+        "--secret-access-key", default=_env("SECRET_ACCESS_KEY"), help="and its secret"
+    )
+    parser.add_argument(
+        "--region", default=_env("REGION", "us-east-1"), help="region in ARNs (us-east-1)"
+    )
+    parser.add_argument(
+        "--account-id",
+        default=_env("ACCOUNT_ID", "000000000000"),
+        help="12-digit account id in ARNs (000000000000)",
+    )
     parser.add_argument(
         "--no-embedded-agent",
         action="store_true",
@@ -62,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=float(_env("AGENT_TIMEOUT", "300") or 300),
         metavar="SECONDS",
-        help="an agent silent this long is OFFLINE and loses its running job",
+        help="an agent silent this long is OFFLINE and loses its running job (300)",
     )
 
 
