@@ -15,6 +15,7 @@ symlinks), never a path string walked by the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import threading
@@ -202,12 +203,7 @@ class Executor:
                 else:  # Op.DEVICE
                     kind_bits = stat.S_IFBLK if action.kind == BLK else stat.S_IFCHR
                     os.mknod(tmp, 0o600 | kind_bits, int(action.extra or 0), dir_fd=dst_dir)
-                try:
-                    self._apply_to(dst_dir, tmp, action)
-                    place(dst_dir, tmp, name, action.replace)
-                except BaseException:
-                    os.unlink(tmp, dir_fd=dst_dir)
-                    raise
+                self._commit(dst_dir, tmp, name, action, with_metadata=True)
         except OSError as exc:
             self._fail(action.rel, exc)
             return
@@ -229,15 +225,25 @@ class Executor:
                         follow_symlinks=False)  # fmt: skip
             finally:
                 os.close(leader_dir)
-            try:
-                place(dst_dir, tmp, name, action.replace)
-            except BaseException:
-                os.unlink(tmp, dir_fd=dst_dir)
-                raise
+            self._commit(dst_dir, tmp, name, action, with_metadata=False)
         except OSError as exc:
             self._fail(action.rel, exc)
             return
         self._done(action)
+
+    def _commit(
+        self, dst_dir: int, tmp: str, name: str, action: Action, with_metadata: bool
+    ) -> None:
+        """Give a finished temporary its metadata and rename it over `name`; on any failure the
+        temporary goes and `name` is untouched."""
+        try:
+            if with_metadata:
+                self._apply_to(dst_dir, tmp, action)
+            place(dst_dir, tmp, name, action.replace)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dst_dir)
+            raise
 
     def _remove(self, action: Action) -> bool:
         parent, name = split(action.rel)

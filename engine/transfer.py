@@ -26,7 +26,7 @@ from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
-from engine.verify import verify_transferred, verify_whole_tree
+from engine.verify import WholeTreeVerifier, verify_transferred
 
 __all__ = ["Transfer"]
 
@@ -221,7 +221,7 @@ class Transfer:
                     self.destination, self._verify_log, self.progress, self._cancel.is_set
                 )
         else:
-            verify_whole_tree(
+            WholeTreeVerifier(
                 self.source,
                 self.destination,
                 self.filters,
@@ -230,7 +230,7 @@ class Transfer:
                 self._cancel.is_set,
                 excused=plan.never_skipped,
                 extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
-            )
+            ).run()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
 
     def _finish(self) -> None:

@@ -22,7 +22,7 @@ from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
 
-__all__ = ["verify_transferred", "verify_whole_tree"]
+__all__ = ["WholeTreeVerifier", "verify_transferred"]
 
 
 def verify_transferred(
@@ -64,7 +64,9 @@ def _verify_records(
         progress.add("FilesVerified")
 
 
-class _TreeComparer:
+class WholeTreeVerifier:
+    """POINT_IN_TIME_CONSISTENT: both trees walked again and compared item by item."""
+
     def __init__(
         self,
         source: str,
@@ -196,18 +198,3 @@ class _TreeComparer:
         if m.mtime and s.st_mtime_ns != d.st_mtime_ns:
             return "modification times differ"
         return None
-
-
-def verify_whole_tree(
-    source: str,
-    destination: str,
-    filters: FilterRules,
-    metadata: MetadataPolicy,
-    progress: Progress,
-    cancelled: Callable[[], bool],
-    excused: set[str],
-    extras_are_errors: bool,
-) -> None:
-    _TreeComparer(
-        source, destination, filters, metadata, progress, cancelled, excused, extras_are_errors
-    ).run()
