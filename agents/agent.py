@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,16 +27,17 @@ from typing import Any
 import anyio
 
 from agents.client import JobsClient, JobsError
-from agents.locations import resolve_location
+from agents.locations import Mount, resolve_location
 from engine import DataSyncLocalError, FilterRules, Options
 from engine.transfer import Transfer
 
-__all__ = ["Agent", "encode_details"]
+__all__ = ["SESSION_KEY", "Agent", "AgentRevoked", "encode_details"]
 
 log = logging.getLogger("datasync_local.agent")
 
 Doc = dict[str, Any]
 MAX_DETAIL = 1024
+SESSION_KEY = "agent:session"
 
 
 def _compact(value: Any) -> str:
@@ -61,6 +63,10 @@ def encode_details(snapshot: Doc) -> dict[str, str]:
     }
 
 
+class AgentRevoked(Exception):
+    """The control plane no longer accepts this agent's credentials (deleted, or a new store)."""
+
+
 class Agent:
     def __init__(
         self,
@@ -68,62 +74,89 @@ class Agent:
         thing_name: str,
         roots: Sequence[str],
         *,
+        mounts: Sequence[Mount] = (),
+        concurrency: int = 1,
         poll_interval: float = 0.5,
         report_interval: float = 1.0,
+        final_report_timeout: float = 120.0,
     ) -> None:
         self.client = client
         self.thing = thing_name
         self.roots = list(roots)
+        self.mounts = list(mounts)
+        self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
         self.report_interval = report_interval
+        self.final_report_timeout = final_report_timeout
+        self.revoked: AgentRevoked | None = None
         self._stopping = False
         self._wake = anyio.Event()
-        self._transfer: Transfer | None = None
+        self._transfers: dict[str, Transfer] = {}
+        self._running: set[str] = set()
         self._idle = anyio.Event()
         self._idle.set()
 
     # lifetime ---------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Claim and run jobs until `stop()`."""
+        """Claim and run jobs (up to `concurrency` at once) until `stop()` or revocation."""
         failures = 0
-        while not self._stopping:
-            try:
-                execution = await self.client.start_next(self.thing)
-                failures = 0
-            except Exception as exc:  # the server may be restarting: back off, keep trying
-                failures += 1
-                if failures in (1, 10) or failures % 100 == 0:
-                    log.warning("agent %s: cannot claim work: %s", self.thing, exc)
+        async with anyio.create_task_group() as tg:
+            while not self._stopping:
                 execution = None
-            if execution is not None and not self._stopping:
-                self._idle = anyio.Event()
-                try:
-                    await self.run_job(execution)
-                except Exception as exc:  # a bug of ours: fail the job, don't re-run it forever
-                    log.exception("agent %s: job %s failed", self.thing, execution.get("jobId"))
-                    result = {
-                        "ErrorCode": "AgentError",
-                        "ErrorDetail": f"{type(exc).__name__}: {exc}",
-                    }
-                    await self._report(
-                        str(execution.get("jobId")),
-                        "FAILED",
-                        {"phase": "ERROR", "result": _compact(result)[:MAX_DETAIL]},
-                    )
-                finally:
-                    self._idle.set()
-                continue
-            delay = self.poll_interval * min(10, 2 ** min(failures, 4)) if failures else 0
-            with anyio.move_on_after(delay or self.poll_interval):
-                await self._wake.wait()
-            self._wake = anyio.Event()
+                if len(self._running) < self.concurrency:
+                    try:
+                        execution = await self.client.start_next(
+                            self.thing, running=sorted(self._running), slots=self.concurrency
+                        )
+                        failures = 0
+                    except JobsError as exc:
+                        if exc.status == 403:
+                            log.error("agent %s: credentials refused: %s", self.thing, exc)
+                            self.revoked = AgentRevoked(str(exc))
+                            self._stopping = True
+                            break
+                        failures += 1
+                        if failures in (1, 10) or failures % 100 == 0:
+                            log.warning("agent %s: cannot claim work: %s", self.thing, exc)
+                    except Exception as exc:  # the server may be restarting: back off, retry
+                        failures += 1
+                        if failures in (1, 10) or failures % 100 == 0:
+                            log.warning("agent %s: cannot claim work: %s", self.thing, exc)
+                if execution is not None and not self._stopping:
+                    job_id = str(execution.get("jobId"))
+                    self._running.add(job_id)
+                    self._idle = anyio.Event()
+                    tg.start_soon(self._guarded, execution)
+                    continue
+                delay = self.poll_interval * min(10, 2 ** min(failures, 4)) if failures else 0
+                with anyio.move_on_after(delay or self.poll_interval):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+            for transfer in list(self._transfers.values()):
+                transfer.cancel()
+
+    async def _guarded(self, execution: Doc) -> None:
+        job_id = str(execution.get("jobId"))
+        try:
+            await self.run_job(execution)
+        except Exception as exc:  # a bug of ours: fail the job, don't re-run it forever
+            log.exception("agent %s: job %s failed", self.thing, job_id)
+            result = {"ErrorCode": "AgentError", "ErrorDetail": f"{type(exc).__name__}: {exc}"}
+            await self._report(
+                job_id, "FAILED", {"phase": "ERROR", "result": _compact(result)[:MAX_DETAIL]}
+            )
+        finally:
+            self._running.discard(job_id)
+            if not self._running:
+                self._idle.set()
+            self._wake.set()  # a slot is free: look for more work now
 
     async def stop(self, timeout: float = 30.0) -> None:
-        """Stop claiming; cancel a running transfer and wait (bounded) for its final report."""
+        """Stop claiming; cancel running transfers and wait (bounded) for their final reports."""
         self._stopping = True
         self._wake.set()
-        if self._transfer is not None:
-            self._transfer.cancel()
+        for transfer in list(self._transfers.values()):
+            transfer.cancel()
         with anyio.move_on_after(timeout):
             await self._idle.wait()
 
@@ -137,9 +170,12 @@ class Agent:
         job_id = str(execution["jobId"])
         version: int | None = execution.get("versionNumber")
         document = json.loads(execution.get("jobDocument") or "{}")
+        # who runs this job now: a restarted or partitioned copy of this agent that finds
+        # another session in the state abandons the job instead of overwriting newer state
+        session = secrets.token_hex(8)
         try:
-            source = resolve_location(document["Source"], self.roots)
-            destination = resolve_location(document["Destination"], self.roots)
+            source = resolve_location(document["Source"], self.roots, self.mounts)
+            destination = resolve_location(document["Destination"], self.roots, self.mounts)
             options = Options.create(document.get("Options"), task_mode=document["TaskMode"])
             filters = FilterRules.from_rules(
                 document.get("Includes") or None, document.get("Excludes") or None
@@ -148,9 +184,11 @@ class Agent:
         except (DataSyncLocalError, KeyError, ValueError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"
             result = {"ErrorCode": code, "ErrorDetail": str(exc)}
-            await self._report(job_id, "FAILED", {"phase": "ERROR", "result": _compact(result)})
+            await self._report(
+                job_id, "FAILED", {"phase": "ERROR", "result": _compact(result)}, version, session
+            )
             return
-        self._transfer = transfer
+        self._transfers[job_id] = transfer
         abandoned = False
         try:
             self._apply(transfer, execution.get("statusDetails") or {})
@@ -175,17 +213,24 @@ class Agent:
                         if phase == last_phase and not due and not poked:
                             continue
                         last_phase, last_sent = phase, now
+                        details = {**encode_details(snapshot), SESSION_KEY: session}
                         try:
                             state = await self.client.update(
-                                self.thing, job_id, "IN_PROGRESS", encode_details(snapshot), version
+                                self.thing, job_id, "IN_PROGRESS", details, version
                             )
                         except JobsError as exc:
+                            if exc.transient:
+                                log.warning("agent %s: cannot report: %s", self.thing, exc)
+                                continue
                             state = exc.body.get("executionState") or {}
-                            if exc.code != "VersionMismatch":
-                                log.warning("agent %s: job %s: %s", self.thing, job_id, exc)
+                            if exc.code != "VersionMismatch" or _foreign(state, session):
+                                log.warning(
+                                    "agent %s: job %s: %s; abandoning it", self.thing, job_id, exc
+                                )
                                 abandoned = True
                                 transfer.cancel()
                                 return
+                            # the control plane lost our last reports (a restart): carry on
                         except Exception as exc:  # server unreachable: keep going, retry later
                             log.warning("agent %s: cannot report: %s", self.thing, exc)
                             continue
@@ -196,11 +241,13 @@ class Agent:
                 final = await transfer.run()
                 tg.cancel_scope.cancel()
         finally:
-            self._transfer = None
+            self._transfers.pop(job_id, None)
         if abandoned:
             return
         status = "SUCCEEDED" if final.get("Status") == "SUCCESS" else "FAILED"
-        await self._report(job_id, status, encode_details(final), version)
+        await self._report(
+            job_id, status, {**encode_details(final), SESSION_KEY: session}, version, session
+        )
 
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""
@@ -216,20 +263,41 @@ class Agent:
                 log.warning("agent %s: ignoring BytesPerSecond %r: %s", self.thing, wanted, exc)
 
     async def _report(
-        self, job_id: str, status: str, details: dict[str, str], version: int | None = None
+        self,
+        job_id: str,
+        status: str,
+        details: dict[str, str],
+        version: int | None = None,
+        session: str | None = None,
     ) -> None:
-        for attempt in range(5):
+        """The final report, retried (bounded in time) while the server is unreachable."""
+        deadline = time.monotonic() + self.final_report_timeout
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await self.client.update(self.thing, job_id, status, details, version)
                 return
             except JobsError as exc:
-                if exc.code == "VersionMismatch":
-                    version = (exc.body.get("executionState") or {}).get("versionNumber")
+                state = exc.body.get("executionState") or {}
+                if exc.code == "VersionMismatch" and attempt < 10 and not _foreign(state, session):
+                    version = state.get("versionNumber")
                     continue
-                log.warning("agent %s: final report of %s refused: %s", self.thing, job_id, exc)
-                return
+                if not exc.transient:
+                    log.warning("agent %s: final report of %s refused: %s", self.thing, job_id, exc)
+                    return
+                error: Exception = exc
             except Exception as exc:
-                log.warning(
-                    "agent %s: cannot report %s (attempt %d): %s", self.thing, job_id, attempt, exc
-                )
-                await anyio.sleep(0.5 * (attempt + 1))
+                error = exc
+            if time.monotonic() > deadline or (self._stopping and attempt >= 5):
+                log.warning("agent %s: gave up reporting %s: %s", self.thing, job_id, error)
+                return
+            if attempt in (1, 10) or attempt % 50 == 0:
+                log.warning("agent %s: cannot report %s yet: %s", self.thing, job_id, error)
+            await anyio.sleep(min(5.0, 0.25 * attempt))
+
+
+def _foreign(state: Doc, session: str | None) -> bool:
+    """Does the server's state show another run of this job (another session) than ours?"""
+    theirs = (state.get("statusDetails") or {}).get(SESSION_KEY)
+    return session is not None and theirs is not None and theirs != session

@@ -17,7 +17,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-__all__ = ["JobsClient", "JobsError"]
+__all__ = ["ActivationClient", "JobsClient", "JobsError"]
 
 Doc = dict[str, Any]
 
@@ -30,6 +30,19 @@ class JobsError(Exception):
         self.status = status
         self.code = code
         self.body = body
+
+    @property
+    def transient(self) -> bool:
+        """Worth retrying as is: the server is busy, restarting or failed (429, 5xx)."""
+        return self.status == 429 or self.status >= 500
+
+
+def _error(response: httpx.Response) -> Doc:
+    try:
+        payload = response.json() if response.content else {}
+    except ValueError:
+        payload = {}
+    return payload if isinstance(payload, dict) else {}
 
 
 class JobsClient:
@@ -76,10 +89,24 @@ class JobsClient:
             raise JobsError(response.status_code, code, str(payload.get("message", "")), payload)
         return payload
 
-    async def start_next(self, thing: str, step_timeout_minutes: int | None = None) -> Doc | None:
+    async def start_next(
+        self,
+        thing: str,
+        step_timeout_minutes: int | None = None,
+        *,
+        running: list[str] | None = None,
+        slots: int | None = None,
+    ) -> Doc | None:
+        """Claim (or re-attach to) a job. With `running`/`slots`, the agent runs several at once:
+        the server hands back a job it does not run, while it has a free slot."""
         body: Doc = {}
         if step_timeout_minutes is not None:
             body["stepTimeoutInMinutes"] = step_timeout_minutes
+        if slots is not None:
+            body["statusDetails"] = {
+                "agent:slots": str(slots),
+                "agent:running": ",".join(running or []) or "-",
+            }
         result = await self._call("PUT", f"/things/{thing}/jobs/$next", body)
         execution = result.get("execution")
         return execution if isinstance(execution, dict) else None
@@ -105,3 +132,30 @@ class JobsClient:
 
     async def pending(self, thing: str) -> Doc:
         return await self._call("GET", f"/things/{thing}/jobs")
+
+
+class ActivationClient:
+    """The unauthenticated activation calls: register as pending, then poll with the key."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self._base = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _post(self, path: str, body: Doc) -> Doc:
+        response = await self._http.post(self._base + path, json=body)
+        payload = _error(response)
+        if response.status_code >= 400:
+            code = response.headers.get("x-amzn-ErrorType") or payload.get("__type") or "Error"
+            raise JobsError(response.status_code, code, str(payload.get("message", "")), payload)
+        return payload
+
+    async def register(self, info: Doc) -> Doc:
+        """→ {ActivationKey, PollToken, ExpiresAt}"""
+        return await self._post("/agent-activation", info)
+
+    async def poll(self, key: str, token: str) -> Doc:
+        """→ {Status: PENDING} or {Status: ACTIVATED, AgentArn, ThingName, AccessKeyId, ...}"""
+        return await self._post(f"/agent-activation/{quote(key)}", {"PollToken": token})

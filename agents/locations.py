@@ -1,26 +1,57 @@
 """Resolve a job's location to a directory on this host, never outside the agent's roots.
 
-A location names `ServerHostname` + `Subdirectory`; on a local engine the host must be this
-machine and the subdirectory is a path here (DESIGN.md "Locations on a local engine"). The
-control plane checks this at creation; the agent checks again before touching anything, with
-symlinks and ``..`` resolved, because roots are the agent's promise, not the server's.
+A location names `ServerHostname` + `Subdirectory` (DESIGN.md "Locations on a local engine"):
+
+* ``localhost``, ``127.0.0.1``, ``::1`` or this host's own name → the subdirectory is a path here;
+* another host → through a mount the agent was given (``--mount HOST:/export=/local/path``): the
+  subdirectory must be the export or lie under it, and maps to the same place under the local
+  path (SMB's ``/share/sub`` works the same way, with ``HOST:/share=/mnt/share``);
+* the result, with ``..`` and symlinks resolved, must lie inside one of the agent's roots (a
+  mount's local path is not a root by itself).
+
+The control plane may check some of this too, but roots are the agent's promise, not the
+server's: the agent checks before touching anything. Every refusal names the path.
 """
 
 from __future__ import annotations
 
 import os
+import posixpath
 import socket
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from engine import LocationError
 
-__all__ = ["resolve_location"]
+__all__ = ["Mount", "local_names", "parse_mount", "resolve_location"]
+
+
+@dataclass(frozen=True)
+class Mount:
+    host: str
+    export: str
+    local: str
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.export}={self.local}"
+
+
+def parse_mount(spec: str) -> Mount:
+    """``HOST:/export=/local/path`` → Mount; ValueError with the reason if malformed."""
+    remote, sep, local = spec.partition("=")
+    host, colon, export = remote.partition(":")
+    if not sep or not colon or not host or not export.startswith("/") or not local:
+        raise ValueError(f"--mount {spec!r}: expected HOST:/export=/local/path")
+    if not os.path.isabs(local):
+        raise ValueError(f"--mount {spec!r}: the local path must be absolute")
+    export = posixpath.normpath(export)
+    return Mount(host.lower().strip("[]"), export, os.path.normpath(local))
 
 
 @cache
-def _local_names() -> frozenset[str]:
+def local_names() -> frozenset[str]:
     names = {"localhost", "127.0.0.1", "::1", "localhost.localdomain"}
     for name in (socket.gethostname(), socket.getfqdn()):
         if name:
@@ -28,24 +59,59 @@ def _local_names() -> frozenset[str]:
     return frozenset(names)
 
 
-def resolve_location(location: Mapping[str, Any], roots: Iterable[str]) -> str:
-    """The real path of `location` (a job document's Source/Destination); LocationError if not
-    on this host or outside every root."""
-    hostname = str(location.get("ServerHostname", ""))
-    subdirectory = str(location.get("Subdirectory", ""))
-    if hostname.lower().strip("[]") not in _local_names():
-        raise LocationError(
-            f"{location.get('LocationUri', hostname)}: host {hostname!r} is not this agent's "
-            "host, and mounts of remote servers are not configured",
-            subdirectory,
-        )
-    if not subdirectory.startswith("/"):
-        raise LocationError(f"Subdirectory {subdirectory!r} is not an absolute path", subdirectory)
-    real = os.path.realpath(os.path.normpath(subdirectory))
+def _inside(real: str, roots: Iterable[str]) -> bool:
     for root in roots:
         real_root = os.path.realpath(root)
         if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            return real
-    raise LocationError(
-        f"{subdirectory} resolves to {real}, outside this agent's roots", subdirectory
-    )
+            return True
+    return False
+
+
+def resolve_location(
+    location: Mapping[str, Any], roots: Iterable[str], mounts: Iterable[Mount] = ()
+) -> str:
+    """The real path of `location` (a job document's Source/Destination); LocationError naming
+    the path if its host is not reachable from here or it resolves outside every root."""
+    hostname = str(location.get("ServerHostname", ""))
+    subdirectory = str(location.get("Subdirectory", ""))
+    uri = location.get("LocationUri", f"{hostname}:{subdirectory}")
+    host = hostname.lower().strip("[]")
+    if not subdirectory.startswith("/"):
+        raise LocationError(
+            f"{uri}: Subdirectory {subdirectory!r} is not an absolute path", subdirectory
+        )
+    if host in local_names():
+        path = os.path.normpath(subdirectory)
+    else:
+        wanted = posixpath.normpath(subdirectory)
+        path = ""
+        for mount in mounts:
+            if mount.host != host:
+                continue
+            if wanted == mount.export:
+                path = mount.local
+                break
+            prefix = mount.export.rstrip("/") + "/"
+            if wanted.startswith(prefix):
+                path = os.path.join(mount.local, wanted[len(prefix) :])
+                break
+        if not path:
+            known = [str(m) for m in mounts if m.host == host]
+            raise LocationError(
+                f"{uri}: {hostname}:{subdirectory} is not reachable from this agent: host "
+                f"{hostname!r} is not this machine and "
+                + (
+                    f"the path is under none of its mounts ({', '.join(known)})"
+                    if known
+                    else "no --mount maps it"
+                ),
+                subdirectory,
+            )
+    real = os.path.realpath(path)
+    if not _inside(real, roots):
+        raise LocationError(
+            f"{uri}: {path} resolves to {real}, outside this agent's roots "
+            f"({', '.join(str(r) for r in roots) or 'none given'})",
+            path,
+        )
+    return real

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.activation import Activation
 from api.auth import verify_request
 from api.errors import (
     ApiError,
@@ -113,6 +114,8 @@ def create_app(
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
     jobs = Jobs(backend)
+    activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
+    secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
         verify_request(
@@ -193,6 +196,7 @@ def create_app(
         Route("/", datasync, methods=["POST"]),
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
+        *activation.routes(),
     ]
     app = Starlette(
         routes=routes,

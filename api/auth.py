@@ -7,6 +7,11 @@ are compared with `hmac.compare_digest`. botocore's header map *appends* on assi
 rebuilt request is filled once per header and never through `add_auth` (which would re-add the
 date header and double it).
 
+Who may do what (`KeyRing`, when the app is given one): operator credentials call the DataSync
+API, and act on the jobs endpoint only for agents without credentials of their own (the embedded
+agent); an agent's credentials (issued at activation) call only the jobs endpoint, and only for
+its own thing name. Anything else is `AccessDeniedException`.
+
 Credentials: `load_or_create_credentials` returns the configured pair, or the pair stored in
 the data directory (mode 0600), or a freshly generated one. There is no built-in default secret.
 """
@@ -20,20 +25,28 @@ import os
 import re
 import secrets
 import string
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from api.errors import InvalidSignatureException, UnrecognizedClientException
+from api.errors import (
+    AccessDeniedException,
+    InvalidSignatureException,
+    UnrecognizedClientException,
+)
 
 __all__ = [
     "MAX_SKEW",
+    "AgentKey",
     "Credential",
+    "KeyRing",
     "Principal",
     "load_or_create_credentials",
+    "new_agent_credential",
     "verify_request",
 ]
 
@@ -58,6 +71,66 @@ class Principal:
     access_key_id: str
     service: str
     region: str
+
+
+@dataclass(frozen=True)
+class AgentKey:
+    """An agent's own credential: the thing name it may act as, and its secret."""
+
+    thing: str
+    secret_access_key: str
+
+
+def _thing_of(raw_path: str) -> str | None:
+    parts = raw_path.split("?", 1)[0].split("/")
+    if len(parts) >= 3 and parts[1] == "things":
+        return unquote(parts[2])
+    return None
+
+
+class KeyRing(Mapping[str, str]):
+    """Operator secrets plus agents' secrets (both live views), with who may call what."""
+
+    def __init__(
+        self,
+        operator: Mapping[str, str],
+        agents: Mapping[str, AgentKey],
+        credentialed_things: Container[str],
+    ) -> None:
+        self.operator = operator
+        self.agents = agents
+        self.credentialed_things = credentialed_things
+
+    def __getitem__(self, key: str) -> str:
+        if key in self.operator:
+            return self.operator[key]
+        return self.agents[key].secret_access_key
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self.operator
+        yield from self.agents
+
+    def __len__(self) -> int:
+        return len(self.operator) + len(self.agents)
+
+    def authorize(self, access_key: str, service: str, raw_path: str) -> None:
+        thing = _thing_of(raw_path)
+        if access_key in self.operator:
+            if service == "iot-jobs-data" and thing in self.credentialed_things:
+                raise AccessDeniedException(
+                    f"Thing {thing} is an activated agent: only its own credentials may act for it."
+                )
+            return
+        agent = self.agents[access_key]
+        if service != "iot-jobs-data" or thing is None:
+            raise AccessDeniedException(
+                "Agent credentials may call only the jobs endpoint (/things/<agent>/jobs), not "
+                "the DataSync API."
+            )
+        if thing != agent.thing:
+            raise AccessDeniedException(
+                f"These credentials belong to agent {agent.thing}; they cannot act for {thing}."
+            )
 
 
 def verify_request(
@@ -137,13 +210,20 @@ def verify_request(
             "The request signature we calculated does not match the signature you provided. "
             "Check your AWS Secret Access Key and signing method."
         )
+    if isinstance(secrets_by_key, KeyRing):
+        secrets_by_key.authorize(access_key, service, raw_path)
     return Principal(access_key, service, region)
 
 
-def _generate_pair() -> Credential:
+def _generate_pair(prefix: str = "DSLK") -> Credential:
     alphabet = string.ascii_uppercase + "234567"
-    access_key = "DSLK" + "".join(secrets.choice(alphabet) for _ in range(16))
+    access_key = prefix + "".join(secrets.choice(alphabet) for _ in range(16))
     return Credential(access_key, secrets.token_urlsafe(30)[:40])
+
+
+def new_agent_credential() -> Credential:
+    """A fresh pair for an activated agent (access key ids start with DSLA)."""
+    return _generate_pair("DSLA")
 
 
 def load_or_create_credentials(

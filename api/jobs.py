@@ -7,7 +7,8 @@
 
 A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`). An agent
 runs one job at a time: `$next` hands back its IN_PROGRESS job if it has one (re-attach), else
-claims the oldest QUEUED one. Every call is a heartbeat. The lease of an IN_PROGRESS job is the
+claims the oldest QUEUED one. An agent allowed several (`--concurrency`) names the jobs it runs
+and its slots in the `$next` statusDetails (`agent:running`, `agent:slots`). Every call is a heartbeat. The lease of an IN_PROGRESS job is the
 agent timeout or `stepTimeoutInMinutes`, whichever is longer; when it runs out the job is
 TIMED_OUT and the execution ends in ERROR (`AgentTimeout`). Replies carry the control plane's
 wishes in `statusDetails` (see `api.lifecycle`).
@@ -28,10 +29,12 @@ from api.errors import (
 from api.models import Backend
 from api.validation import validate_input
 
-__all__ = ["CANCEL_GRACE_SECONDS", "Jobs"]
+__all__ = ["CANCEL_GRACE_SECONDS", "RUNNING_KEY", "SLOTS_KEY", "Jobs"]
 
 Doc = dict[str, Any]
 CANCEL_GRACE_SECONDS = 30.0
+RUNNING_KEY = "agent:running"  # $next statusDetails: the job ids the agent runs now ("-": none)
+SLOTS_KEY = "agent:slots"  # $next statusDetails: how many jobs the agent runs at once
 MAX_DETAIL_VALUE = 1024  # IoT Jobs' documented limit (the model only has min 1)
 _DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
 
@@ -128,19 +131,33 @@ class Jobs:
         agent = self._agent(thing)
         now = self.backend.now()
         lease = self.backend.config.agent_timeout
+        details = dict(body.get("statusDetails") or {})
+        # An agent running several jobs says which it runs and how many it may: then $next hands
+        # back an IN_PROGRESS job it does not run (re-attach after its restart), else claims a
+        # QUEUED one while it has a free slot. Without these, one job at a time.
+        running_ids = set(details.pop(RUNNING_KEY, "").replace(",", " ").split()) - {"-"}
+        try:
+            slots = max(1, int(details.pop(SLOTS_KEY, "1")))
+        except ValueError:
+            raise InvalidRequestException(
+                f"statusDetails.{SLOTS_KEY} must be an integer."
+            ) from None
         running = self.store.executions(agent_arn=agent, active=True, job_status="IN_PROGRESS")
-        if running:
-            doc = running[0]
+        orphans = [d for d in running if _job_id(d) not in running_ids]
+        if orphans:
+            doc = orphans[0]
             lifecycle.renew_lease(doc, now, body.get("stepTimeoutInMinutes"), lease)
             self.store.save_execution(doc)
             return {"execution": self.execution(thing, doc)}
+        if len(running) >= slots:
+            return {}
         queued = self.store.executions(agent_arn=agent, active=True, job_status="QUEUED")
         if not queued:
             return {}
         doc = queued[0]
         lifecycle.claim(doc, now, body.get("stepTimeoutInMinutes"), lease)
-        if body.get("statusDetails"):
-            doc["Job"]["statusDetails"] = dict(body["statusDetails"])
+        if details:
+            doc["Job"]["statusDetails"] = details
         self.store.save_execution(doc)
         return {"execution": self.execution(thing, doc)}
 
@@ -224,12 +241,15 @@ class Jobs:
                     doc, "ERROR", now, "Cancelled", "The task execution was cancelled."
                 )
             elif job.get("leaseExpiresAt", now + 1) < now:
+                silent = now - job.get("lastUpdatedAt", now)
                 lifecycle.finish(
                     doc,
                     "ERROR",
                     now,
                     "AgentTimeout",
-                    "The agent stopped reporting progress for this execution.",
+                    f"The agent was lost: {doc['AgentArn']} sent no report for this execution "
+                    f"for {silent:.0f} s (the agent timeout is "
+                    f"{self.backend.config.agent_timeout:g} s).",
                 )
             else:
                 continue

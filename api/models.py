@@ -18,13 +18,15 @@ its agent claims it through the jobs protocol (`api.jobs`) and reports the phase
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from api import lifecycle
+from api.auth import AgentKey, KeyRing, new_agent_credential
 from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import inside_roots, local_path, location_uri
@@ -42,6 +44,11 @@ class ServerConfig:
     region: str = "us-east-1"
     account_id: str = "000000000000"
     agent_timeout: float = 300.0
+    # how long an agent's activation key stays valid (DataSync: 30 minutes); the environment
+    # variable exists for tests that watch a key expire
+    activation_ttl: float = field(
+        default_factory=lambda: float(os.environ.get("DATASYNC_LOCAL_ACTIVATION_TTL", "1800"))
+    )
     clock: Callable[[], float] = field(default=time.time)
 
 
@@ -71,6 +78,24 @@ class Backend:
         # rate), so an agent in this process can ask now instead of at its next poll or report.
         # Remote agents hear the same news in the reply to their next report. Must not block.
         self.work_listeners: list[Callable[[str], None]] = []
+        # activated agents' own credentials: access key id → (thing name, secret)
+        self.agent_keys: dict[str, AgentKey] = {}
+        self.credentialed_things: set[str] = set()
+        for agent in store.all("agent"):
+            self._index_credentials(agent)
+
+    def _index_credentials(self, agent: Doc) -> None:
+        credentials = agent.get("_Credentials")
+        if credentials:
+            thing = agent["AgentArn"].rsplit("/", 1)[1]
+            self.agent_keys[credentials["AccessKeyId"]] = AgentKey(
+                thing, credentials["SecretAccessKey"]
+            )
+            self.credentialed_things.add(thing)
+
+    def keyring(self, operator: Mapping[str, str]) -> KeyRing:
+        """The secrets the app checks signatures against, with who may call what."""
+        return KeyRing(operator, self.agent_keys, self.credentialed_things)
 
     def _notify(self, agent_arn: str) -> None:
         for listener in self.work_listeners:
@@ -94,6 +119,10 @@ class Backend:
         if doc is None:
             raise _invalid(f"Task execution {arn} is not found.", "ResourceNotFound")
         return doc
+
+    def is_remote(self, agent_arn: str) -> bool:
+        """An activated (on-prem) agent: its own process, its own credentials."""
+        return agent_arn.rsplit("/", 1)[1] in self.credentialed_things
 
     def agent_status(self, agent: Doc) -> str:
         last = agent.get("LastConnectionTime", 0.0)
@@ -128,21 +157,57 @@ class Backend:
 
     def touch_agent(self, agent_arn: str) -> None:
         doc = self.store.get("agent", agent_arn)
-        if doc is not None and self.now() - doc.get("LastConnectionTime", 0.0) > 2.0:
+        granularity = min(2.0, self.config.agent_timeout / 4)
+        if doc is not None and self.now() - doc.get("LastConnectionTime", 0.0) > granularity:
             doc["LastConnectionTime"] = self.now()
             self.store.put("agent", agent_arn, doc["CreationTime"], doc)
 
     def create_agent(self, p: Doc) -> Doc:
+        """Approve a pending agent by the key it showed; it collects its credentials by polling."""
         key = p["ActivationKey"]
         pending = self.store.meta(f"activation:{key}")
-        if pending is None:
+        info = json.loads(pending) if pending else None
+        if info is None:
             raise _invalid(
                 f"Activation key {key} is not recognised: start an agent with "
                 "`datasync-local agent --server URL` and use the key it shows.",
                 "InvalidActivationKey",
             )
-        info = json.loads(pending)
-        arn = self.register_agent(p.get("AgentName") or info.get("Name", ""), info.get("Roots", []))
+        if info.get("AgentArn"):
+            raise _invalid(
+                f"Activation key {key} was already used for agent {info['AgentArn']}.",
+                "InvalidActivationKey",
+            )
+        if info.get("ExpiresAt", 0) < self.now():
+            raise _invalid(
+                f"Activation key {key} has expired (keys are valid for "
+                f"{int(self.config.activation_ttl // 60)} minutes); restart the agent for a new "
+                "one.",
+                "ActivationKeyExpired",
+            )
+        now = self.now()
+        arn = self.arn(f"agent/agent-{_hex17()}")
+        credential = new_agent_credential()
+        doc: Doc = {
+            "AgentArn": arn,
+            "Name": p.get("AgentName") or info.get("Name") or "",
+            "CreationTime": now,
+            "EndpointType": "PUBLIC",
+            "Platform": {"Version": _PLATFORM_VERSION},
+            "LastConnectionTime": now,
+            "Roots": info.get("Roots", []),
+            "Mounts": info.get("Mounts", []),
+            "Hostname": info.get("Hostname", ""),
+            "Concurrency": info.get("Concurrency", 1),
+            "_Credentials": {
+                "AccessKeyId": credential.access_key_id,
+                "SecretAccessKey": credential.secret_access_key,
+            },
+        }
+        if not doc["Name"]:
+            del doc["Name"]
+        self.store.put("agent", arn, now, doc)
+        self._index_credentials(doc)
         self.store.set_meta(f"activation:{key}", json.dumps({**info, "AgentArn": arn}))
         self._tag(arn, p.get("Tags"))
         return {"AgentArn": arn}
@@ -172,13 +237,30 @@ class Backend:
                 f"Agent {arn} is used by location {users[0]}; delete its locations first.",
                 "ResourceInUse",
             )
+        agent = self.store.get("agent", arn) or {}
+        credentials = agent.get("_Credentials")
+        if credentials:
+            self.agent_keys.pop(credentials["AccessKeyId"], None)
+            self.credentialed_things.discard(arn.rsplit("/", 1)[1])
         self.store.remove(arn)
         return {}
 
     # locations --------------------------------------------------------------------------------
     def _check_location(self, hostname: str, subdirectory: str, agent_arns: list[str]) -> None:
-        path = local_path(hostname, subdirectory)
         for agent_arn in agent_arns:
+            self._get("agent", agent_arn, "Agent")
+        local = [a for a in agent_arns if not self.is_remote(a)]
+        if not local:
+            # on-prem agents resolve hosts, mounts and roots on their own machine, where the
+            # paths are; they fail the execution with the path named if it is not allowed
+            if not subdirectory.startswith("/"):
+                raise _invalid(
+                    f"Subdirectory {subdirectory!r} must be an absolute path.",
+                    "InvalidSubdirectory",
+                )
+            return
+        path = local_path(hostname, subdirectory)
+        for agent_arn in local:
             agent = self._get("agent", agent_arn, "Agent")
             roots = agent.get("Roots", [])
             if inside_roots(path, roots) is None:
@@ -576,13 +658,25 @@ class Backend:
 
     # start-up ---------------------------------------------------------------------------------
     def recover(self) -> int:
-        """End every execution a previous process left unfinished; returns how many."""
+        """Resolve executions a previous process left unfinished; returns how many ended.
+
+        An on-prem agent's work survives a control-plane restart: its queued jobs stay queued and
+        its running job gets a fresh lease (the agent could not report while the server was
+        down), so the agent re-attaches with its next report. Work of an agent that lived in the
+        previous process (the embedded one) died with it and ends in ERROR.
+        """
         count = 0
+        now = self.now()
         for doc in self.store.executions(active=True):
+            if self.is_remote(doc["AgentArn"]):
+                if doc["Job"]["status"] == "IN_PROGRESS":
+                    lifecycle.renew_lease(doc, now, None, self.config.agent_timeout)
+                    self.store.save_execution(doc)
+                continue
             lifecycle.finish(
                 doc,
                 "ERROR",
-                self.now(),
+                now,
                 "ServiceRestarted",
                 "The server stopped while this execution was queued or running; start it again.",
             )

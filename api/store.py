@@ -6,7 +6,7 @@ few columns queries need:
     resources   arn, kind (agent|location|task), created, doc
     executions  seq (FIFO order), arn, task_arn, agent_arn, status, job_status, doc
     tags        arn, key, value
-    meta        key, value             (e.g. the embedded agent's ARN, kept across restarts)
+    meta        key, value             (the embedded agent's ARN, pending activation keys)
 
 Everything is loaded at start-up and served from memory; every change is applied in memory at
 once and written to the database, in order, by one writer thread. So a DescribeTaskExecution
@@ -329,6 +329,13 @@ class Store:
     # meta -------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
         return self._meta.get(key)
+
+    def meta_items(self, prefix: str) -> list[tuple[str, str]]:
+        return [(k, v) for k, v in sorted(self._meta.items()) if k.startswith(prefix)]
+
+    def delete_meta(self, key: str) -> None:
+        if self._meta.pop(key, None) is not None:
+            self._write(_statements(delete(_meta).where(_meta.c.key == key)))
 
     def set_meta(self, key: str, value: str) -> None:
         self._meta[key] = value

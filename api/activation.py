@@ -1,0 +1,201 @@
+"""Agent activation, as DataSync does it: the agent shows a key, the operator calls CreateAgent.
+
+    POST /agent-activation          an agent registers as pending (unauthenticated, rate-limited)
+                                    → {ActivationKey, PollToken, ExpiresAt}
+    POST /agent-activation/{key}    the agent polls with {PollToken}
+                                    → {Status: PENDING} | {Status: ACTIVATED, AgentArn,
+                                       ThingName, AccessKeyId, SecretAccessKey, Region}
+
+A pending key (DataSync's format, 5 groups of 5 of ``[A-Z0-9]``) is kept in the store's ``meta``
+table under ``activation:<key>`` with what the agent said about itself (name, host, roots,
+mounts, concurrency) and expires after 30 minutes. Only the operator's authenticated
+`CreateAgent(ActivationKey=...)` (`api.models.Backend.create_agent`) turns it into an agent with
+its own credentials; the agent collects them by polling with the key *and* the poll token only it
+received, so someone who merely saw the key on a screen cannot collect them.
+
+Registration needs no credentials (the agent has none yet), so it is bounded: a token bucket
+over all callers and a cap on pending keys, answered with ``ThrottlingException`` (429).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import secrets
+import string
+import time
+import uuid
+from typing import Any, ClassVar
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api.errors import ApiError, InvalidRequestException, ResourceNotFoundException
+from api.models import Backend
+
+__all__ = ["ACTIVATION_PREFIX", "KEY_ALPHABET", "Activation", "ThrottlingException", "new_key"]
+
+Doc = dict[str, Any]
+ACTIVATION_PREFIX = "activation:"
+KEY_ALPHABET = string.ascii_uppercase + string.digits
+MAX_BODY = 64 * 1024
+MAX_PENDING = 200
+FORGET_AFTER = 3600.0  # seconds a key is remembered after it expired
+BUCKET_SIZE = 30.0  # registrations in a burst
+BUCKET_RATE = 0.5  # registrations per second, sustained
+
+
+class ThrottlingException(ApiError):
+    code: ClassVar[str] = "ThrottlingException"
+    status: ClassVar[int] = 429
+
+
+def new_key() -> str:
+    return "-".join("".join(secrets.choice(KEY_ALPHABET) for _ in range(5)) for _ in range(5))
+
+
+def _strings(value: Any, name: str, limit: int = 64) -> list[str]:
+    if value is None:
+        return []
+    if not isinstance(value, list) or len(value) > limit:
+        raise InvalidRequestException(f"{name} must be a list of at most {limit} strings.")
+    out = []
+    for item in value:
+        if not isinstance(item, str) or not 0 < len(item) <= 4096:
+            raise InvalidRequestException(f"{name} must hold strings of 1 to 4096 characters.")
+        out.append(item)
+    return out
+
+
+def _string(value: Any, name: str, limit: int = 255) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or len(value) > limit or any(ord(c) < 32 for c in value):
+        raise InvalidRequestException(f"{name} must be a printable string of at most {limit}.")
+    return value
+
+
+class Activation:
+    """Pending keys over the store's meta table; the HTTP side is `routes()`."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.store = backend.store
+        self._tokens = BUCKET_SIZE
+        self._filled_at = time.monotonic()
+
+    def _take_token(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(BUCKET_SIZE, self._tokens + (now - self._filled_at) * BUCKET_RATE)
+        self._filled_at = now
+        if self._tokens < 1.0:
+            raise ThrottlingException("Too many agent registrations; try again in a few seconds.")
+        self._tokens -= 1.0
+
+    def purge(self) -> int:
+        """Forget keys an hour after they expired (until then CreateAgent can say "expired"
+        rather than "not recognised"); returns how many are still valid."""
+        now = self.backend.now()
+        valid = 0
+        for key, value in self.store.meta_items(ACTIVATION_PREFIX):
+            try:
+                expires = float(json.loads(value).get("ExpiresAt", 0))
+            except (ValueError, AttributeError):
+                expires = 0.0
+            if expires + FORGET_AFTER < now:
+                self.store.delete_meta(key)
+            elif expires >= now:
+                valid += 1
+        return valid
+
+    def register(self, body: Doc) -> Doc:
+        info = {
+            "Name": _string(body.get("Name"), "Name", 256),
+            "Hostname": _string(body.get("Hostname"), "Hostname"),
+            "Roots": _strings(body.get("Roots"), "Roots"),
+            "Mounts": _strings(body.get("Mounts"), "Mounts"),
+        }
+        concurrency = body.get("Concurrency", 1)
+        if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+            raise InvalidRequestException("Concurrency must be an integer from 1 to 64.")
+        if self.purge() >= MAX_PENDING:
+            raise ThrottlingException(
+                f"{MAX_PENDING} activation keys are pending; approve or let some expire first."
+            )
+        self._take_token()
+        key = new_key()
+        while self.store.meta(ACTIVATION_PREFIX + key) is not None:
+            key = new_key()
+        token = secrets.token_urlsafe(24)
+        expires = self.backend.now() + self.backend.config.activation_ttl
+        record = {**info, "Concurrency": concurrency, "PollToken": token, "ExpiresAt": expires}
+        self.store.set_meta(ACTIVATION_PREFIX + key, json.dumps(record))
+        return {"ActivationKey": key, "PollToken": token, "ExpiresAt": int(expires)}
+
+    def poll(self, key: str, body: Doc) -> Doc:
+        raw = self.store.meta(ACTIVATION_PREFIX + key)
+        token = body.get("PollToken")
+        record = json.loads(raw) if raw else None
+        if (
+            record is None
+            or not isinstance(token, str)
+            or not hmac.compare_digest(token.encode(), str(record.get("PollToken", "")).encode())
+        ):
+            raise ResourceNotFoundException(f"Activation key {key} is not pending.")
+        arn = record.get("AgentArn")
+        if arn is None:
+            if record["ExpiresAt"] < self.backend.now():
+                raise ResourceNotFoundException(f"Activation key {key} has expired.")
+            return {"Status": "PENDING", "ExpiresAt": int(record["ExpiresAt"])}
+        agent = self.store.get("agent", arn)
+        if agent is None or "_Credentials" not in agent:
+            raise ResourceNotFoundException(f"The agent activated with {key} was deleted.")
+        credentials = agent["_Credentials"]
+        return {
+            "Status": "ACTIVATED",
+            "AgentArn": arn,
+            "ThingName": arn.rsplit("/", 1)[1],
+            "Region": self.backend.config.region,
+            "AccessKeyId": credentials["AccessKeyId"],
+            "SecretAccessKey": credentials["SecretAccessKey"],
+        }
+
+    # HTTP -------------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        async def handle(request: Request) -> Response:
+            request_id = str(uuid.uuid4())
+            try:
+                length = request.headers.get("content-length")
+                if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
+                    raise InvalidRequestException(f"The request body exceeds {MAX_BODY} bytes.")
+                raw = b""
+                async for chunk in request.stream():
+                    raw += chunk
+                    if len(raw) > MAX_BODY:
+                        raise InvalidRequestException(f"The request body exceeds {MAX_BODY} bytes.")
+                try:
+                    body = json.loads(raw) if raw.strip() else {}
+                except (ValueError, UnicodeDecodeError):
+                    body = None
+                if not isinstance(body, dict):
+                    raise InvalidRequestException("The request body must be a JSON object.")
+                key = request.path_params.get("key")
+                result = self.register(body) if key is None else self.poll(key, body)
+                status = 200
+            except ApiError as exc:
+                result, status = exc.to_body(), exc.status
+            response = Response(
+                json.dumps(result, separators=(",", ":")),
+                status_code=status,
+                media_type="application/json",
+                headers={"x-amzn-RequestId": request_id},
+            )
+            if status >= 400:
+                response.headers["x-amzn-ErrorType"] = str(result.get("__type", "Error"))
+            return response
+
+        return [
+            Route("/agent-activation", handle, methods=["POST"]),
+            Route("/agent-activation/{key}", handle, methods=["POST"]),
+        ]
