@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from tests.engine.trees import write
+from tests.engine.trees import temporaries, write
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -82,3 +85,21 @@ def test_failed_transfer_exits_1_and_names_the_file(tmp_path: Path) -> None:
     assert "Traceback" not in p.stderr
     assert (tmp_path / "dst/ok.txt").read_text() == "fine"  # the rest went on
     assert list((tmp_path / "dst/sub").iterdir()) == []
+
+
+def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+    write(tmp_path / "src/big.bin", os.urandom(4 << 20))
+    write(tmp_path / "dst/big.bin", "previous version")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "sync", str(tmp_path / "src"), str(tmp_path / "dst"),
+         "--verify-mode", "NONE", "--bytes-per-second", str(512 << 10)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 1, out + err
+    assert "ErrorCode: Cancelled" in out
+    assert "Traceback" not in err
+    assert (tmp_path / "dst/big.bin").read_text() == "previous version"
+    assert temporaries(tmp_path / "dst") == []
