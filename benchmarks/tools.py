@@ -246,6 +246,12 @@ def ours_version() -> str:
     rev = run_quiet(
         ["git", "-C", str(Path(__file__).resolve().parent), "rev-parse", "--short", "HEAD"]
     )
+    here = str(Path(__file__).resolve().parent.parent)
+    dirty = run_quiet(
+        ["git", "-C", here, "status", "--porcelain", "engine", "api", "agents", "cli"]
+    )
+    if rev and dirty:
+        rev += " + uncommitted changes in the work tree"
     return f"datasync-local {v}" + (f" (git {rev})" if rev else "")
 
 
