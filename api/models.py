@@ -538,7 +538,9 @@ class Backend:
                     f"({other['Status']}) with the same filters; wait for it or cancel it.",
                     "TaskExecutionAlreadyRunning",
                 )
-        if busy and options.enum("TaskQueueing") == "DISABLED":
+        agent = self.store.get("agent", agent_arn) or {}
+        full = len(busy) >= max(1, int(agent.get("Concurrency", 1)))  # --concurrency N agents
+        if full and options.enum("TaskQueueing") == "DISABLED":
             raise _invalid(
                 f"Agent {agent_arn} is busy with {busy[0]['TaskExecutionArn']} and "
                 "Options.TaskQueueing is DISABLED, so this execution cannot wait in the queue.",
@@ -566,7 +568,7 @@ class Backend:
             excludes=excludes,
             filters_key=key,
             document=document,
-            queued=bool(busy),
+            queued=full,
             now=self.now(),
         )
         self.store.add_execution(doc)

@@ -196,3 +196,82 @@ def same_tree(a: Path, b: Path) -> bool:
 
 def deadline(seconds: float) -> float:
     return time.monotonic() + seconds
+
+
+class ServeProcess:
+    """`datasync-local serve --no-embedded-agent` as a subprocess (to kill -9 it)."""
+
+    def __init__(self, data_dir: Path, agent_timeout: float) -> None:
+        from tests.api.harness import ACCESS_KEY, ACCOUNT, SECRET_KEY, free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = data_dir.with_name(data_dir.name + "-serve.log")
+        self.args = [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "serve",
+            "--no-embedded-agent",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(self.port),
+            "--access-key-id",
+            ACCESS_KEY,
+            "--secret-access-key",
+            SECRET_KEY,
+            "--account-id",
+            ACCOUNT,
+            "--agent-timeout",
+            str(agent_timeout),
+        ]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServeProcess:
+        import socket
+
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, cwd=REPO, stdout=out, stderr=out)
+
+        def up() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            except OSError:
+                return False
+            return True
+
+        wait_for(up, timeout=20)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def client(self, service: str = "datasync") -> Any:
+        import boto3
+        from botocore.config import Config
+
+        from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY
+
+        make: Any = boto3.client
+        return make(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+            config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        )

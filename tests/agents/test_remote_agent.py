@@ -21,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from tests.agents.remote import (
     AgentProcess,
+    ServeProcess,
     activate,
     locations,
     same_tree,
@@ -343,3 +344,82 @@ def test_paths_resolve_on_the_agent(
         assert ended["Result"]["ErrorCode"] == "LocationError"
         for word in words:
             assert word in ended["Result"]["ErrorDetail"], ended["Result"]
+
+
+def test_concurrency_and_deleted_agent(
+    tmp_path: Path, server: Server, agents: list[AgentProcess]
+) -> None:
+    ds = server.client()
+    root = tmp_path / "c"
+    for name in ("a", "b", "c"):
+        make_tree(str(root / f"src-{name}"), 2, MiB)
+        (root / f"dst-{name}").mkdir()
+    agent = AgentProcess(server.url, tmp_path / "state-c", [root], name="c", concurrency=2)
+    agents.append(agent)
+    arn = activate(server, agent)
+    tasks = [
+        locations(
+            server, arn, root / f"src-{n}", root / f"dst-{n}", Options={"BytesPerSecond": MiB}
+        )
+        for n in ("a", "b", "c")
+    ]
+    runs = [ds.start_task_execution(TaskArn=t)["TaskExecutionArn"] for t in tasks]
+
+    def statuses() -> list[str]:
+        return [ds.describe_task_execution(TaskExecutionArn=r)["Status"] for r in runs]
+
+    seen = wait_for(lambda: (s := statuses())[:2] == ["TRANSFERRING"] * 2 and s, timeout=15)
+    assert seen[2] == "QUEUED"  # two slots: the third waits for one
+    for run in runs:
+        assert wait_status(ds, run, ("SUCCESS", "ERROR"))["Status"] == "SUCCESS"
+
+    # a deleted agent's credentials stop working: the agent says so and exits 1
+    for task in tasks:
+        described = ds.describe_task(TaskArn=task)
+        ds.delete_task(TaskArn=task)
+        ds.delete_location(LocationArn=described["SourceLocationArn"])
+        ds.delete_location(LocationArn=described["DestinationLocationArn"])
+    ds.delete_agent(AgentArn=arn)
+    assert agent.proc is not None
+    assert agent.proc.wait(timeout=15) == 1
+    assert "refused this agent's credentials" in agent.log.read_text()
+
+
+def test_control_plane_killed_mid_transfer(tmp_path: Path, agents: list[AgentProcess]) -> None:
+    """kill -9 of a `serve` process: the agent keeps copying, re-attaches, the run succeeds."""
+    root = tmp_path / "root"
+    make_tree(str(root / "src"), 6, MiB)
+    (root / "dst").mkdir()
+    serve = ServeProcess(tmp_path / "data", agent_timeout=TIMEOUT).start()
+    try:
+        ds = serve.client()
+        agent = AgentProcess(serve.url, tmp_path / "state-s", [root], name="s")
+        agents.append(agent)
+        agent.start()
+        arn = ds.create_agent(ActivationKey=agent.key())["AgentArn"]
+        agent.line(r"^Activated: ")
+        src = ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(root / "src"),
+            OnPremConfig={"AgentArns": [arn]},
+        )["LocationArn"]
+        dst = ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(root / "dst"),
+            OnPremConfig={"AgentArns": [arn]},
+        )["LocationArn"]
+        task = ds.create_task(
+            SourceLocationArn=src, DestinationLocationArn=dst, Options={"BytesPerSecond": MiB}
+        )["TaskArn"]
+        execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        wait_bytes(ds, execution, MiB)
+        serve.kill()
+        time.sleep(1.0)
+        serve.start()
+        ds = serve.client()
+        done = wait_status(ds, execution, ("SUCCESS", "ERROR"), timeout=30)
+        assert done["Status"] == "SUCCESS", (done, agent.output())
+        assert same_tree(root / "src", root / "dst") and temporaries(root / "dst") == []
+        assert ds.describe_agent(AgentArn=arn)["Status"] == "ONLINE"
+    finally:
+        serve.stop()

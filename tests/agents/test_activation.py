@@ -1,0 +1,80 @@
+"""The activation endpoint without an agent process, and path resolution with mounts."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agents.locations import parse_mount, resolve_location
+from api.activation import BUCKET_SIZE
+from engine import LocationError
+from tests.api.harness import Server
+
+KEY = re.compile(r"^[A-Z0-9]{5}(-[A-Z0-9]{5}){4}$")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = Server(str(tmp_path / "data"), [], embedded_agent=False)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_registration_poll_and_limits(server: Server) -> None:
+    url = f"{server.url}/agent-activation"
+    pending = httpx.post(url, json={"Name": "n", "Roots": ["/srv"]}).json()
+    assert KEY.match(pending["ActivationKey"])
+    key, token = pending["ActivationKey"], pending["PollToken"]
+    assert httpx.post(f"{url}/{key}", json={"PollToken": token}).json()["Status"] == "PENDING"
+    # the key alone does not fetch anything: the poll token is the agent's secret
+    wrong = httpx.post(f"{url}/{key}", json={"PollToken": "guess"})
+    assert wrong.status_code == 404 and wrong.headers["x-amzn-ErrorType"] == (
+        "ResourceNotFoundException"
+    )
+    arn = server.client().create_agent(ActivationKey=key)["AgentArn"]
+    done = httpx.post(f"{url}/{key}", json={"PollToken": token}).json()
+    assert done["Status"] == "ACTIVATED" and done["AgentArn"] == arn
+    assert done["ThingName"] == arn.rsplit("/", 1)[1] and done["AccessKeyId"].startswith("DSLA")
+
+    for bad in (b"[1]", b"{", b'{"Roots": "x"}', b'{"Concurrency": 0}', b'{"Name": "a\\u0000"}'):
+        answer = httpx.post(url, content=bad)
+        assert answer.status_code == 400, bad
+    too_big = httpx.post(url, content=b"{" + b" " * 70000 + b"}")
+    assert too_big.status_code == 400
+    codes = [httpx.post(url, json={}).status_code for _ in range(int(BUCKET_SIZE) + 2)]
+    assert codes[0] == 200 and codes[-1] == 429  # unauthenticated, so rate-limited
+    # nothing pending shows up as an agent, and the agents API still needs a signature
+    assert [a["AgentArn"] for a in server.client().list_agents()["Agents"]] == [arn]
+
+
+def test_mounts_and_roots(tmp_path: Path) -> None:
+    (tmp_path / "nas" / "a").mkdir(parents=True)
+    mount = parse_mount("NAS.example:/export/=" + str(tmp_path / "nas"))
+    assert (mount.host, mount.export) == ("nas.example", "/export")
+    for bad in ("nas:/x", "nas=/y", ":/x=/y", "nas:x=/y", "nas:/x=rel"):
+        with pytest.raises(ValueError, match="--mount"):
+            parse_mount(bad)
+    roots = [str(tmp_path)]
+    where = {"ServerHostname": "nas.example", "Subdirectory": "/export/a"}
+    assert resolve_location(where, roots, [mount]) == str(tmp_path / "nas" / "a")
+    assert resolve_location({**where, "Subdirectory": "/export"}, roots, [mount]) == str(
+        tmp_path / "nas"
+    )
+    with pytest.raises(LocationError, match="none of its mounts"):  # '..' cannot climb out
+        resolve_location({**where, "Subdirectory": "/export/../../etc"}, roots, [mount])
+    (tmp_path / "nas" / "esc").symlink_to(tmp_path.parent)
+    with pytest.raises(LocationError, match="outside this agent's roots"):
+        resolve_location({**where, "Subdirectory": "/export/esc"}, roots, [mount])
+    with pytest.raises(LocationError, match="outside this agent's roots"):
+        resolve_location(where, [str(tmp_path / "elsewhere")], [mount])
+    with pytest.raises(LocationError, match="none of its mounts"):
+        resolve_location({**where, "Subdirectory": "/exported"}, roots, [mount])
+    with pytest.raises(LocationError, match="no --mount maps it"):
+        resolve_location({**where, "ServerHostname": "other"}, roots, [mount])
