@@ -92,12 +92,18 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def _parse_object(body: bytes) -> dict[str, Any]:
+    """The body as a JSON object: strict JSON (no NaN/Infinity), bounded nesting."""
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        value = json.loads(body, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: nesting deeper than the interpreter's stack (`[[[[...` bodies)
         raise SerializationException("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise SerializationException("The request body must be a JSON object.")

@@ -53,6 +53,15 @@ def render(shape_name: str, value: Any, service: str = "datasync") -> Any:
     return value
 
 
+def _without_nulls(value: Any) -> Any:
+    """JSON `null` members mean "absent" (botocore never sends them; a hand-made body may)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def dispatch(backend: Backend, target: str | None, params: Any) -> dict[str, Any]:
     """Run one DataSync operation named by an `X-Amz-Target` header value."""
     if not target:
@@ -63,6 +72,7 @@ def dispatch(backend: Backend, target: str | None, params: Any) -> dict[str, Any
     model = load_service_model()
     if operation not in model["operations"]:
         raise UnknownOperationException(f"Unknown operation {operation!r}.")
+    params = _without_nulls(params)
     validate_input(operation, params)
     method = getattr(backend, _snake(operation), None)
     if method is None:

@@ -41,7 +41,8 @@ def compile_pattern(pattern: str) -> Matcher:
             (allow_empty or value != "")
             and not any(unicodedata.category(ch).startswith("C") for ch in value)
         )
-    translated = pattern.replace("\\p{Zs}", _ZS)
+    # Java's end-of-input anchor \z is Python's \Z (Python's \z only exists from 3.14)
+    translated = pattern.replace("\\p{Zs}", _ZS).replace("\\z", "\\Z")
     if "\\p{" in translated:  # pragma: no cover - a pattern this botocore does not have
         return lambda value: True
     compiled = re.compile(translated)
