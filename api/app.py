@@ -30,6 +30,7 @@ from api.errors import (
     ApiError,
     InternalException,
     RequestEntityTooLargeException,
+    RequestTimeoutException,
     SerializationException,
     UnknownOperationException,
 )
@@ -37,12 +38,14 @@ from api.jobs import Jobs
 from api.models import Backend
 from api.responses import dispatch
 
-__all__ = ["DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
+__all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
 log = logging.getLogger("datasync_local.api")
 
 DATASYNC_CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BODY_BYTES = 1024 * 1024
+# The whole body must arrive this long after the headers (a slow or stalled upload is cut off).
+BODY_TIMEOUT_SECONDS = 30.0
 REAP_INTERVAL_SECONDS = 1.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
@@ -73,10 +76,22 @@ def _error_response(exc: Exception, rest_json: bool, request_id: str) -> Respons
     )
     if rest_json:
         response.headers["x-amzn-ErrorType"] = exc.code
+    if isinstance(exc, RequestTimeoutException):
+        response.headers["connection"] = "close"  # the rest of that body is not awaited
     return response
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: Request, timeout: float = BODY_TIMEOUT_SECONDS) -> bytes:
+    with anyio.move_on_after(timeout) as scope:
+        body = await _read_body_unbounded(request)
+    if scope.cancelled_caught:
+        raise RequestTimeoutException(
+            f"The request body did not arrive within {timeout:g} seconds."
+        )
+    return body
+
+
+async def _read_body_unbounded(request: Request) -> bytes:
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
         raise RequestEntityTooLargeException(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
@@ -116,6 +131,7 @@ def create_app(
     *,
     background: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    body_timeout: float = BODY_TIMEOUT_SECONDS,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
@@ -137,7 +153,7 @@ def create_app(
     async def datasync(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            body = await _read_body(request)
+            body = await _read_body(request, body_timeout)
             await authenticate(request, body, "datasync")
             params = _parse_object(body)
             result = dispatch(backend, request.headers.get("x-amz-target"), params)
@@ -148,7 +164,7 @@ def create_app(
     async def things(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            body = await _read_body(request)
+            body = await _read_body(request, body_timeout)
             await authenticate(request, body, "iot-jobs-data")
             thing = request.path_params["thing"]
             job_id = request.path_params.get("job_id")

@@ -6,7 +6,8 @@
     ├── ProtocolError                    4xx  the request could not even be read
     │   ├── UnknownOperationException    400  missing or unknown X-Amz-Target / route
     │   ├── SerializationException       400  body is not a JSON object
-    │   └── RequestEntityTooLargeException 413
+    │   ├── RequestEntityTooLargeException 413
+    │   └── RequestTimeoutException      408  the body did not arrive in time
     ├── AuthError                        403  SigV4: UnrecognizedClientException,
     │                                         InvalidSignatureException, AccessDeniedException
     └── JobsError                             IoT Jobs data plane (rest-json) errors
@@ -35,6 +36,7 @@ __all__ = [
     "JobsError",
     "ProtocolError",
     "RequestEntityTooLargeException",
+    "RequestTimeoutException",
     "ResourceNotFoundException",
     "SerializationException",
     "TerminalStateException",
@@ -89,6 +91,11 @@ class SerializationException(ProtocolError):
 class RequestEntityTooLargeException(ProtocolError):
     code = "RequestEntityTooLargeException"
     status = 413
+
+
+class RequestTimeoutException(ProtocolError):
+    code = "RequestTimeoutException"
+    status = 408
 
 
 class AuthError(ApiError):

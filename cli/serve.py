@@ -24,10 +24,36 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 
-__all__ = ["ServeConfig", "Served", "add_arguments", "build", "config_from_args", "run"]
+__all__ = [
+    "HEADER_TIMEOUT_SECONDS",
+    "LIMIT_CONCURRENCY",
+    "MAX_HEADERS",
+    "MAX_HEADER_BYTES",
+    "ServeConfig",
+    "Served",
+    "add_arguments",
+    "build",
+    "config_from_args",
+    "run",
+    "uvicorn_config",
+]
 
 EXIT_OK, EXIT_USAGE = 0, 2
 log = logging.getLogger("datasync_local.serve")
+
+# HTTP limits, on purpose (the body limit and the body timeout are the app's: api.app).
+# A request line plus headers larger than this, or with more header lines, is refused (431);
+# boto3 sends about ten headers and well under 2 KiB.
+MAX_HEADER_BYTES = 32 * 1024
+MAX_HEADERS = 100
+# A client must finish its request line and headers this long after it connects (or after its
+# previous response): a slowloris trickling bytes is cut off (408) instead of holding a socket.
+HEADER_TIMEOUT_SECONDS = 10.0
+# An idle keep-alive connection is closed after this long (uvicorn's default, made explicit).
+KEEP_ALIVE_SECONDS = 5
+# More simultaneous connections or requests than this are answered 503 by uvicorn (botocore
+# retries 503); far above what a machine's operators and agents need, low enough to bound memory.
+LIMIT_CONCURRENCY = 2048
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -86,6 +112,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="an agent silent this long is OFFLINE and loses its running job (300)",
     )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=float(
+            _env("HEADER_TIMEOUT", str(HEADER_TIMEOUT_SECONDS)) or HEADER_TIMEOUT_SECONDS
+        ),
+        metavar="SECONDS",
+        help="a client must send its request line and headers within this time (10)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=float(_env("BODY_TIMEOUT", "30") or 30),
+        metavar="SECONDS",
+        help="and its body (at most 1 MiB) within this time after the headers (30)",
+    )
 
 
 @dataclass
@@ -101,6 +143,8 @@ class ServeConfig:
     embedded_agent: bool = True
     agent_timeout: float = 300.0
     agent_poll_interval: float = 0.5
+    header_timeout: float = HEADER_TIMEOUT_SECONDS
+    body_timeout: float = 30.0
 
 
 @dataclass
@@ -129,6 +173,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         account_id=args.account_id,
         embedded_agent=not args.no_embedded_agent,
         agent_timeout=args.agent_timeout,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
     )
 
 
@@ -159,7 +205,7 @@ def build(config: ServeConfig) -> Served:
     recovered = backend.recover()
     secrets = {credential.access_key_id: credential.secret_access_key}
     if not config.embedded_agent:
-        app = create_app(backend, secrets)
+        app = create_app(backend, secrets, body_timeout=config.body_timeout)
         return Served(
             app,
             credential.access_key_id,
@@ -199,7 +245,13 @@ def build(config: ServeConfig) -> Served:
         await agent.stop()
         await client.aclose()
 
-    app = create_app(backend, secrets, background=[agent.run], on_shutdown=[stop_agent])
+    app = create_app(
+        backend,
+        secrets,
+        background=[agent.run],
+        on_shutdown=[stop_agent],
+        body_timeout=config.body_timeout,
+    )
     holder["app"] = app
     return Served(
         app,
@@ -210,6 +262,133 @@ def build(config: ServeConfig) -> Served:
         recovered,
         store.close,
         {"agent": agent, "backend": backend},
+    )
+
+
+def _http_protocol(header_timeout: float) -> type[Any]:
+    """uvicorn's httptools protocol with a header size/count limit and a header-read timeout.
+
+    uvicorn bounds neither with httptools (its `h11_max_incomplete_event_size` applies to h11
+    only), and arms no timer before the first byte of a request. Refusals are written in the
+    DataSync error shape and close the connection.
+    """
+    import asyncio
+    import json
+
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    def refusal(status: int, reason: str, code: str, message: str) -> bytes:
+        body = json.dumps({"__type": code, "message": message, "errorCode": code}).encode()
+        return (
+            f"HTTP/1.1 {status} {reason}\r\n"
+            "content-type: application/x-amz-json-1.1\r\n"
+            f"content-length: {len(body)}\r\n"
+            "connection: close\r\n\r\n"
+        ).encode() + body
+
+    class Refused(Exception):
+        pass
+
+    class GuardedHttpToolsProtocol(HttpToolsProtocol):
+        _header_bytes = 0
+        _header_count = 0
+        _refused = False
+        _header_timer: asyncio.TimerHandle | None = None
+
+        def _arm(self) -> None:
+            if self._header_timer is None:
+                self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _refuse(self, status: int, reason: str, code: str, message: str) -> None:
+            self._disarm()
+            if not self._refused and not self.transport.is_closing():
+                self.transport.write(refusal(status, reason, code, message))
+                self.transport.close()
+            self._refused = True
+
+        def _headers_too_slow(self) -> None:
+            self._header_timer = None
+            self._refuse(
+                408,
+                "Request Timeout",
+                "RequestTimeoutException",
+                f"The request line and headers did not arrive within {header_timeout:g} seconds.",
+            )
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            if self._refused:
+                return
+            super().data_received(data)
+
+        def send_400_response(self, msg: str) -> None:
+            if not self._refused:
+                super().send_400_response(msg)
+
+        def _count(self, size: int, lines: int) -> None:
+            self._header_bytes += size
+            self._header_count += lines
+            if self._header_bytes > MAX_HEADER_BYTES or self._header_count > MAX_HEADERS:
+                self._refuse(
+                    431,
+                    "Request Header Fields Too Large",
+                    "RequestHeaderFieldsTooLargeException",
+                    f"The request line and headers exceed {MAX_HEADER_BYTES} bytes or "
+                    f"{MAX_HEADERS} header lines.",
+                )
+                raise Refused  # stops the parser; data_received ignores the rest
+
+        def on_message_begin(self) -> None:
+            self._header_bytes = self._header_count = 0
+            self._arm()  # a keep-alive connection's next request is timed too
+            super().on_message_begin()
+
+        def on_url(self, url: bytes) -> None:
+            self._count(len(url), 0)
+            super().on_url(url)
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._count(len(name) + len(value) + 4, 1)
+            super().on_header(name, value)
+
+        def on_headers_complete(self) -> None:
+            self._disarm()
+            super().on_headers_complete()
+
+    return GuardedHttpToolsProtocol
+
+
+def uvicorn_config(
+    app: Any, host: str, port: int, header_timeout: float = HEADER_TIMEOUT_SECONDS, **extra: Any
+) -> Any:
+    """The uvicorn configuration `serve` runs with: the limits above, on purpose."""
+    import uvicorn
+
+    try:
+        protocol: Any = _http_protocol(header_timeout)
+    except ImportError:  # pragma: no cover - httptools is a dependency (uvicorn[standard])
+        protocol = "h11"
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=protocol,
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        limit_concurrency=LIMIT_CONCURRENCY,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        **extra,
     )
 
 
@@ -259,7 +438,13 @@ def run(args: argparse.Namespace) -> int:
                 captured.pop()  # a SIGTERM stop is graceful and complete: exit 0, not -15
 
     server = Server(
-        uvicorn.Config(served.app, host=config.host, port=config.port, log_level="warning")
+        uvicorn_config(
+            served.app,
+            config.host,
+            config.port,
+            header_timeout=config.header_timeout,
+            log_level="warning",
+        )
     )
     try:
         server.run()
