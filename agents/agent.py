@@ -79,6 +79,7 @@ class Agent:
         poll_interval: float = 0.5,
         report_interval: float = 1.0,
         final_report_timeout: float = 120.0,
+        stopped_code: str | None = None,
     ) -> None:
         self.client = client
         self.thing = thing_name
@@ -88,10 +89,14 @@ class Agent:
         self.poll_interval = poll_interval
         self.report_interval = report_interval
         self.final_report_timeout = final_report_timeout
+        # ErrorCode for a job cut short by stop() rather than by the control plane (None: the
+        # engine's own "Cancelled")
+        self.stopped_code = stopped_code
         self.revoked: AgentRevoked | None = None
         self._stopping = False
         self._wake = anyio.Event()
         self._transfers: dict[str, Transfer] = {}
+        self._cancel_wished: set[int] = set()  # id() of transfers the control plane cancelled
         self._running: set[str] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -242,9 +247,21 @@ class Agent:
                 tg.cancel_scope.cancel()
         finally:
             self._transfers.pop(job_id, None)
+            wished = id(transfer) in self._cancel_wished
+            self._cancel_wished.discard(id(transfer))
         if abandoned:
             return
         status = "SUCCEEDED" if final.get("Status") == "SUCCESS" else "FAILED"
+        if status == "FAILED" and self._stopping and not wished and self.stopped_code:
+            final = {
+                **final,
+                "Result": {
+                    **(final.get("Result") or {}),
+                    "ErrorCode": self.stopped_code,
+                    "ErrorDetail": f"Agent {self.thing} was stopped during this execution "
+                    "(temporaries removed); start the execution again.",
+                },
+            }
         await self._report(
             job_id, status, {**encode_details(final), SESSION_KEY: session}, version, session
         )
@@ -252,6 +269,7 @@ class Agent:
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""
         if details.get("control:cancel") == "true":
+            self._cancel_wished.add(id(transfer))
             transfer.cancel()
         wanted = details.get("control:bytesPerSecond")
         if wanted is not None:

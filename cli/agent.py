@@ -192,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
                 concurrency=args.concurrency,
                 poll_interval=args.poll_interval,
                 report_interval=args.report_interval,
+                stopped_code="AgentStopped",
             )
             agent_box.append(agent)
             try:

@@ -57,6 +57,7 @@ class AgentProcess:
         if concurrency is not None:
             self.args += ["--concurrency", str(concurrency)]
         self.state_dir = state_dir
+        self.env: dict[str, str] = {}
         self.log = log or state_dir.with_name(state_dir.name + ".log")
         self.lines: list[str] = []
         self.proc: subprocess.Popen[str] | None = None
@@ -64,6 +65,7 @@ class AgentProcess:
     def start(self) -> AgentProcess:
         self.lines = []
         env = {k: v for k, v in os.environ.items() if not k.startswith("DATASYNC_LOCAL_AGENT_")}
+        env.update(self.env)
         with open(self.log, "a", encoding="utf-8") as err:
             self.proc = subprocess.Popen(
                 self.args,
@@ -81,6 +83,19 @@ class AgentProcess:
                 self.lines.append(line.rstrip("\n"))
 
         threading.Thread(target=read, daemon=True).start()
+        return self
+
+    def configure_by_environment(self) -> AgentProcess:
+        """Move every flag into DATASYNC_LOCAL_AGENT_* variables (ROOT colon-separated)."""
+        flags: dict[str, list[str]] = {}
+        rest = self.args[4:]
+        for flag, value in zip(rest[::2], rest[1::2], strict=True):
+            flags.setdefault(flag[2:].replace("-", "_").upper(), []).append(value)
+        self.env = {
+            f"DATASYNC_LOCAL_AGENT_{name}": (":" if name == "ROOT" else ",").join(values)
+            for name, values in flags.items()
+        }
+        self.args = self.args[:4]
         return self
 
     def line(self, pattern: str, timeout: float = 20.0, after: int = 0) -> re.Match[str]:
@@ -133,11 +148,13 @@ class AgentProcess:
         return self.proc.returncode
 
 
-def activate(server: Server, agent: AgentProcess, name: str = "remote") -> str:
-    """Start `agent`, approve its key with boto3 CreateAgent, wait until it runs; its ARN."""
+def activate(server: Server, agent: AgentProcess, name: str | None = None) -> str:
+    """Start `agent`, approve its key with boto3 CreateAgent, wait until it runs; its ARN.
+    Without `name` the agent keeps the name it registered with."""
     agent.start()
     key = agent.key()
-    arn: str = server.client().create_agent(ActivationKey=key, AgentName=name)["AgentArn"]
+    named = {"AgentName": name} if name else {}
+    arn: str = server.client().create_agent(ActivationKey=key, **named)["AgentArn"]
     agent.line(r"^Activated: " + re.escape(arn))
     return arn
 
