@@ -2,9 +2,11 @@
 
 `CreateLocationNfs(ServerHostname="localhost", Subdirectory="/srv/data/photos")` names the
 directory `/srv/data/photos` on the serving agent's host (DESIGN.md "Locations on a local
-engine"); SMB resolves the same way. The host must be this machine (``localhost``,
-``127.0.0.1``, ``::1`` or its own name) — mounts of other servers are not supported yet — and
-the directory, after resolving ``..`` and symlinks, must lie inside one of the agent's roots.
+engine"); SMB resolves the same way. For the embedded agent (this process) the host must be
+this machine (``localhost``, ``127.0.0.1``, ``::1`` or its own name) and the directory, after
+resolving ``..`` and symlinks, must lie inside one of the agent's roots — checked here, at
+creation. An on-prem agent (`datasync-local agent`) resolves hosts, its ``--mount`` maps and its
+roots on its own machine (`agents.locations`) and fails the execution naming the path.
 """
 
 from __future__ import annotations
