@@ -39,9 +39,9 @@ __all__ = ["ACTIVATION_PREFIX", "KEY_ALPHABET", "Activation", "ThrottlingExcepti
 Doc = dict[str, Any]
 ACTIVATION_PREFIX = "activation:"
 KEY_ALPHABET = string.ascii_uppercase + string.digits
-MAX_BODY = 64 * 1024
+MAX_BODY = 16 * 1024
 MAX_PENDING = 200
-FORGET_AFTER = 3600.0  # seconds a key is remembered after it expired
+FORGET_AFTER = 600.0  # seconds a key is remembered after it expired
 BUCKET_SIZE = 30.0  # registrations in a burst
 BUCKET_RATE = 0.5  # registrations per second, sustained
 
@@ -60,6 +60,8 @@ def _strings(value: Any, name: str, limit: int = 64) -> list[str]:
         return []
     if not isinstance(value, list) or len(value) > limit:
         raise InvalidRequestException(f"{name} must be a list of at most {limit} strings.")
+    if sum(len(item) for item in value if isinstance(item, str)) > 8192:
+        raise InvalidRequestException(f"{name} must hold at most 8192 characters in all.")
     out = []
     for item in value:
         if not isinstance(item, str) or not 0 < len(item) <= 4096:
@@ -94,7 +96,7 @@ class Activation:
         self._tokens -= 1.0
 
     def purge(self) -> int:
-        """Forget keys an hour after they expired (until then CreateAgent can say "expired"
+        """Forget keys ten minutes after they expired (until then CreateAgent can say "expired"
         rather than "not recognised"); returns how many are still valid."""
         now = self.backend.now()
         valid = 0
@@ -117,7 +119,9 @@ class Activation:
             "Mounts": _strings(body.get("Mounts"), "Mounts"),
         }
         concurrency = body.get("Concurrency", 1)
-        if not isinstance(concurrency, int) or not 1 <= concurrency <= 64:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+            concurrency = 0
+        if not 1 <= concurrency <= 64:
             raise InvalidRequestException("Concurrency must be an integer from 1 to 64.")
         if self.purge() >= MAX_PENDING:
             raise ThrottlingException(
@@ -176,7 +180,7 @@ class Activation:
                         raise InvalidRequestException(f"The request body exceeds {MAX_BODY} bytes.")
                 try:
                     body = json.loads(raw) if raw.strip() else {}
-                except (ValueError, UnicodeDecodeError):
+                except (ValueError, UnicodeDecodeError, RecursionError):
                     body = None
                 if not isinstance(body, dict):
                     raise InvalidRequestException("The request body must be a JSON object.")

@@ -43,10 +43,18 @@ def test_registration_poll_and_limits(server: Server) -> None:
     assert done["Status"] == "ACTIVATED" and done["AgentArn"] == arn
     assert done["ThingName"] == arn.rsplit("/", 1)[1] and done["AccessKeyId"].startswith("DSLA")
 
-    for bad in (b"[1]", b"{", b'{"Roots": "x"}', b'{"Concurrency": 0}', b'{"Name": "a\\u0000"}'):
+    for bad in (
+        b"[1]",
+        b"{",
+        b'{"Roots": "x"}',
+        b'{"Concurrency": 0}',
+        b'{"Concurrency": true}',
+        b"[" * 100000,
+        b'{"Name": "a\\u0000"}',
+    ):
         answer = httpx.post(url, content=bad)
         assert answer.status_code == 400, bad
-    too_big = httpx.post(url, content=b"{" + b" " * 70000 + b"}")
+    too_big = httpx.post(url, content=b"{" + b" " * 20000 + b"}")
     assert too_big.status_code == 400
     codes = [httpx.post(url, json={}).status_code for _ in range(int(BUCKET_SIZE) + 2)]
     assert codes[0] == 200 and codes[-1] == 429  # unauthenticated, so rate-limited
