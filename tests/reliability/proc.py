@@ -97,6 +97,12 @@ class ServeProcess:
                     return int(line.split()[1])
         raise AssertionError("no VmRSS")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server process has used so far."""
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def client(self, **config: Any) -> Any:
         make: Any = boto3.client
         return make(
