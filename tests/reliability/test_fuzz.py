@@ -102,12 +102,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
             # the server still answers, and answers correctly, after everything it was sent
             assert ds.list_tasks()["Tasks"] is not None
             total = sum(v for k, v in STATS.items() if k.startswith("status "))
-            seconds = TIMES["seconds"]
             print(
-                f"\nfuzz: {total} signed requests over {len(OPERATIONS)} operations; "
+                f"\nfuzz: {total} requests (all {len(OPERATIONS)} DataSync operations, the 4 jobs"
+                " operations, activation), "
                 + ", ".join(f"{k}: {v}" for k, v in sorted(STATS.items()))
+                + f"; {TIMES['seconds']:.1f} s waiting for the server"
             )
-            print(f"fuzz: {TIMES['n']} hypothesis requests, {seconds:.1f} s waiting for the server")
             assert not any(k.startswith("status 5") for k in STATS)
     finally:
         server.stop()
@@ -164,30 +164,34 @@ def _paths() -> st.SearchStrategy[str]:
 
 
 @functools.cache
-def valid(name: str, depth: int = 0) -> st.SearchStrategy[Any]:
+def valid(name: str, depth: int = 0, service: str = "datasync") -> st.SearchStrategy[Any]:
     """Values of shape `name` (mostly inside the model's rules, sometimes only its types)."""
-    shape = SHAPES[name]
+    shape = load_service_model(service)["shapes"][name]
     kind = shape["type"]
     if kind == "structure":
         members = shape.get("members", {})
         if depth > 6:
             return st.just({})
-        required = {m: valid(members[m]["shape"], depth + 1) for m in shape.get("required", [])}
+        required = {
+            m: valid(members[m]["shape"], depth + 1, service) for m in shape.get("required", [])
+        }
         optional = {
-            m: valid(ref["shape"], depth + 1) for m, ref in members.items() if m not in required
+            m: valid(ref["shape"], depth + 1, service)
+            for m, ref in members.items()
+            if m not in required
         }
         return st.fixed_dictionaries(required, optional=optional)
     if kind == "list":
         low = shape.get("min", 0)
         return st.lists(
-            valid(shape["member"]["shape"], depth + 1),
+            valid(shape["member"]["shape"], depth + 1, service),
             min_size=low,
             max_size=max(low, min(shape.get("max", 3), 3)),
         )
     if kind == "map":
         return st.dictionaries(
-            valid(shape["key"]["shape"], depth + 1),
-            valid(shape["value"]["shape"], depth + 1),
+            valid(shape["key"]["shape"], depth + 1, service),
+            valid(shape["value"]["shape"], depth + 1, service),
             max_size=3,
         )
     if kind == "string":
@@ -363,8 +367,12 @@ def _check(response: httpx.Response) -> None:
 
 
 def _settings() -> Any:
+    return _settings_n(EXAMPLES)
+
+
+def _settings_n(examples: int) -> Any:
     return settings(
-        max_examples=EXAMPLES,
+        max_examples=examples,
         deadline=None,
         derandomize=SEED is None,
         database=None,
@@ -396,6 +404,102 @@ if SEED is not None:
 @given(requests())
 def test_fuzz_every_operation_never_5xx(request: tuple[str | None, Any]) -> None:
     _fuzz(request)
+
+
+JOBS = load_service_model("iot-jobs-data")
+JOB_OPERATIONS = {
+    # operation: (method, path template) — the IoT Jobs data plane the agents speak
+    "GetPendingJobExecutions": ("GET", "/things/{thing}/jobs"),
+    "StartNextPendingJobExecution": ("PUT", "/things/{thing}/jobs/$next"),
+    "DescribeJobExecution": ("GET", "/things/{thing}/jobs/{job}"),
+    "UpdateJobExecution": ("POST", "/things/{thing}/jobs/{job}"),
+}
+
+
+def _body_members(operation: str) -> st.SearchStrategy[Any]:
+    """The operation's JSON body members (those not bound to the URI or the query string)."""
+    shape = JOBS["shapes"][JOBS["operations"][operation]["input"]["shape"]]
+    members = {
+        m: valid(ref["shape"], 1, "iot-jobs-data")
+        for m, ref in shape.get("members", {}).items()
+        if ref.get("location") not in ("uri", "querystring")
+    }
+    return st.fixed_dictionaries({}, optional=members)
+
+
+@st.composite
+def job_requests(draw: st.DrawFn) -> tuple[str, str, bytes]:
+    operation = draw(st.sampled_from(sorted(JOB_OPERATIONS)))
+    method, template = JOB_OPERATIONS[operation]
+    things = [TARGET.arns["AgentArn"][0].rsplit("/", 1)[1]] if TARGET.arns["AgentArn"] else []
+    thing = draw(st.sampled_from([*things, "agent-00000000000000000", "x", "%00", "..", "%2F"]))
+    jobs = [a.rsplit("/", 1)[1] for a in TARGET.arns["TaskExecutionArn"]]
+    job = draw(st.sampled_from([*jobs, "$next", "exec-0", "%2e%2e", "a" * 300]))
+    path = template.format(thing=thing, job=job)
+    if method == "GET" and draw(st.booleans()):
+        path += "?" + draw(
+            st.sampled_from(["includeJobDocument=false", "includeJobDocument=maybe", "x=%ff", "&&"])
+        )
+    mode = draw(st.sampled_from(["valid", "mutated", "raw"]))
+    if mode == "raw":
+        return method, path, draw(RAW_BODIES)
+    body = draw(_body_members(operation))
+    if mode == "mutated":
+        body = draw(mutated(body))
+    return method, path, json.dumps(body).encode()
+
+
+@_settings_n(max(100, EXAMPLES // 4))
+@given(job_requests())
+def test_fuzz_jobs_endpoint_never_5xx(request: tuple[str, str, bytes]) -> None:
+    """The agents' protocol, signed with the operator key for the embedded agent's thing."""
+    from tests.reliability.wire import sign
+
+    assert TARGET.http is not None
+    method, path, body = request
+    url = TARGET.url + path
+    headers = sign(
+        url, body, {"Content-Type": "application/json"}, method=method, service="iot-jobs-data"
+    )
+    response = TARGET.http.request(method, url, content=body, headers=headers)
+    STATS[f"status {response.status_code}"] += 1
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    assert isinstance(response.json(), dict)
+    if response.status_code >= 400:
+        error = response.json()
+        assert isinstance(error.get("__type"), str) and isinstance(error.get("message"), str)
+
+
+@_settings_n(max(100, EXAMPLES // 8))
+@given(
+    st.sampled_from(["/agent-activation", "/agent-activation/AAAAA-BBBBB-CCCCC-DDDDD-EEEEE"]),
+    st.one_of(
+        RAW_BODIES,
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+            lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=8), c, max_size=4),
+            max_leaves=12,
+        ).map(lambda v: json.dumps(v).encode()),
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "Name": JUNK,
+                "Hostname": JUNK,
+                "Roots": JUNK | st.lists(st.text(max_size=30), max_size=3),
+                "Mounts": JUNK,
+                "Concurrency": JUNK,
+                "PollToken": JUNK,
+            },
+        ).map(lambda v: json.dumps(v).encode()),
+    ),
+)
+def test_fuzz_unauthenticated_activation_never_5xx(path: str, body: bytes) -> None:
+    """Registration needs no signature, so it is the most exposed route of all."""
+    assert TARGET.http is not None
+    response = TARGET.http.post(TARGET.url + path, content=body)
+    STATS[f"status {response.status_code}"] += 1
+    assert response.status_code < 500, (response.status_code, response.text[:500])
+    assert isinstance(response.json(), dict)
 
 
 def test_server_still_answers_after_fuzzing() -> None:
