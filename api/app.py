@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from api.auth import verify_request
 from api.errors import (
     ApiError,
     InternalException,
+    InvalidSignatureException,
     RequestEntityTooLargeException,
     RequestTimeoutException,
     SerializationException,
@@ -107,6 +109,20 @@ async def _read_body_unbounded(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+_SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([^,\s]+)")
+
+
+def _require_signed(request: Request, header: str) -> None:
+    """`header`, when present, must be covered by the signature: X-Amz-Target names the
+    operation, and the body alone must not be replayable as another operation (a DescribeTask
+    body is also a valid DeleteTask body). botocore always signs it."""
+    if header not in request.headers:
+        return
+    match = _SIGNED_HEADERS_RE.search(request.headers.get("authorization", ""))
+    if match is None or header not in match.group(1).lower().split(";"):
+        raise InvalidSignatureException(f"The {header} header must be signed (in SignedHeaders).")
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -155,6 +171,7 @@ def create_app(
         try:
             body = await _read_body(request, body_timeout)
             await authenticate(request, body, "datasync")
+            _require_signed(request, "x-amz-target")
             params = _parse_object(body)
             result = dispatch(backend, request.headers.get("x-amz-target"), params)
         except Exception as exc:

@@ -97,7 +97,7 @@ def _signed(url: str, op: str, body: bytes, **kwargs: Any) -> dict[str, str]:
     return datasync_headers(url, op, body, **kwargs)
 
 
-CASES: dict[str, Callable[[str, str, bytes], tuple[bytes, dict[str, str]]]] = {
+CASES: dict[str, Callable[[str, str, bytes], tuple[bytes, Any]]] = {
     "unsigned": lambda url, op, body: (
         body,
         {"Content-Type": CONTENT_TYPE, "X-Amz-Target": f"FmrsService.{op}"},
@@ -203,6 +203,16 @@ CASES: dict[str, Callable[[str, str, bytes], tuple[bytes, dict[str, str]]]] = {
         },
     ),
     "secret as access key": lambda url, op, body: (body, _signed(url, op, body, key=SECRET_KEY)),
+    # signed without X-Amz-Target, which is added afterwards: the body alone would otherwise be
+    # replayable as any operation that accepts it
+    "target not signed": lambda url, op, body: (
+        body,
+        {**sign(url, body, {"Content-Type": CONTENT_TYPE}), "X-Amz-Target": f"FmrsService.{op}"},
+    ),
+    "second target added after signing": lambda url, op, body: (
+        body,
+        [*_signed(url, "DescribeTask", body).items(), ("X-Amz-Target", f"FmrsService.{op}")],
+    ),
 }
 
 
@@ -248,7 +258,7 @@ def test_refused_with_4xx_and_no_side_effect(
     before = world["snapshot"]()
     for op, body in _requests(world):
         sent, headers = CASES[case](server.url + "/", op, body)
-        response = http.post(server.url + "/", content=sent, headers=headers)
+        response = http.post(server.url + "/", content=sent, headers=headers)  # type: ignore[arg-type]
         error = check_error_shape(response)
         assert response.status_code in (400, 403), (case, op, response.status_code, error)
         assert error["__type"] in (
