@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import shutil
 import sys
 import tempfile
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import datasets
-from benchmarks.measure import can_drop_caches
+from benchmarks.measure import can_drop_caches, remove_trees
 from benchmarks.report import format_report, machine_info, plot
 from benchmarks.scenarios import SCENARIOS, Context, ScenarioResult, run_scenario
 from benchmarks.tools import Tool, all_tools, ensure_debian_packages
@@ -144,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except datasets.InsufficientDiskSpace as exc:
         print(f"benchmarks: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+        remove_trees([workdir])
         return 2
 
     log(f"benchmarks: scale {scale}, {args.repeat} repeats, work dir {workdir}")
@@ -161,18 +160,6 @@ def run(args: argparse.Namespace) -> int:
 
     ctx = Context(workdir=workdir, scale=scale, repeat=args.repeat, tools=tools, seed=args.seed)
     results: dict[str, ScenarioResult] = {}
-    try:
-        for name in names:
-            results[name] = run_scenario(ctx, name)
-    except datasets.InsufficientDiskSpace as exc:
-        print(f"benchmarks: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        for t in tools:
-            t.close()
-        if not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-
     out: Path = args.out
     cmd = (
         "python -m benchmarks " + " ".join(sys.argv[1:]) if sys.argv[1:] else "python -m benchmarks"
@@ -183,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
         "scale": scale,
         "repeat": args.repeat,
         "seed": args.seed,
-        "seconds": time.monotonic() - t0,
+        "seconds": 0.0,
         "machine": machine_info(workdir.parent),
         "tools": tool_status,
         "cache": (
@@ -199,13 +186,38 @@ def run(args: argparse.Namespace) -> int:
         ),
         "plots": [],
     }
-    path = write_report(meta, results, out, plots=not args.no_plots)
-    (out / "results.json").write_text(
-        json.dumps({"run": meta, "results": {k: asdict(v) for k, v in results.items()}}, indent=1)
-        + "\n"
-    )
-    log(f"benchmarks: report in {path} ({time.monotonic() - t0:.0f} s)")
-    return 0
+
+    def save() -> None:
+        meta["seconds"] = time.monotonic() - t0
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(
+            json.dumps(
+                {"run": meta, "results": {k: asdict(v) for k, v in results.items()}}, indent=1
+            )
+            + "\n"
+        )
+
+    code = 0
+    try:
+        for i, name in enumerate(names):
+            results[name] = run_scenario(ctx, name)
+            save()  # partial results survive an interrupted run
+            later = {SCENARIOS[n].dataset for n in names[i + 1 :]}
+            for ds in [d for d in ctx.generated if d not in later and not args.keep]:
+                remove_trees([ctx.generated.pop(ds)])  # free the disk early
+    except datasets.InsufficientDiskSpace as exc:
+        print(f"benchmarks: {exc}", file=sys.stderr)
+        code = 2
+    finally:
+        for t in tools:
+            t.close()
+    if results:
+        path = write_report(meta, results, out, plots=not args.no_plots)
+        save()
+        log(f"benchmarks: report in {path} ({time.monotonic() - t0:.0f} s)")
+    if not args.keep:
+        remove_trees([workdir])
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -71,6 +71,12 @@ def drop_caches() -> None:
 
 
 def remove_trees(paths: Iterable[Path]) -> None:
+    """Delete trees (with `rm -rf` where present: much faster than rmtree on 10⁶ files)."""
+    paths = [p for p in paths if os.path.lexists(p)]
+    if not paths:
+        return
+    if shutil.which("rm"):
+        subprocess.run(["rm", "-rf", "--", *map(str, paths)], check=False)
     for p in paths:
         shutil.rmtree(p, ignore_errors=True)
 
