@@ -520,3 +520,27 @@ def test_every_model_pattern_compiles_and_judges(service: str) -> None:
         if "pattern" in shape:
             for value in ("", "x", "\x00", "10.0.0.1", "a" * 300):
                 assert compile_pattern(shape["pattern"])(value) in (True, False), name
+
+
+_TOKENS = [
+    "A",
+    "====",
+    "_-_-",
+    "a" * 65535,
+    "0",
+    *(
+        base64.urlsafe_b64encode(raw).decode()
+        for raw in (b"\xff\xfe", b'{"a":1}', b'"x"', b"[1,2]", b"null", b"1e999", b"{}" * 100)
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "operation",
+    ["ListTasks", "ListLocations", "ListTaskExecutions", "ListAgents", "ListTagsForResource"],
+)
+def test_forged_pagination_tokens_are_client_errors(operation: str) -> None:
+    """NextToken is opaque to clients, so the server must survive any value they invent."""
+    extra = {"ResourceArn": TARGET.arns["TaskArn"][0]} if operation == "ListTagsForResource" else {}
+    for token in _TOKENS:
+        _check(_send(operation, {"NextToken": token, "MaxResults": 1, **extra}))
