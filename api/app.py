@@ -46,6 +46,9 @@ log = logging.getLogger("datasync_local.api")
 
 DATASYNC_CONTENT_TYPE = "application/x-amz-json-1.1"
 MAX_BODY_BYTES = 1024 * 1024
+# No DataSync or jobs input nests deeper than a few levels; deeper JSON is refused before any
+# recursive walk over it (a body nested ~950 deep parsed, then overflowed the stack: a 500).
+MAX_JSON_DEPTH = 32
 # The whole body must arrive this long after the headers (a slow or stalled upload is cut off).
 BODY_TIMEOUT_SECONDS = 30.0
 REAP_INTERVAL_SECONDS = 1.0
@@ -138,7 +141,23 @@ def _parse_object(body: bytes) -> dict[str, Any]:
         raise SerializationException("The request body is not valid JSON.") from None
     if not isinstance(value, dict):
         raise SerializationException("The request body must be a JSON object.")
+    if _depth_exceeds(value, MAX_JSON_DEPTH):
+        raise SerializationException(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
     return value
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether `value` nests lists/objects deeper than `limit` (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return False
 
 
 def create_app(

@@ -544,3 +544,28 @@ def test_forged_pagination_tokens_are_client_errors(operation: str) -> None:
     extra = {"ResourceArn": TARGET.arns["TaskArn"][0]} if operation == "ListTagsForResource" else {}
     for token in _TOKENS:
         _check(_send(operation, {"NextToken": token, "MaxResults": 1, **extra}))
+
+
+@pytest.mark.parametrize("depth", [33, 500, 900, 950, 990, 999, 5000, 100_000])
+@pytest.mark.parametrize("kind", ["list", "object"])
+def test_deep_nesting_is_a_client_error_at_every_depth(depth: int, kind: str) -> None:
+    """Found by probing: JSON nested ~950 deep parsed, then overflowed a recursive walk (500)."""
+    opener, closer = (b"[", b"]") if kind == "list" else (b'{"a":', b"}")
+    body = b'{"Tags":' + opener * depth + b"1" + closer * depth + b"}"
+    for operation in ("ListTasks", "CreateTask"):
+        response = _send(operation, body)
+        _check(response)
+        assert check_error_shape(response)["__type"] in (
+            "SerializationException",
+            "InvalidRequestException",
+        )
+    assert TARGET.http is not None
+    agent = TARGET.arns["AgentArn"][0].rsplit("/", 1)[1]
+    url = f"{TARGET.url}/things/{agent}/jobs/$next"
+    from tests.reliability.wire import sign
+
+    headers = sign(
+        url, body, {"Content-Type": "application/json"}, method="PUT", service="iot-jobs-data"
+    )
+    response = TARGET.http.put(url, content=body, headers=headers)
+    assert 400 <= response.status_code < 500, response.text[:300]
