@@ -64,6 +64,9 @@ def machine_info(workdir: Path) -> dict[str, str]:
         "kernel": f"{platform.system()} {platform.release()}",
         "filesystem": f"{fs} (work dir {workdir})" if fs else str(workdir),
         "python": platform.python_version(),
+        "load average (1/5/15 min) when the run started": " / ".join(
+            f"{x:.2f}" for x in os.getloadavg()
+        ),
     }
 
 
@@ -362,6 +365,9 @@ def _medians_rows(results: Results) -> list[list[str]]:
             thr = ""
             if res.unit == "s" and res.name.endswith("-copy") and s.median > 0:
                 thr = f"{res.bytes / s.median / 1e6:.0f} MB/s, {res.files / s.median:.0f} files/s"
+            secs = res.extra.get("seconds", {}).get(key) if res.unit == "MiB" else None
+            if secs:
+                thr = f"the no-op took {spread(secs).median:.2f} s (median)"
             note = f"{len(fails)} failed run(s): {fails[0][:120]}" if fails else ""
             rows.append([res.title, label, f"{_fmt(s.median, res.unit)} {res.unit}", rng,
                          f"{s.n}", thr + ("; " if thr and note else "") + note])  # fmt: skip
