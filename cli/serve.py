@@ -334,8 +334,8 @@ def _http_protocol(header_timeout: float) -> type[Any]:
             super().data_received(data)
 
         def send_400_response(self, msg: str) -> None:
-            if not self._refused:
-                super().send_400_response(msg)
+            # uvicorn's answer to unparseable HTTP, in the DataSync error shape like the rest
+            self._refuse(400, "Bad Request", "InvalidRequestException", f"{msg} (not valid HTTP)")
 
         def _count(self, size: int, lines: int) -> None:
             self._header_bytes += size

@@ -202,4 +202,6 @@ def test_invalid_http_is_refused_and_the_server_goes_on(
 ) -> None:
     raw = _raw(serve, garbage)
     assert raw.startswith(b"HTTP/1.1 4"), raw[:200]
+    status, body = _status_and_body(raw)
+    assert 400 <= status < 500 and body["__type"] and body["message"], (status, body)
     _alive(serve, http)
