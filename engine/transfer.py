@@ -218,7 +218,12 @@ class Transfer:
             assert self._verify_log is not None
             with self._verify_log:
                 verify_transferred(
-                    self.destination, self._verify_log, self.progress, self._cancel.is_set
+                    self.destination,
+                    self._verify_log,
+                    self.progress,
+                    self._cancel.is_set,
+                    workers=self._workers,
+                    large_file_size=self._large_file_size,
                 )
         else:
             WholeTreeVerifier(

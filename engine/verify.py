@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 
 from engine.copier import hash_file
 from engine.dirs import DirTree, split
@@ -30,38 +32,64 @@ def verify_transferred(
     records: Iterable[tuple[str, str, int, bytes | None]],
     progress: Progress,
     cancelled: Callable[[], bool],
+    workers: int = 0,
+    large_file_size: int = 1 << 20,
 ) -> None:
-    with DirTree(destination) as tree:
-        _verify_records(tree, records, progress, cancelled)
+    """Check every item this run wrote. Files of `large_file_size` or more are hashed on a pool of
+    `workers` threads (xxh3 releases the GIL), small ones inline, as the copier does."""
+    pool = ThreadPoolExecutor(workers, "dsl-verify") if workers > 0 else None
+    slots = threading.BoundedSemaphore(max(1, workers) * 2)
+    try:
+        with DirTree(destination) as tree:
+            for record in records:
+                if cancelled():
+                    raise TransferCancelled()
+                rel, kind, size, _ = record
+                parent, name = split(rel) if rel != "/" else ("", ".")
+                try:
+                    dir_fd = tree.fd(parent)
+                except OSError as exc:
+                    progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+                    continue
+                if pool is not None and kind == REG and size >= large_file_size:
+                    own_fd = os.dup(dir_fd)  # the tree's fd moves on; the job keeps this one
+                    slots.acquire()
+                    future = pool.submit(_verify_one, own_fd, name, record, progress, True)
+                    future.add_done_callback(lambda _f: slots.release())
+                else:
+                    _verify_one(dir_fd, name, record, progress, False)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
 
 
-def _verify_records(
-    tree: DirTree,
-    records: Iterable[tuple[str, str, int, bytes | None]],
+def _verify_one(
+    dir_fd: int,
+    name: str,
+    record: tuple[str, str, int, bytes | None],
     progress: Progress,
-    cancelled: Callable[[], bool],
+    close_dir: bool,
 ) -> None:
-    for rel, kind, size, digest in records:
-        if cancelled():
-            raise TransferCancelled()
-        parent, name = split(rel) if rel != "/" else ("", ".")
-        try:
-            dir_fd = tree.fd(parent)
-            if kind == REG and digest is not None:
-                got_size, got_digest = hash_file(name, dir_fd)
-                if got_size != size:
-                    progress.fail("Verify", rel, f"size mismatch: wrote {size}, found {got_size}")
-                    continue
-                if got_digest != digest:
-                    progress.fail("Verify", rel, "checksum mismatch between source and destination")
-                    continue
-            elif kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != kind:
-                progress.fail("Verify", rel, f"expected a {kind} at the destination")
-                continue
-        except OSError as exc:
-            progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
-            continue
-        progress.add("FilesVerified")
+    rel, kind, size, digest = record
+    try:
+        if kind == REG and digest is not None:
+            got_size, got_digest = hash_file(name, dir_fd)
+            if got_size != size:
+                progress.fail("Verify", rel, f"size mismatch: wrote {size}, found {got_size}")
+                return
+            if got_digest != digest:
+                progress.fail("Verify", rel, "checksum mismatch between source and destination")
+                return
+        elif kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != kind:
+            progress.fail("Verify", rel, f"expected a {kind} at the destination")
+            return
+    except OSError as exc:
+        progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+        return
+    finally:
+        if close_dir:
+            os.close(dir_fd)
+    progress.add("FilesVerified")
 
 
 class WholeTreeVerifier:

@@ -211,8 +211,9 @@ def test_verify_detects_corruption_at_the_destination(src: Path, tmp_path: Path)
 
     def corrupt(status: str) -> None:
         if status == "VERIFYING":
-            with open(dst / "dir/sub/c.txt", "r+b") as fh:
-                fh.write(b"G")  # same size, same mtime? no: content differs
+            for victim in ("dir/sub/c.txt", "dir/b.bin"):  # a small file and a pooled large one
+                with open(dst / victim, "r+b") as fh:
+                    fh.write(b"G")  # same size, other content
 
     for mode in ("ONLY_FILES_TRANSFERRED", "POINT_IN_TIME_CONSISTENT"):
         shutil.rmtree(dst, ignore_errors=True)
@@ -221,7 +222,8 @@ def test_verify_detects_corruption_at_the_destination(src: Path, tmp_path: Path)
         assert r["Result"]["VerifyStatus"] == "ERROR"
         assert r["Result"]["ErrorCode"] == "VerificationFailed"
         assert "/dir/sub/c.txt" in r["Result"]["ErrorDetail"]
-        assert r["FilesFailed"]["Verify"] >= 1
+        assert "/dir/b.bin" in r["Result"]["ErrorDetail"]
+        assert r["FilesFailed"]["Verify"] >= 2
 
 
 def test_point_in_time_verify_finds_missing_items(src: Path, tmp_path: Path) -> None:
