@@ -21,8 +21,9 @@ from tests.api.harness import Server, wait_for
 from tests.engine.trees import state
 
 
-@pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict[str, Any]]:
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp_path = tmp_path_factory.mktemp("paths")
     root = tmp_path / "root"
     outside = tmp_path / "outside"
     (root / "src" / "sub").mkdir(parents=True)
@@ -135,8 +136,9 @@ def test_nul_relative_and_oversized_subdirectories_are_refused(
         Subdirectory=subdirectory.format(root=env["root"]),
         OnPremConfig={"AgentArns": [env["agent"]]},
     )
+    before = env["ds"].list_locations()["Locations"]
     _refused(call, reason)
-    assert env["ds"].list_locations()["Locations"] == []
+    assert env["ds"].list_locations()["Locations"] == before
 
 
 def test_paths_that_stay_inside_are_accepted_normalised(env: dict[str, Any]) -> None:
