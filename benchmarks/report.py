@@ -140,7 +140,7 @@ def _ratio(scenario: str, ours: str, ref: str) -> Evaluator:
                 return f"not measured ({_why(res, key)})", None
         assert a is not None and b is not None
         r = a / b
-        return f"{r:.2f}× ({a:.3f} s vs {b:.3f} s)", r
+        return f"{r:.3f}× ({a:.3f} s vs {b:.3f} s)", r
 
     return ev
 

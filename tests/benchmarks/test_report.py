@@ -116,7 +116,7 @@ def test_targets_pass_fail_and_not_measured() -> None:
     rows = {r.case: r for r in evaluate_targets(sample_results())}
     d1 = rows["D1 copy, VerifyMode NONE"]  # 0.85 / 0.75 = 1.13
     assert (d1.must_ok, d1.goal_ok) == (False, False)
-    assert d1.measured.startswith("1.13×")
+    assert d1.measured.startswith("1.133×")
     oft = rows["D1 copy, ONLY_FILES_TRANSFERRED"]  # 2.1 / 4.1 = 0.51
     assert (oft.must_ok, oft.goal_ok) == (True, False)
     d2 = rows["D2 copy, full metadata (NONE) vs rsync"]  # 3.0 / 5.2
