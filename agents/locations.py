@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import os
 import posixpath
-import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from engine import LocationError
+from engine.paths import inside_roots, is_local_host
 
-__all__ = ["Mount", "local_names", "parse_mount", "resolve_location"]
+__all__ = ["Mount", "parse_mount", "resolve_location"]
 
 
 @dataclass(frozen=True)
@@ -50,23 +49,6 @@ def parse_mount(spec: str) -> Mount:
     return Mount(host.lower().strip("[]"), export, os.path.normpath(local))
 
 
-@cache
-def local_names() -> frozenset[str]:
-    names = {"localhost", "127.0.0.1", "::1", "localhost.localdomain"}
-    for name in (socket.gethostname(), socket.getfqdn()):
-        if name:
-            names.add(name.lower())
-    return frozenset(names)
-
-
-def _inside(real: str, roots: Iterable[str]) -> bool:
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            return True
-    return False
-
-
 def resolve_location(
     location: Mapping[str, Any], roots: Iterable[str], mounts: Iterable[Mount] = ()
 ) -> str:
@@ -80,7 +62,7 @@ def resolve_location(
         raise LocationError(
             f"{uri}: Subdirectory {subdirectory!r} is not an absolute path", subdirectory
         )
-    if host in local_names():
+    if is_local_host(host):
         path = os.path.normpath(subdirectory)
     else:
         wanted = posixpath.normpath(subdirectory)
@@ -107,10 +89,10 @@ def resolve_location(
                 ),
                 subdirectory,
             )
-    real = os.path.realpath(path)
-    if not _inside(real, roots):
+    real = inside_roots(path, roots)
+    if real is None:
         raise LocationError(
-            f"{uri}: {path} resolves to {real}, outside this agent's roots "
+            f"{uri}: {path} resolves to {os.path.realpath(path)}, outside this agent's roots "
             f"({', '.join(str(r) for r in roots) or 'none given'})",
             path,
         )

@@ -12,26 +12,11 @@ roots on its own machine (`agents.locations`) and fails the execution naming the
 from __future__ import annotations
 
 import os
-import socket
-from collections.abc import Iterable
-from functools import cache
 
 from api.errors import InvalidRequestException
+from engine.paths import is_local_host
 
-__all__ = ["inside_roots", "is_local_host", "local_path", "location_uri"]
-
-
-@cache
-def _local_names() -> frozenset[str]:
-    names = {"localhost", "127.0.0.1", "::1", "localhost.localdomain"}
-    for name in (socket.gethostname(), socket.getfqdn()):
-        if name:
-            names.add(name.lower())
-    return frozenset(names)
-
-
-def is_local_host(hostname: str) -> bool:
-    return hostname.lower().strip("[]") in _local_names()
+__all__ = ["local_path", "location_uri"]
 
 
 def local_path(hostname: str, subdirectory: str) -> str:
@@ -48,16 +33,6 @@ def local_path(hostname: str, subdirectory: str) -> str:
             "InvalidSubdirectory",
         )
     return os.path.normpath(subdirectory)
-
-
-def inside_roots(path: str, roots: Iterable[str]) -> str | None:
-    """`path` with symlinks and ``..`` resolved, if that lies inside one of `roots`; else None."""
-    real = os.path.realpath(path)
-    for root in roots:
-        real_root = os.path.realpath(root)
-        if real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep):
-            return real
-    return None
 
 
 def location_uri(kind: str, hostname: str, subdirectory: str) -> str:

@@ -29,9 +29,10 @@ from api import lifecycle
 from api.auth import AgentKey, KeyRing, new_agent_credential
 from api.errors import InvalidRequestException
 from api.listing import matches, page
-from api.locations import inside_roots, local_path, location_uri
+from api.locations import local_path, location_uri
 from api.store import TERMINAL_STATUSES, Store
 from engine import FilterRules, InvalidOptionsError, Options
+from engine.paths import inside_roots
 
 __all__ = ["Backend", "ServerConfig"]
 
