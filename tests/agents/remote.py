@@ -11,9 +11,9 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from tests.api.harness import Server, wait_for
+from tests.api.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_RE = re.compile(r"^ActivationKey: ([A-Z0-9]{5}(?:-[A-Z0-9]{5}){4})$")
@@ -148,7 +148,13 @@ class AgentProcess:
         return self.proc.returncode
 
 
-def activate(server: Server, agent: AgentProcess, name: str | None = None) -> str:
+class HasClient(Protocol):
+    """A control plane a test talks to: the in-thread `Server` or a `ServeProcess`."""
+
+    def client(self, service: str = "datasync") -> Any: ...
+
+
+def activate(server: HasClient, agent: AgentProcess, name: str | None = None) -> str:
     """Start `agent`, approve its key with boto3 CreateAgent, wait until it runs; its ARN.
     Without `name` the agent keeps the name it registered with."""
     agent.start()
@@ -159,7 +165,7 @@ def activate(server: Server, agent: AgentProcess, name: str | None = None) -> st
     return arn
 
 
-def locations(server: Server, agent_arn: str, src: Path, dst: Path, **task: Any) -> str:
+def locations(server: HasClient, agent_arn: str, src: Path, dst: Path, **task: Any) -> str:
     """NFS source + SMB destination on `agent_arn` and a task between them; the task ARN."""
     ds = server.client()
     source = ds.create_location_nfs(

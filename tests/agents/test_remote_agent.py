@@ -396,22 +396,8 @@ def test_control_plane_killed_mid_transfer(tmp_path: Path, agents: list[AgentPro
         ds = serve.client()
         agent = AgentProcess(serve.url, tmp_path / "state-s", [root], name="s")
         agents.append(agent)
-        agent.start()
-        arn = ds.create_agent(ActivationKey=agent.key())["AgentArn"]
-        agent.line(r"^Activated: ")
-        src = ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / "src"),
-            OnPremConfig={"AgentArns": [arn]},
-        )["LocationArn"]
-        dst = ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / "dst"),
-            OnPremConfig={"AgentArns": [arn]},
-        )["LocationArn"]
-        task = ds.create_task(
-            SourceLocationArn=src, DestinationLocationArn=dst, Options={"BytesPerSecond": MiB}
-        )["TaskArn"]
+        arn = activate(serve, agent)
+        task = locations(serve, arn, root / "src", root / "dst", Options={"BytesPerSecond": MiB})
         execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
         wait_bytes(ds, execution, MiB)
         serve.kill()
