@@ -30,19 +30,8 @@ def counter_names() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     flat = tuple(
         name for name, m in members.items() if m.get("type") == "long" and "Folder" not in name
     )
-    nested = {
-        name: tuple(structure_members(_ref_name(name)).keys())
-        for name, m in members.items()
-        if m.get("type") == "structure" and name in ("FilesListed", "FilesFailed")
-    }
+    nested = {name: tuple(members[name]["members"]) for name in ("FilesListed", "FilesFailed")}
     return flat, nested
-
-
-def _ref_name(member: str) -> str:
-    from engine.model import shape
-
-    ref: str = shape("DescribeTaskExecutionResponse")["members"][member]["shape"]
-    return ref
 
 
 @dataclass(frozen=True)
@@ -74,7 +63,6 @@ class Progress:
         self._error_code: str | None = None
         self._error_detail: str | None = None
         self.failures: list[FileFailure] = []
-        self.failure_count = 0
 
     # -- counters --------------------------------------------------------------------------------
     def add(self, name: str, n: int = 1) -> None:
@@ -100,7 +88,6 @@ class Progress:
     def fail(self, phase: str, path: str, reason: str) -> None:
         with self._lock:
             self._nested["FilesFailed"][phase] += 1
-            self.failure_count += 1
             if len(self.failures) < _MAX_FAILURES_KEPT:
                 self.failures.append(FileFailure(phase, path, reason))
 
@@ -108,10 +95,6 @@ class Progress:
         with self._lock:
             counts = self._nested["FilesFailed"]
             return counts[phase] if phase else sum(counts.values())
-
-    def value(self, name: str) -> int:
-        with self._lock:
-            return self._flat[name]
 
     # -- phases ----------------------------------------------------------------------------------
     def begin(self, phase: str) -> None:
