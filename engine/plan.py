@@ -72,6 +72,9 @@ class Plan:
         self.deletes.close()
 
 
+_Dir = tuple[str, os.stat_result, bool, bool]  # a directory still to walk, see Planner.run
+
+
 class Planner:
     def __init__(
         self,
@@ -116,15 +119,14 @@ class Planner:
         elif self._meta_differs(src_root_st, dst_root_st):
             plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st))
             plan.files += 1
-        # stack of (rel dir, dst exists, included by an ancestor's include pattern)
+        # stack of (rel dir, its source lstat, dst exists, included by an ancestor's include)
         # One thread on purpose: listing the two sides on helper threads was measured slower (every
         # lstat releases the GIL and then waits to get it back from the other thread).
-        stack: list[tuple[str, bool, bool]] = [("", dst_root_st is not None, False)]
+        stack: list[_Dir] = [("", src_root_st, dst_root_st is not None, False)]
         while stack:
             if self.cancelled():
                 break
-            rel_dir, dst_exists, included = stack.pop()
-            subdirs = self._merge_dir(plan, rel_dir, dst_exists, included)
+            subdirs = self._merge_dir(plan, *stack.pop())
             stack.extend(reversed(subdirs))
         return plan
 
@@ -139,8 +141,8 @@ class Planner:
             return None
 
     def _merge_dir(
-        self, plan: Plan, rel_dir: str, dst_exists: bool, included: bool
-    ) -> list[tuple[str, bool, bool]]:
+        self, plan: Plan, rel_dir: str, dir_st: os.stat_result, dst_exists: bool, included: bool
+    ) -> list[_Dir]:
         src_entries = self._list(plan, rel_dir, "source")
         if src_entries is None:
             return []
@@ -151,7 +153,7 @@ class Planner:
                 return []
             dst_entries = listed
 
-        subdirs: list[tuple[str, bool, bool]] = []
+        subdirs: list[_Dir] = []
         touched = False
         i = j = 0
         n_src, n_dst = len(src_entries), len(dst_entries)
@@ -202,7 +204,9 @@ class Planner:
                 ):
                     plan.actions.append(_action(Op.DIRMETA, rel, DIR, s.st))
                     plan.files += 1
-                subdirs.append((rel, dst_is_dir, included or (selected and self.filters.active)))
+                subdirs.append(
+                    (rel, s.st, dst_is_dir, included or (selected and self.filters.active))
+                )
                 continue
             if not selected:
                 continue
@@ -210,16 +214,8 @@ class Planner:
 
         if touched and not self.never:
             # Writing into an existing directory changes its mtime: put the source's back.
-            st = self._stat_source(rel_dir)
-            if st is not None:
-                plan.actions.append(_action(Op.DIRMETA, rel_dir or "/", DIR, st, counted=False))
+            plan.actions.append(_action(Op.DIRMETA, rel_dir or "/", DIR, dir_st, counted=False))
         return subdirs
-
-    def _stat_source(self, rel: str) -> os.stat_result | None:
-        try:
-            return os.lstat(self.source + rel)
-        except OSError:
-            return None
 
     # -- one source item -------------------------------------------------------------------------
     def _plan_item(self, plan: Plan, rel: str, kind: str, s: Entry, d: Entry | None) -> bool:
