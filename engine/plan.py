@@ -2,7 +2,8 @@
 
 The walk is rclone's march: one directory at a time, both sides listed and sorted, merged by
 name. Each decision is an `Action` streamed to a `Spool`; deletions go to a second spool that is
-only executed after every copy succeeded and only if the source was listed completely.
+only executed after every copy succeeded and only if the source was listed completely. On big
+trees the listings come from helper processes reading ahead of the walk (engine/lister.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,23 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from engine.filters import FilterRules
+from engine.lister import Lister
 from engine.options import Options
 from engine.progress import Progress
-from engine.scan import BLK, CHR, DIR, FIFO, LNK, REG, SOCK, Entry, is_temporary, kind_of, list_dir
+from engine.scan import (
+    BLK,
+    CHR,
+    DIR,
+    FIFO,
+    LNK,
+    REG,
+    SOCK,
+    Entry,
+    FastCompare,
+    is_temporary,
+    kind_of,
+    list_dir,
+)
 from engine.spool import Spool
 
 __all__ = ["Action", "Op", "Plan", "Planner"]
@@ -65,6 +80,7 @@ class Plan:
     listed_destination: int = 0
     delete_items: int = 0  # counted deletes (temporaries excluded)
     source_complete: bool = True
+    helped: int = 0  # directories listed by helper processes (engine/lister.py)
     never_skipped: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -84,6 +100,8 @@ class Planner:
         filters: FilterRules,
         progress: Progress,
         cancelled: Callable[[], bool],
+        *,
+        helper_after: int | None = None,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -98,10 +116,13 @@ class Planner:
         self.check_uid = options["Uid"] != "NONE"
         self.check_gid = options["Gid"] != "NONE"
         self.check_mtime = options["Mtime"] == "PRESERVE"
-        # Unchanged files can be passed over without a closer look (see _unchanged_file).
-        self._fast_unchanged = (
-            self.changed_only and not self.never and not filters.active and self.check_mtime
+        # Unchanged files can be passed over without a closer look (see scan.list_pair).
+        self._fast: FastCompare = (
+            (self.check_uid, self.check_gid)
+            if self.changed_only and not self.never and not filters.active and self.check_mtime
+            else None
         )
+        self._helper_after = helper_after
         # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
 
@@ -120,38 +141,52 @@ class Planner:
             plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st))
             plan.files += 1
         # stack of (rel dir, its source lstat, dst exists, included by an ancestor's include)
-        # One thread on purpose: listing the two sides on helper threads was measured slower (every
-        # lstat releases the GIL and then waits to get it back from the other thread).
         stack: list[_Dir] = [("", src_root_st, dst_root_st is not None, False)]
-        while stack:
-            if self.cancelled():
-                break
-            subdirs = self._merge_dir(plan, *stack.pop())
-            stack.extend(reversed(subdirs))
+        with Lister(
+            self.source, self.destination, self._fast, helper_after=self._helper_after
+        ) as lister:
+            while stack:
+                if self.cancelled():
+                    break
+                subdirs = self._merge_dir(plan, lister, *stack.pop())
+                stack.extend(reversed(subdirs))
+                if lister.room > 0:
+                    self._read_ahead(stack, lister)
+            plan.helped = lister.helped
         return plan
 
-    def _list(self, plan: Plan, rel_dir: str, side: str) -> list[Entry] | None:
-        root = self.source if side == "source" else self.destination
-        try:
-            return list_dir(root + rel_dir)
-        except OSError as exc:
-            if side == "source":
-                plan.source_complete = False
-            self.progress.fail("Prepare", rel_dir or "/", f"cannot list {side}: {exc.strerror}")
-            return None
+    @staticmethod
+    def _read_ahead(stack: list[_Dir], lister: Lister) -> None:
+        """Ask the listing helpers for the next directories the walk will pop."""
+        room = lister.room
+        for i in range(len(stack) - 1, max(-1, len(stack) - 1 - 4 * lister.ahead), -1):
+            rel, _st, dst_exists, _included = stack[i]
+            if lister.want(rel, dst_exists):
+                room -= 1
+                if room <= 0:
+                    return
 
     def _merge_dir(
-        self, plan: Plan, rel_dir: str, dir_st: os.stat_result, dst_exists: bool, included: bool
+        self,
+        plan: Plan,
+        lister: Lister,
+        rel_dir: str,
+        dir_st: os.stat_result,
+        dst_exists: bool,
+        included: bool,
     ) -> list[_Dir]:
-        src_entries = self._list(plan, rel_dir, "source")
-        if src_entries is None:
+        pair = lister.get(rel_dir, dst_exists)
+        if pair.failed_side is not None:
+            if pair.failed_side == "source":
+                plan.source_complete = False
+            self.progress.fail(
+                "Prepare", rel_dir or "/", f"cannot list {pair.failed_side}: {pair.error}"
+            )
             return []
-        dst_entries: list[Entry] = []
-        if dst_exists:
-            listed = self._list(plan, rel_dir, "destination")
-            if listed is None:
-                return []
-            dst_entries = listed
+        src_entries, dst_entries = pair.source, pair.destination
+        plan.listed_source += pair.unchanged  # passed over: equal on both sides
+        if self.remove:
+            plan.listed_destination += pair.unchanged
 
         subdirs: list[_Dir] = []
         touched = False
@@ -170,11 +205,6 @@ class Planner:
                 j += 1
             else:
                 d = None
-            if d is not None and s.name[0] != "." and self._unchanged_file(s.st, d.st):
-                plan.listed_source += 1  # the no-op fast path: no calls, no strings
-                if self.remove:
-                    plan.listed_destination += 1
-                continue
             if is_temporary(s.name):
                 continue  # a temporary in the source tree is never copied or counted
             rel = f"{rel_dir}/{s.name}"
@@ -341,21 +371,6 @@ class Planner:
         return False
 
     # -- comparisons -----------------------------------------------------------------------------
-    def _unchanged_file(self, s: os.stat_result, d: os.stat_result) -> bool:
-        """A plain regular file equal on both sides, with no filters to consult: nothing to do.
-
-        Most entries of a re-sync take this path, so it is written for speed."""
-        return (
-            self._fast_unchanged
-            and s.st_mode == d.st_mode
-            and s.st_mode & 0o170000 == stat.S_IFREG
-            and s.st_nlink == 1
-            and s.st_size == d.st_size
-            and s.st_mtime_ns == d.st_mtime_ns
-            and (s.st_uid == d.st_uid or not self.check_uid)
-            and (s.st_gid == d.st_gid or not self.check_gid)
-        )
-
     def _data_differs(self, s: os.stat_result, d: os.stat_result) -> bool:
         return s.st_size != d.st_size or s.st_mtime_ns != d.st_mtime_ns
 

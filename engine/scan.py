@@ -1,23 +1,36 @@
-"""Listing one directory: sorted (name, lstat) pairs, symlinks never followed.
+"""Listing directories: sorted (name, lstat) pairs, symlinks never followed.
 
 Listings are per directory and sorted by name, so the source and destination of a directory can be
 merged in one pass (rclone's march) and memory stays proportional to the widest directory, not the
-tree.
+tree. `list_pair` lists both sides of one directory and passes over the regular files that are
+equal on both, which is most of a re-sync.
+
+Loaded on its own by a bare interpreter (see `main`), this module is the listing helper that
+`engine.lister` starts in other processes, so big trees are listed on several cores. It therefore
+imports only the standard library, and starts in ~25 ms; see `serve` for its protocol.
 """
 
 from __future__ import annotations
 
+import contextlib
+import marshal
 import os
+import signal
 import stat
-from typing import NamedTuple
+import struct
+import sys
+from typing import Any, BinaryIO, NamedTuple
 
 __all__ = [
     "TEMP_PREFIX",
     "Entry",
+    "Pair",
     "is_temporary",
     "kind_of",
     "list_dir",
+    "list_pair",
     "open_dir",
+    "serve",
 ]
 
 # Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits, always short enough
@@ -61,24 +74,159 @@ def open_dir(path: str, dir_fd: int | None = None) -> int:
         return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
 
 
-def list_dir(path: str | int) -> list[Entry]:
-    """Sorted entries of a directory (a path, or an open directory fd that stays open) with their
-    lstat. Raises OSError if the directory can't be read.
+def _lstat_all(path: str | int) -> dict[str, os.stat_result]:
+    """name -> lstat of every entry of a directory (a path, or an open directory fd that stays
+    open). Raises OSError if the directory can't be read.
 
     Listing through a directory fd makes each lstat an fstatat relative to it (no path walk per
     entry). Entries that vanish between readdir and lstat are dropped (they are gone).
     """
-    entries: list[Entry] = []
+    stats: dict[str, os.stat_result] = {}
     fd = open_dir(path) if isinstance(path, str) else path
     try:
         with os.scandir(fd) as it:  # scandir works on a duplicate and rewinds it when done
             for de in it:
                 try:
-                    entries.append(Entry(de.name, de.stat(follow_symlinks=False)))
+                    stats[de.name] = de.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
     finally:
         if isinstance(path, str):
             os.close(fd)
-    entries.sort()
-    return entries
+    return stats
+
+
+def _sorted(stats: dict[str, os.stat_result]) -> list[Entry]:
+    return [Entry(name, stats[name]) for name in sorted(stats)]
+
+
+def list_dir(path: str | int) -> list[Entry]:
+    """Sorted entries of a directory (a path, or an open directory fd) with their lstat."""
+    return _sorted(_lstat_all(path))
+
+
+# -- both sides of one directory ------------------------------------------------------------------
+class Pair(NamedTuple):
+    """The two listings of one directory, less the unchanged files `list_pair` passed over."""
+
+    source: list[Entry]
+    destination: list[Entry]
+    unchanged: int  # regular files equal on both sides, left out of both lists
+    failed_side: str | None = None  # "source" or "destination" if that side could not be listed
+    error: str = ""  # why (its strerror)
+
+
+# (check uid, check gid) when unchanged files may be passed over, None when every entry counts
+FastCompare = tuple[bool, bool] | None
+
+
+def list_pair(source: str, destination: str | None, fast: FastCompare) -> Pair:
+    """List `source` and (unless None) `destination`. With `fast`, pass over the files that need
+    nothing: single-link regular files equal in mode, size, mtime and (if checked) owner on both
+    sides. Names starting with "." are never passed over (temporaries need the planner).
+
+    Most entries of a re-sync end here, so the comparison is written out inline."""
+    try:
+        src = _lstat_all(source)
+    except OSError as exc:
+        return Pair([], [], 0, "source", exc.strerror or str(exc))
+    if destination is None:
+        return Pair(_sorted(src), [], 0)
+    try:
+        dst = _lstat_all(destination)
+    except OSError as exc:
+        return Pair(_sorted(src), [], 0, "destination", exc.strerror or str(exc))
+    if fast is None or not dst:
+        return Pair(_sorted(src), _sorted(dst), 0)
+    check_uid, check_gid = fast
+    kept: list[str] = []
+    unchanged = 0
+    for name, s in src.items():
+        d = dst.get(name)
+        if (
+            d is not None
+            and s.st_mode == d.st_mode
+            and s.st_mode & 0o170000 == stat.S_IFREG
+            and s.st_nlink == 1
+            and s.st_size == d.st_size
+            and s.st_mtime_ns == d.st_mtime_ns
+            and (s.st_uid == d.st_uid or not check_uid)
+            and (s.st_gid == d.st_gid or not check_gid)
+            and name[0] != "."
+        ):
+            del dst[name]
+            unchanged += 1
+        else:
+            kept.append(name)
+    kept.sort()
+    return Pair([Entry(name, src[name]) for name in kept], _sorted(dst), unchanged)
+
+
+# -- the helper process's side of the protocol (engine/lister.py has the other side) --------------
+# argv:     SCAN_PY SRC DST FAST, FAST being "-" (no passing over) or "<check uid 0|1><check gid 0|1>".
+# Request:  REQUEST (path length, destination exists 0|1) + the directory's path relative to both
+#           roots, os.fsencode()d ("" is the root itself).
+# Response: RESPONSE (length) + marshal of (source, destination, unchanged, failed side, error),
+#           each side a list of (name, stat_fields(st)).
+# The helper's first frame is marshal of its (file system encoding, errors), so the parent can
+# refuse a helper that would decode names differently from itself.
+REQUEST = struct.Struct("<IB")
+RESPONSE = struct.Struct("<Q")
+
+
+def stat_fields(st: os.stat_result) -> tuple[int | float, ...]:
+    """All of a stat_result's fields, in the order `os.stat_result(fields)` takes them back."""
+    return (
+        st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, st.st_size,
+        int(st.st_atime), int(st.st_mtime), int(st.st_ctime), st.st_atime, st.st_mtime,
+        st.st_ctime, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns, st.st_blksize,
+        st.st_blocks, st.st_rdev,
+    )  # fmt: skip
+
+
+def encode_fast(fast: FastCompare) -> str:
+    return "-" if fast is None else f"{int(fast[0])}{int(fast[1])}"
+
+
+def _decode_fast(text: str) -> FastCompare:
+    return None if text == "-" else (text[0] == "1", text[1] == "1")
+
+
+def _write_frame(out: BinaryIO, payload: Any) -> None:
+    blob = marshal.dumps(payload)
+    out.write(RESPONSE.pack(len(blob)) + blob)
+    out.flush()
+
+
+def serve(source: str, destination: str, fast: FastCompare, inp: BinaryIO, out: BinaryIO) -> None:
+    """Answer listing requests, in the order they come, until the requests end."""
+    _write_frame(out, (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()))
+    while True:
+        header = inp.read(REQUEST.size)
+        if len(header) < REQUEST.size:
+            return  # the parent is done (or gone)
+        size, dst_exists = REQUEST.unpack(header)
+        rel = os.fsdecode(inp.read(size))
+        pair = list_pair(source + rel, destination + rel if dst_exists else None, fast)
+        _write_frame(
+            out,
+            (
+                [(e.name, stat_fields(e.st)) for e in pair.source],
+                [(e.name, stat_fields(e.st)) for e in pair.destination],
+                pair.unchanged,
+                pair.failed_side,
+                pair.error,
+            ),
+        )
+
+
+def main() -> None:
+    """The helper's entry point: `python -c BOOT scan.py SRC DST FAST` (see engine/lister.py)."""
+    # The parent alone decides when a helper ends (it closes the pipes or kills it), so a terminal's
+    # ^C, which reaches the whole process group, is the parent's to handle; a closed pipe means
+    # the parent is gone, and nobody is waiting for answers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(BrokenPipeError):
+        serve(
+            sys.argv[2], sys.argv[3], _decode_fast(sys.argv[4]), sys.stdin.buffer, sys.stdout.buffer
+        )

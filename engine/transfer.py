@@ -54,6 +54,7 @@ class Transfer:
         clock: Clock | None = None,
         workers: int | None = None,
         large_file_size: int = LARGE_FILE_SIZE,
+        helper_after: int | None = None,
         on_phase: Callable[[str], None] | None = None,
     ) -> None:
         self.source = os.path.abspath(os.fspath(source))
@@ -66,6 +67,7 @@ class Transfer:
         self._done = threading.Event()
         self._workers = workers if workers is not None else min(4, 2 * (os.cpu_count() or 1))
         self._large_file_size = large_file_size
+        self._helper_after = helper_after  # see engine/lister.Lister (-1: no listing helpers)
         self._verify_log: Spool | None = None
         self._on_phase = on_phase
 
@@ -165,6 +167,7 @@ class Transfer:
             self.filters,
             self.progress,
             self._cancel.is_set,
+            helper_after=self._helper_after,
         )
         plan = planner.run()
         if self.cancelled:

@@ -1,5 +1,6 @@
 """Property: after a sync, the destination holds exactly the filtered source; a rerun is a no-op;
-after the source changes, a REMOVE sync converges again and leaves excluded items alone."""
+after the source changes, a REMOVE sync converges again and leaves excluded items alone. Each
+example lists on the planner's thread or through the listing helper processes."""
 
 from __future__ import annotations
 
@@ -36,9 +37,15 @@ def build(root: Path, tree: dict[str, bytes], mode_seed: int) -> None:
         write(root / rel.lstrip("/"), data, mode=0o600 + ((mode_seed + i) % 3) * 0o40)
 
 
-def sync(src: Path, dst: Path, rules: FilterRules, **options: str) -> dict[str, object]:
+def sync(
+    src: Path, dst: Path, rules: FilterRules, helpers: bool, **options: str
+) -> dict[str, object]:
     t = Transfer(
-        src, dst, Options.create({"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}), rules
+        src,
+        dst,
+        Options.create({"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}),
+        rules,
+        helper_after=0 if helpers else -1,  # listing helper processes from the first directory
     )
     result: dict[str, object] = anyio.run(t.run)
     return result
@@ -59,6 +66,7 @@ def expected_files(src: Path, rules: FilterRules) -> dict[str, tuple[object, ...
     include=st.one_of(st.none(), patterns),
     exclude=st.one_of(st.none(), patterns),
     mode_seed=st.integers(0, 5),
+    helpers=st.booleans(),
 )
 def test_destination_converges_to_the_filtered_source(
     tree: dict[str, bytes],
@@ -66,6 +74,7 @@ def test_destination_converges_to_the_filtered_source(
     include: str | None,
     exclude: str | None,
     mode_seed: int,
+    helpers: bool,
 ) -> None:
     rules = FilterRules(include, exclude)
     base = Path(tempfile.mkdtemp(prefix="dsl-prop-"))
@@ -74,7 +83,7 @@ def test_destination_converges_to_the_filtered_source(
         src.mkdir()
         build(src, tree, mode_seed)
 
-        first = sync(src, dst, rules)
+        first = sync(src, dst, rules, helpers)
         assert first["Status"] == "SUCCESS", first
         got = {k: v for k, v in state(dst).items() if os.path.isfile(dst / k.lstrip("/"))}
         assert got == expected_files(src, rules)
@@ -82,7 +91,7 @@ def test_destination_converges_to_the_filtered_source(
             assert rules.selects(rel) or os.path.isdir(dst / rel.lstrip("/"))
         assert temporaries(dst) == []
 
-        again = sync(src, dst, rules)
+        again = sync(src, dst, rules, helpers)
         assert again["FilesTransferred"] == again["BytesWritten"] == 0
 
         # Change the source (add, modify, delete), plant an excluded item at the destination.
@@ -98,7 +107,7 @@ def test_destination_converges_to_the_filtered_source(
         planted = "/zz-excluded.tmp"
         if exclude is not None and rules.excluded(planted):
             write(dst / planted.lstrip("/"), b"keep")
-        third = sync(src, dst, rules, PreserveDeletedFiles="REMOVE")
+        third = sync(src, dst, rules, helpers, PreserveDeletedFiles="REMOVE")
         assert third["Status"] == "SUCCESS", third
         got = {k: v for k, v in state(dst).items() if os.path.isfile(dst / k.lstrip("/"))}
         want = expected_files(src, rules)
