@@ -17,7 +17,7 @@ from benchmarks import datasets
 from benchmarks.measure import can_drop_caches, remove_trees
 from benchmarks.report import format_report, machine_info, plot
 from benchmarks.scenarios import SCENARIOS, Context, ScenarioResult, run_scenario
-from benchmarks.tools import Tool, all_tools, ensure_debian_packages
+from benchmarks.tools import Tool, all_tools, compile_ours, ensure_debian_packages
 
 QUICK_SCALE = 0.05
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
@@ -131,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.tools or any(key.startswith(w) or w == key for w in args.tools)
         ]
         install = ensure_debian_packages(["time", *wanted], log)
+    compile_ours()
 
     # always a new directory of our own (inside --workdir when given): the only thing removed
     if args.workdir:

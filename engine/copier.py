@@ -45,9 +45,17 @@ class SourceChanged(OSError):
     """The source file changed while it was being copied."""
 
 
+def _name_prefix() -> str:
+    return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}"
+
+
+_prefix = _name_prefix()
+os.register_at_fork(after_in_child=lambda: globals().update(_prefix=_name_prefix()))
+
+
 def temporary_name() -> str:
     """A unique short name (pid + counter); O_EXCL creation guards against a stale twin."""
-    return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}{next(_counter) & 0xFFFFFFFF:08x}"
+    return f"{_prefix}{next(_counter) & 0xFFFFFFFF:08x}"
 
 
 def _buffer() -> memoryview:

@@ -22,6 +22,7 @@ class DirTree:
         self.root = root
         self._root_fd: int | None = None
         self._chain: list[tuple[str, int]] = []  # (component, fd) from the root down
+        self._last: tuple[str, int] | None = None  # the last (rel_dir, fd) asked for
 
     def _root(self) -> int:
         if self._root_fd is None:
@@ -31,6 +32,9 @@ class DirTree:
     def fd(self, rel_dir: str) -> int:
         """The fd of `rel_dir` ("" or "/" for the root, else "/a/b"). Owned by this tree: do not
         close it; `os.dup` it to keep it beyond the next call."""
+        last = self._last
+        if last is not None and last[0] == rel_dir:
+            return last[1]  # most calls: the next file in the same directory
         parts = [p for p in rel_dir.split("/") if p]
         chain = self._chain
         keep = 0
@@ -43,10 +47,12 @@ class DirTree:
             fd = open_dir(part, parent)
             chain.append((part, fd))
             parent = fd
+        self._last = (rel_dir, parent)
         return parent
 
     def forget(self) -> None:
         """Drop the cached chain (after the tree's shape changed under it)."""
+        self._last = None
         while self._chain:
             os.close(self._chain.pop()[1])
 

@@ -86,7 +86,10 @@ class MetadataPolicy:
         self, fd: int, is_dir: bool, mode: int, uid: int, gid: int, atime_ns: int, mtime_ns: int
     ) -> None:
         """On an item we hold open (a fresh temporary, or a directory)."""
-        self._chown(lambda u, g: os.fchown(fd, u, g), uid, gid)
+        if self._numeric_ids and self.is_root:
+            os.fchown(fd, uid, gid)  # the common case, once per file: no mapping to do
+        else:
+            self._chown(lambda u, g: os.fchown(fd, u, g), uid, gid)
         os.fchmod(fd, self.mode_for(mode, is_dir))
         times = self.times(atime_ns, mtime_ns)
         if times is not None:
