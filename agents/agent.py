@@ -80,6 +80,7 @@ class Agent:
         report_interval: float = 1.0,
         final_report_timeout: float = 120.0,
         stopped_code: str | None = None,
+        transfer_niceness: int = 0,
     ) -> None:
         self.client = client
         self.thing = thing_name
@@ -92,6 +93,7 @@ class Agent:
         # ErrorCode for a job cut short by stop() rather than by the control plane (None: the
         # engine's own "Cancelled")
         self.stopped_code = stopped_code
+        self.transfer_niceness = transfer_niceness  # see engine.Transfer's `niceness`
         self.revoked: AgentRevoked | None = None
         self._stopping = False
         self._wake = anyio.Event()
@@ -185,7 +187,9 @@ class Agent:
             filters = FilterRules.from_rules(
                 document.get("Includes") or None, document.get("Excludes") or None
             )
-            transfer = Transfer(source, destination, options, filters)
+            transfer = Transfer(
+                source, destination, options, filters, niceness=self.transfer_niceness
+            )
         except (DataSyncLocalError, KeyError, ValueError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"
             result = {"ErrorCode": code, "ErrorDetail": str(exc)}

@@ -16,6 +16,7 @@ DescribeTaskExecution names). The control plane's wishes go back in the reply's
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -117,7 +118,7 @@ def _set_status(doc: Doc, status: str, now: float) -> None:
         doc["History"].append([status, now])
 
 
-def describe(doc: Doc) -> Doc:
+def describe(doc: Mapping[str, Any]) -> Mapping[str, Any]:
     """The DescribeTaskExecution view (internal members are dropped by the renderer)."""
     return doc
 

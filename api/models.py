@@ -579,8 +579,13 @@ class Backend:
         self._notify(agent_arn)
         return {"TaskExecutionArn": arn}
 
-    def describe_task_execution(self, p: Doc) -> Doc:
-        return lifecycle.describe(self._execution(p["TaskExecutionArn"]))
+    def describe_task_execution(self, p: Doc) -> Mapping[str, Any]:
+        view = self.store.execution_view(p["TaskExecutionArn"])
+        if view is None:
+            raise _invalid(
+                f"Task execution {p['TaskExecutionArn']} is not found.", "ResourceNotFound"
+            )
+        return lifecycle.describe(view)
 
     def list_task_executions(self, p: Doc) -> Doc:
         if "TaskArn" in p:

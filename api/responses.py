@@ -22,6 +22,7 @@ TARGET_PREFIX = "FmrsService."
 _SUPPORTED_LOCATIONS = {"Nfs", "Smb"}
 
 
+@cache
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 

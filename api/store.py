@@ -24,7 +24,7 @@ import logging
 import os
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -107,9 +107,10 @@ def _load(text: str) -> Doc:
 
 
 class _Execution:
-    """One execution in memory: the indexed columns and the serialized document."""
+    """One execution in memory: the indexed columns and the serialized document. Every change
+    makes a new one, so its decoded `view` can be kept for readers that only read."""
 
-    __slots__ = ("agent_arn", "arn", "doc", "job_status", "status", "task_arn")
+    __slots__ = ("_view", "agent_arn", "arn", "doc", "job_status", "status", "task_arn")
 
     def __init__(self, doc: Doc) -> None:
         self.arn: str = doc["TaskExecutionArn"]
@@ -118,6 +119,12 @@ class _Execution:
         self.status: str = doc["Status"]
         self.job_status: str = doc["Job"]["status"]
         self.doc = _dump(doc)
+        self._view: Mapping[str, Any] | None = None
+
+    def view(self) -> Mapping[str, Any]:
+        if self._view is None:
+            self._view = _load(self.doc)
+        return self._view
 
 
 class _Writer(threading.Thread):
@@ -264,6 +271,12 @@ class Store:
     def execution(self, arn: str) -> Doc | None:
         entry = self._executions.get(arn)
         return None if entry is None else _load(entry.doc)
+
+    def execution_view(self, arn: str) -> Mapping[str, Any] | None:
+        """The execution for reading only: shared by every reader until it changes, never to
+        be modified (DescribeTaskExecution, polled in tight loops, skips decoding it each time)."""
+        entry = self._executions.get(arn)
+        return None if entry is None else entry.view()
 
     def execution_by_id(self, agent_arn: str, execution_id: str) -> Doc | None:
         """An agent's execution by its `exec-…` id (the job id of the jobs protocol)."""

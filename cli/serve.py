@@ -54,6 +54,12 @@ KEEP_ALIVE_SECONDS = 5
 # More simultaneous connections or requests than this are answered 503 by uvicorn (botocore
 # retries 503); far above what a machine's operators and agents need, low enough to bound memory.
 LIMIT_CONCURRENCY = 2048
+# The embedded agent's transfers share this process (and its cores) with the API: their threads
+# run this much nicer, and a thread holding the GIL is asked to hand it over after this long
+# (default 5 ms), so DescribeTaskExecution stays prompt while a transfer takes every core.
+# Measured with 50 pollers during full-speed D3 copies: p99 ~290 ms without either, ~100 ms with.
+EMBEDDED_TRANSFER_NICENESS = 10
+SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -232,7 +238,11 @@ def build(config: ServeConfig) -> Served:
         transport=httpx.ASGITransport(app=asgi),
     )
     agent = Agent(
-        client, agent_arn.rsplit("/", 1)[1], roots, poll_interval=config.agent_poll_interval
+        client,
+        agent_arn.rsplit("/", 1)[1],
+        roots,
+        poll_interval=config.agent_poll_interval,
+        transfer_niceness=EMBEDDED_TRANSFER_NICENESS,
     )
 
     def poke(arn: str) -> None:
@@ -399,6 +409,8 @@ def uvicorn_config(
 
 def run(args: argparse.Namespace) -> int:
     import uvicorn
+
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

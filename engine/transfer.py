@@ -55,6 +55,7 @@ class Transfer:
         workers: int | None = None,
         large_file_size: int = LARGE_FILE_SIZE,
         helper_after: int | None = None,
+        niceness: int = 0,
         on_phase: Callable[[str], None] | None = None,
     ) -> None:
         self.source = os.path.abspath(os.fspath(source))
@@ -70,6 +71,10 @@ class Transfer:
         self._helper_after = helper_after  # see engine/lister.Lister (-1: no listing helpers)
         self._verify_log: Spool | None = None
         self._on_phase = on_phase
+        # Added to the nice value of the threads `run()` starts (and so of the copier pools and
+        # listing helpers they start): a server running transfers beside its API lowers them,
+        # so requests are still answered promptly while a transfer takes every core.
+        self._niceness = niceness
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -104,14 +109,30 @@ class Transfer:
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self) -> dict[str, Any]:
-        """Run to the end in a worker thread; cancelling the awaiting task cancels the transfer."""
+        """Run to the end on a thread of its own; cancelling the awaiting task cancels the
+        transfer. (Its own thread, not one of anyio's shared workers, because `niceness` sticks
+        to the thread.)"""
+        thread = threading.Thread(target=self._run_niced, name="dsl-transfer", daemon=True)
+        thread.start()
         try:
-            return await anyio.to_thread.run_sync(self.run_blocking, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(self._done.wait, abandon_on_cancel=True)
         except anyio.get_cancelled_exc_class():
             self.cancel()
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self._done.wait)
             raise
+        return self.progress.snapshot()
+
+    def _run_niced(self) -> None:
+        if self._niceness:
+            tid = threading.get_native_id()  # on Linux, a thread's own priority
+            try:
+                os.setpriority(
+                    os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + self._niceness
+                )
+            except OSError as exc:  # e.g. lowering the nice value needs privileges
+                log.warning("transfer runs at the default priority: %s", exc)
+        self.run_blocking()
 
     def run_blocking(self) -> dict[str, Any]:
         plan: Plan | None = None

@@ -276,6 +276,30 @@ def test_throttle_and_live_rate_change(tmp_path: Path) -> None:
     assert time.monotonic() - started < 10  # 32 s at the first rate: the change took effect
 
 
+def test_niceness_lowers_the_transfer_threads_and_only_them(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "big", os.urandom(256 << 10))
+    t = Transfer(
+        src, dst, Options.create({"VerifyMode": "NONE", "BytesPerSecond": 256 << 10}), niceness=5
+    )
+    seen: list[int] = []
+
+    def look() -> None:  # while the throttled copy runs (about a second)
+        time.sleep(0.3)
+        for thread in threading.enumerate():
+            if thread.name == "dsl-transfer" and thread.native_id is not None:
+                seen.append(os.getpriority(os.PRIO_PROCESS, thread.native_id))
+
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    watcher = threading.Thread(target=look)
+    watcher.start()
+    result = anyio.run(t.run)
+    watcher.join()
+    assert result["Status"] == "SUCCESS"
+    assert seen == [mine + 5]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
 def test_cancel_stops_quickly_and_keeps_the_destination(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     write(src / "big", os.urandom(4 << 20))
