@@ -96,7 +96,8 @@ class Agent:
         self.transfer_niceness = transfer_niceness  # see engine.Transfer's `niceness`
         self.revoked: AgentRevoked | None = None
         self._stopping = False
-        self._wake = anyio.Event()
+        self._wake = anyio.Event()  # set and replaced by _signal(): wakes whoever waits now
+        self._pokes = 0  # poke() calls so far: a reporter busy when one came still sees it
         self._transfers: dict[str, Transfer] = {}
         self._cancel_wished: set[int] = set()  # id() of transfers the control plane cancelled
         self._running: set[str] = set()
@@ -138,7 +139,6 @@ class Agent:
                 delay = self.poll_interval * min(10, 2 ** min(failures, 4)) if failures else 0
                 with anyio.move_on_after(delay or self.poll_interval):
                     await self._wake.wait()
-                self._wake = anyio.Event()
             for transfer in list(self._transfers.values()):
                 transfer.cancel()
 
@@ -156,12 +156,12 @@ class Agent:
             self._running.discard(job_id)
             if not self._running:
                 self._idle.set()
-            self._wake.set()  # a slot is free: look for more work now
+            self._signal()  # a slot is free: look for more work now
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Stop claiming; cancel running transfers and wait (bounded) for their final reports."""
         self._stopping = True
-        self._wake.set()
+        self._signal()
         for transfer in list(self._transfers.values()):
             transfer.cancel()
         with anyio.move_on_after(timeout):
@@ -170,7 +170,15 @@ class Agent:
     def poke(self) -> None:
         """The control plane wants something: look for work now, or report (and so hear the
         wish in the reply) now instead of at the next interval."""
+        self._pokes += 1
+        self._signal()
+
+    def _signal(self) -> None:
+        """Wake every task waiting now. The event is replaced here, and only here: a waiter
+        replacing it could swallow a poke meant for another one (a rate change then waited
+        for the next periodic report, ~0.7 s)."""
         self._wake.set()
+        self._wake = anyio.Event()
 
     # one job ----------------------------------------------------------------------------------
     async def run_job(self, execution: Doc) -> None:
@@ -206,13 +214,12 @@ class Agent:
                 async def reporter() -> None:
                     nonlocal version, abandoned
                     last_phase, last_sent = "", 0.0
+                    seen = self._pokes
                     while True:
-                        poked = False
-                        with anyio.move_on_after(min(0.2, self.report_interval)):
-                            await self._wake.wait()
-                            poked = True
-                        if poked:
-                            self._wake = anyio.Event()
+                        if self._pokes == seen:
+                            with anyio.move_on_after(min(0.2, self.report_interval)):
+                                await self._wake.wait()
+                        poked, seen = self._pokes != seen, self._pokes
                         snapshot = transfer.snapshot()
                         phase = str(snapshot.get("Status"))
                         if phase in ("SUCCESS", "ERROR"):
