@@ -54,13 +54,15 @@ KEEP_ALIVE_SECONDS = 5
 # More simultaneous connections or requests than this are answered 503 by uvicorn (botocore
 # retries 503); far above what a machine's operators and agents need, low enough to bound memory.
 LIMIT_CONCURRENCY = 2048
-# The embedded agent's transfers share this process (and its cores) with the API. They are
-# background work: their threads run at the lowest priority (they still get every idle cycle),
-# and a thread holding the GIL is asked to hand it over after 1 ms (default 5 ms), so
+# The embedded agent's transfers share this process (and its cores) with the API. Their threads
+# run nicer, and a thread holding the GIL is asked to hand it over after 1 ms (default 5 ms), so
 # DescribeTaskExecution stays prompt while a transfer takes every core. Measured with 50
-# closed-loop pollers during full-speed D3 copies: p99 ~290 ms without either, 83-100 ms at
-# niceness 10, 61-78 ms at 19 (the copy slows down meanwhile, as background work should).
-EMBEDDED_TRANSFER_NICENESS = 19
+# closed-loop pollers during full-speed D3 copies, and D2 through the API vs the engine alone:
+#   niceness  0 (5 ms switch): p99 ~290 ms
+#   niceness 10: p99 83-100 ms, D2 via the API 1.04x the engine alone
+#   niceness 15: p99 89 ms, 1.18x;  niceness 19: p99 61-97 ms, 1.36x (transfers lose out to
+#   every other busy thread, the kernel's writeback included)
+EMBEDDED_TRANSFER_NICENESS = 10
 SWITCH_INTERVAL_SECONDS = 0.001
 
 
