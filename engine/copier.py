@@ -183,6 +183,15 @@ class Copier:
         if self.bucket.limited and not self.bucket.consume(nbytes, self.cancelled):
             raise TransferCancelled()
 
+    def _next_read(self, copied: int, size: int, room: int) -> int:
+        """How much the buffered copies read next: a chunk paid for in the bucket, or, once
+        `size` bytes are in, a 1-byte probe for growth past the size seen at open."""
+        if copied >= size:
+            return 1
+        want = min(self._chunk(), room)
+        self._pay(min(want, size - copied))
+        return want
+
     def _copy_data(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
@@ -220,11 +229,7 @@ class Copier:
         buf = _buffer()
         copied = 0
         while True:
-            want = min(self._chunk(), len(buf))
-            if copied >= size:
-                want = 1  # probe for growth past the size seen at open
-            else:
-                self._pay(min(want, size - copied))
+            want = self._next_read(copied, size, len(buf))
             n = os.preadv(src_fd, [buf[:want]], copied)
             if n == 0:
                 break
@@ -256,11 +261,7 @@ class Copier:
         buf = _buffer()
         copied = 0
         while True:
-            want = min(self._chunk(), len(buf))
-            if copied >= size:
-                want = 1  # probe for growth past the size seen at open
-            else:
-                self._pay(min(want, size - copied))
+            want = self._next_read(copied, size, len(buf))
             n = os.readv(src_fd, [buf[:want]])
             if n == 0:
                 break
