@@ -80,13 +80,12 @@ class Jobs:
             "versionNumber": job["versionNumber"],
         }
 
-    def execution(self, thing: str, doc: Doc, include_document: bool = True) -> Doc:
+    @staticmethod
+    def _summary(doc: Doc) -> Doc:
+        """The JobExecutionSummary members; a JobExecution has these and more."""
         job = doc["Job"]
         out: Doc = {
             "jobId": _job_id(doc),
-            "thingName": thing,
-            "status": job["status"],
-            "statusDetails": self._details(doc),
             "queuedAt": job["queuedAt"],
             "lastUpdatedAt": job["lastUpdatedAt"],
             "versionNumber": job["versionNumber"],
@@ -94,6 +93,16 @@ class Jobs:
         }
         if "startedAt" in job:
             out["startedAt"] = job["startedAt"]
+        return out
+
+    def execution(self, thing: str, doc: Doc, include_document: bool = True) -> Doc:
+        job = doc["Job"]
+        out: Doc = {
+            **self._summary(doc),
+            "thingName": thing,
+            "status": job["status"],
+            "statusDetails": self._details(doc),
+        }
         if "leaseExpiresAt" in job:
             out["approximateSecondsBeforeTimedOut"] = max(
                 0, int(job["leaseExpiresAt"] - self.backend.now())
@@ -112,16 +121,7 @@ class Jobs:
             key = {"IN_PROGRESS": "inProgressJobs", "QUEUED": "queuedJobs"}.get(job["status"])
             if key is None:
                 continue
-            summary = {
-                "jobId": _job_id(doc),
-                "queuedAt": job["queuedAt"],
-                "lastUpdatedAt": job["lastUpdatedAt"],
-                "versionNumber": job["versionNumber"],
-                "executionNumber": job["executionNumber"],
-            }
-            if "startedAt" in job:
-                summary["startedAt"] = job["startedAt"]
-            summaries[key].append(summary)
+            summaries[key].append(self._summary(doc))
         return summaries
 
     def start_next(self, thing: str, body: Doc) -> Doc:
