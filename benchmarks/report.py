@@ -455,6 +455,14 @@ def plot(results: Results, out_dir: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     made: list[Path] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        path = out_dir / name
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        made.append(path)
+
     copies = [r for r in results.values() if r.name.endswith("-copy") and r.values]
     if copies:
         fig, axes = plt.subplots(1, len(copies), figsize=(5 * len(copies), 4.5), squeeze=False)
@@ -466,11 +474,7 @@ def plot(results: Results, out_dir: Path) -> list[Path]:
             ax.set_title(f"{res.title}\n{res.files} files, {res.bytes / 1e6:.0f} MB")
             ax.set_xlabel("MB/s (median)")
             ax.invert_yaxis()
-        fig.tight_layout()
-        path = out_dir / "throughput.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        made.append(path)
+        save(fig, "throughput.png")
     thr = results.get("throttle")
     if thr and thr.extra.get("series"):
         fig, (ax, ax2) = plt.subplots(
@@ -498,11 +502,7 @@ def plot(results: Results, out_dir: Path) -> list[Path]:
         ax.set_xlim(-0.5, max(tmax, ideal_t) + 0.5)
         ax.legend()
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / "throttle.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        made.append(path)
+        save(fig, "throttle.png")
     rc = results.get("rate-change")
     if rc and rc.extra.get("series"):
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -514,9 +514,5 @@ def plot(results: Results, out_dir: Path) -> list[Path]:
         ax.set_title("Live rate change 2 → 8 MiB/s")
         ax.legend()
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = out_dir / "rate-change.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        made.append(path)
+        save(fig, "rate-change.png")
     return made
