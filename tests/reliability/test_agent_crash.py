@@ -19,7 +19,7 @@ import pytest
 from engine.scan import is_temporary
 from tests.agents.remote import AgentProcess, activate, locations
 from tests.api.harness import Server, wait_for
-from tests.reliability.test_crash import _torn, _tree
+from tests.reliability.test_crash import TERMINAL, _rerun_converges, _torn, _tree
 
 SEED = int(os.environ.get("DSL_CRASH_SEED", "6"))
 TASKS = 12
@@ -27,7 +27,6 @@ KILLS = 7
 PER_ROUND = 3
 RATE = 384 * 1024
 LEASE = 3.0  # the server's --agent-timeout here
-TERMINAL = ("SUCCESS", "ERROR")
 RUNNING = ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING")
 
 
@@ -103,23 +102,7 @@ def test_kill_9_of_a_remote_agent_loses_nothing_and_tears_nothing(tmp_path: Path
         assert set(started) <= set(listed), "an execution was lost"
         assert all(s in TERMINAL for s in listed.values())
 
-        reruns = [
-            ds.start_task_execution(TaskArn=t, OverrideOptions={"BytesPerSecond": -1})[
-                "TaskExecutionArn"
-            ]
-            for t in tasks
-        ]
-
-        def finished() -> list[Any]:
-            states = [ds.describe_task_execution(TaskExecutionArn=a) for a in reruns]
-            return states if all(s["Status"] in TERMINAL for s in states) else []
-
-        for state in wait_for(finished, timeout=90, interval=0.2):
-            assert state["Status"] == "SUCCESS", state.get("Result")
-        for _src, dst, new, _ in trees:
-            got = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
-            assert got == new, f"{dst} did not converge"
-            assert not [p for p in dst.rglob("*") if is_temporary(p.name)]
+        _rerun_converges(ds, tasks, trees)
         print(
             f"\nagent crash: {KILLS} kill -9 of the agent, {len(started)} throttled executions, "
             f"{len(interrupted)} running at their kill, which then ended {outcomes} "

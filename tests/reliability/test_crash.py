@@ -33,6 +33,8 @@ KILLS = 8
 FILES, SIZE = 6, 48 * 1024  # per tree; at RATE each transfer takes about a second
 RATE = 256 * 1024
 TERMINAL = ("SUCCESS", "ERROR")
+# (source, destination, the source's new files, the destination's old files)
+Trees = tuple[Path, Path, dict[str, bytes], dict[str, bytes]]
 
 
 def _tree(root: Path, rng: random.Random, version: str) -> dict[str, bytes]:
@@ -72,11 +74,33 @@ def _integrity(data_dir: Path) -> str:
 
 
 @pytest.mark.slow
+def _rerun_converges(ds: Any, tasks: list[str], trees: list[Trees]) -> None:
+    """A rerun of every task at full speed succeeds and leaves each destination equal to its
+    source's new version, with no temporaries."""
+    reruns = [
+        ds.start_task_execution(TaskArn=task, OverrideOptions={"BytesPerSecond": -1})[
+            "TaskExecutionArn"
+        ]
+        for task in tasks
+    ]
+
+    def finished() -> list[Any]:
+        states = [ds.describe_task_execution(TaskExecutionArn=a) for a in reruns]
+        return states if all(s["Status"] in TERMINAL for s in states) else []
+
+    for state in wait_for(finished, timeout=90, interval=0.2):
+        assert state["Status"] == "SUCCESS", state.get("Result")
+    for _src, dst, new, _ in trees:
+        got = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
+        assert got == new, f"{dst} did not converge"
+        assert not [p for p in dst.rglob("*") if is_temporary(p.name)]
+
+
 def test_kill_9_of_the_server_loses_nothing_and_tears_nothing(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     root = tmp_path / "root"
     serve = ServeProcess(tmp_path / "data", [root])
-    trees: list[tuple[Path, Path, dict[str, bytes], dict[str, bytes]]] = []
+    trees: list[Trees] = []
     for i in range(TASKS):
         src, dst = root / f"src{i}", root / f"dst{i}"
         trees.append((src, dst, _tree(src, rng, "new"), _tree(dst, rng, "old")))
@@ -135,25 +159,7 @@ def test_kill_9_of_the_server_loses_nothing_and_tears_nothing(tmp_path: Path) ->
                     assert result.get("ErrorDetail"), result
                     interrupted += 1
 
-        # a rerun of every task at full speed converges
-        reruns = []
-        for task in tasks:
-            reruns.append(
-                ds.start_task_execution(TaskArn=task, OverrideOptions={"BytesPerSecond": -1})[
-                    "TaskExecutionArn"
-                ]
-            )
-
-        def finished() -> list[Any]:
-            states = [ds.describe_task_execution(TaskExecutionArn=a) for a in reruns]
-            return states if all(s["Status"] in TERMINAL for s in states) else []
-
-        for state in wait_for(finished, timeout=90, interval=0.2):
-            assert state["Status"] == "SUCCESS", state.get("Result")
-        for _src, dst, new, _ in trees:
-            got = {str(p.relative_to(dst)): p.read_bytes() for p in dst.rglob("*") if p.is_file()}
-            assert got == new, f"{dst} did not converge"
-            assert not [p for p in dst.rglob("*") if is_temporary(p.name)]
+        _rerun_converges(ds, tasks, trees)
         print(
             f"\ncrash: {KILLS} kill -9 of serve, {len(started)} throttled executions started, "
             f"{interrupted} interrupted (ERROR ServiceRestarted), "
