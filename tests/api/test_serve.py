@@ -122,6 +122,23 @@ def client(url: str) -> Any:
     )
 
 
+def embedded_task(ds: Any, root: Path, options: dict[str, Any]) -> str:
+    """NFS locations root/src and root/dst on the embedded agent, and a task between them."""
+    agent = ds.list_agents()["Agents"][0]["AgentArn"]
+    src, dst = (
+        ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(root / name),
+            OnPremConfig={"AgentArns": [agent]},
+        )["LocationArn"]
+        for name in ("src", "dst")
+    )
+    task: str = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst, Options=options)[
+        "TaskArn"
+    ]
+    return task
+
+
 def test_first_start_generates_and_prints_credentials_once(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -148,18 +165,7 @@ def test_sigterm_cancels_running_execution_cleanly(process: tuple[Process, Path]
     proc, root = process
     make_tree(str(root / "src"), 2, 512 * 1024)
     ds = client(proc.url)
-    agent = ds.list_agents()["Agents"][0]["AgentArn"]
-    src, dst = (
-        ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / name),
-            OnPremConfig={"AgentArns": [agent]},
-        )["LocationArn"]
-        for name in ("src", "dst")
-    )
-    task = ds.create_task(
-        SourceLocationArn=src, DestinationLocationArn=dst, Options={"BytesPerSecond": 65536}
-    )["TaskArn"]
+    task = embedded_task(ds, root, {"BytesPerSecond": 65536})
     arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     wait_for(lambda: ds.describe_task_execution(TaskExecutionArn=arn)["Status"] == "TRANSFERRING")
     started = time.monotonic()
@@ -208,20 +214,7 @@ def test_describe_latency_with_50_pollers_during_full_speed_transfer(
     proc, root = process
     make_tree(str(root / "src"), 64, 4 * 1024 * 1024)
     ds = client(proc.url)
-    agent = ds.list_agents()["Agents"][0]["AgentArn"]
-    src, dst = (
-        ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / name),
-            OnPremConfig={"AgentArns": [agent]},
-        )["LocationArn"]
-        for name in ("src", "dst")
-    )
-    task = ds.create_task(
-        SourceLocationArn=src,
-        DestinationLocationArn=dst,
-        Options={"TransferMode": "ALL", "VerifyMode": "NONE"},
-    )["TaskArn"]
+    task = embedded_task(ds, root, {"TransferMode": "ALL", "VerifyMode": "NONE"})
     samples: list[float] = []
     statuses: list[str] = []
     executions: list[str] = []
