@@ -61,6 +61,10 @@ def _invalid(message: str, code: str | None = None) -> InvalidRequestException:
     return InvalidRequestException(message, code)
 
 
+def _execution_not_found(arn: str) -> InvalidRequestException:
+    return _invalid(f"Task execution {arn} is not found.", "ResourceNotFound")
+
+
 def _options_error(exc: InvalidOptionsError) -> InvalidRequestException:
     return InvalidRequestException(str(exc), "InvalidOptions")
 
@@ -118,7 +122,7 @@ class Backend:
     def _execution(self, arn: str) -> Doc:
         doc = self.store.execution(arn)
         if doc is None:
-            raise _invalid(f"Task execution {arn} is not found.", "ResourceNotFound")
+            raise _execution_not_found(arn)
         return doc
 
     def is_remote(self, agent_arn: str) -> bool:
@@ -582,9 +586,7 @@ class Backend:
     def describe_task_execution(self, p: Doc) -> Mapping[str, Any]:
         view = self.store.execution_view(p["TaskExecutionArn"])
         if view is None:
-            raise _invalid(
-                f"Task execution {p['TaskExecutionArn']} is not found.", "ResourceNotFound"
-            )
+            raise _execution_not_found(p["TaskExecutionArn"])
         return lifecycle.describe(view)
 
     def list_task_executions(self, p: Doc) -> Doc:
