@@ -19,15 +19,20 @@ from agents.agent import Agent, encode_details
 from agents.client import JobsClient
 from agents.locations import resolve_location
 from engine import LocationError
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, Server, make_tree, wait_for
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Server,
+    location_root,
+    make_tree,
+    wait_for,
+)
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    (path / "src").mkdir(parents=True)
-    (path / "dst").mkdir()
-    return path
+    return location_root(tmp_path)
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.agents.remote import (
     wait_bytes,
     wait_status,
 )
-from tests.api.harness import Server, make_tree, wait_for
+from tests.api.harness import Server, location_root, make_tree, wait_for
 
 MiB = 1 << 20
 TIMEOUT = 3.0  # the server's --agent-timeout in these tests
@@ -37,9 +37,7 @@ TIMEOUT = 3.0  # the server's --agent-timeout in these tests
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    (path / "src").mkdir(parents=True)
-    (path / "dst").mkdir()
+    path = location_root(tmp_path)
     make_tree(str(path / "src"), 6, MiB)
     return path
 

@@ -7,15 +7,12 @@ from typing import Any
 
 import pytest
 
-from tests.api.harness import Server
+from tests.api.harness import Server, location_root
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    path = tmp_path / "root"
-    (path / "src").mkdir(parents=True)
-    (path / "dst").mkdir()
-    return path
+    return location_root(tmp_path)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -119,6 +120,14 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         time.sleep(interval)
+
+
+def location_root(base: Path) -> Path:
+    """base/root with empty src/ and dst/ directories, where the tests' locations point."""
+    path = base / "root"
+    (path / "src").mkdir(parents=True)
+    (path / "dst").mkdir()
+    return path
 
 
 def make_tree(root: str, files: int, size: int, prefix: str = "f") -> None:

@@ -16,16 +16,13 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server
+from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, location_root
 from tests.reliability.wire import CONTENT_TYPE, check_error_shape, datasync_headers, sign
 
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("auth") / "root"
-    (path / "src").mkdir(parents=True)
-    (path / "dst").mkdir()
-    return path
+    return location_root(tmp_path_factory.mktemp("auth"))
 
 
 @pytest.fixture(scope="module")
