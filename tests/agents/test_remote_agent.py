@@ -107,14 +107,21 @@ def test_activation_transfer_and_resume_without_new_key(
     assert (root / "dst" / "new.txt").read_text() == "after restart"
 
 
+def _half_copied(server: Server, arn: str, root: Path) -> tuple[str, str]:
+    """A task at 1 MiB/s on agent `arn`, started and half a MiB in: (task, execution)."""
+    ds = server.client()
+    task = locations(server, arn, root / "src", root / "dst", Options={"BytesPerSecond": MiB})
+    execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    wait_bytes(ds, execution, MiB // 2)
+    return task, execution
+
+
 def test_update_and_cancel_reach_the_remote_agent(
     tmp_path: Path, server: Server, root: Path, agents: list[AgentProcess]
 ) -> None:
     ds = server.client()
     arn = activate(server, _agent(tmp_path, server, agents, "a", [root]))
-    task = locations(server, arn, root / "src", root / "dst", Options={"BytesPerSecond": MiB})
-    execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    wait_bytes(ds, execution, MiB // 2)
+    task, execution = _half_copied(server, arn, root)
     started = time.monotonic()
     ds.update_task_execution(TaskExecutionArn=execution, Options={"BytesPerSecond": -1})
     done = wait_status(ds, execution, ("SUCCESS", "ERROR"))
@@ -174,9 +181,7 @@ def test_frozen_agent_past_its_lease_abandons_the_old_work(
     ds = server.client()
     agent = _agent(tmp_path, server, agents, "f", [root])
     arn = activate(server, agent)
-    task = locations(server, arn, root / "src", root / "dst", Options={"BytesPerSecond": MiB})
-    execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    wait_bytes(ds, execution, MiB // 2)
+    task, execution = _half_copied(server, arn, root)
     agent.signal(signal.SIGSTOP)
     try:
         ended = wait_status(ds, execution, ("ERROR", "SUCCESS"), timeout=TIMEOUT + 5)
@@ -201,9 +206,7 @@ def test_control_plane_restart_mid_transfer(
 ) -> None:
     ds = server.client()
     arn = activate(server, _agent(tmp_path, server, agents, "r", [root]))
-    task = locations(server, arn, root / "src", root / "dst", Options={"BytesPerSecond": MiB})
-    execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-    wait_bytes(ds, execution, MiB // 2)
+    _task, execution = _half_copied(server, arn, root)
     server.stop()
     time.sleep(1.5)  # the agent keeps copying and retries its reports meanwhile
     server.start()
