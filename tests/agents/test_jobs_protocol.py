@@ -26,6 +26,7 @@ from tests.api.harness import (
     Server,
     location_root,
     make_tree,
+    nfs_task,
     wait_for,
 )
 
@@ -52,17 +53,7 @@ def remote(server: Server, root: Path) -> dict[str, Any]:
     backend = server.served.app.state.backend
     agent_arn = backend.register_agent("remote", [str(root)])
     ds = server.client()
-    src = ds.create_location_nfs(
-        ServerHostname="localhost",
-        Subdirectory=str(root / "src"),
-        OnPremConfig={"AgentArns": [agent_arn]},
-    )["LocationArn"]
-    dst = ds.create_location_nfs(
-        ServerHostname="localhost",
-        Subdirectory=str(root / "dst"),
-        OnPremConfig={"AgentArns": [agent_arn]},
-    )["LocationArn"]
-    task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
+    _src, _dst, task = nfs_task(ds, agent_arn, root / "src", root / "dst")
     return {
         "agent": agent_arn,
         "thing": agent_arn.rsplit("/", 1)[1],

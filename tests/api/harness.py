@@ -130,6 +130,21 @@ def location_root(base: Path) -> Path:
     return path
 
 
+def nfs_task(ds: Any, agent_arn: str, src: Path, dst: Path, **task: Any) -> tuple[str, str, str]:
+    """NFS locations for `src` and `dst` on `agent_arn` and a task between them (`task` adds
+    CreateTask parameters): (source location, destination location, task) ARNs."""
+    source, destination = (
+        ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(path),
+            OnPremConfig={"AgentArns": [agent_arn]},
+        )["LocationArn"]
+        for path in (src, dst)
+    )
+    arn = ds.create_task(SourceLocationArn=source, DestinationLocationArn=destination, **task)
+    return source, destination, arn["TaskArn"]
+
+
 def make_tree(root: str, files: int, size: int, prefix: str = "f") -> None:
     os.makedirs(root, exist_ok=True)
     block = os.urandom(min(size, 1 << 16)) if size else b""

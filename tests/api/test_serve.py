@@ -25,7 +25,15 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from cli.serve import add_arguments, config_from_args
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, free_port, make_tree, wait_for
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    free_port,
+    make_tree,
+    nfs_task,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -125,18 +133,7 @@ def client(url: str) -> Any:
 def embedded_task(ds: Any, root: Path, options: dict[str, Any]) -> str:
     """NFS locations root/src and root/dst on the embedded agent, and a task between them."""
     agent = ds.list_agents()["Agents"][0]["AgentArn"]
-    src, dst = (
-        ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / name),
-            OnPremConfig={"AgentArns": [agent]},
-        )["LocationArn"]
-        for name in ("src", "dst")
-    )
-    task: str = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst, Options=options)[
-        "TaskArn"
-    ]
-    return task
+    return nfs_task(ds, agent, root / "src", root / "dst", Options=options)[2]
 
 
 def test_first_start_generates_and_prints_credentials_once(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.harness import REGION, Server
+from tests.api.harness import REGION, Server, nfs_task
 from tests.reliability.wire import datasync_headers, sign
 
 
@@ -51,17 +51,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             agents = {n: _activate(server, http, f"agent-{n}", r) for n, r in roots.items()}
             ds = server.client()
             b = agents["b"]["AgentArn"]
-            locs = [
-                ds.create_location_nfs(
-                    ServerHostname="localhost",
-                    Subdirectory=str(roots["b"] / side),
-                    OnPremConfig={"AgentArns": [b]},
-                )["LocationArn"]
-                for side in ("src", "dst")
-            ]
-            task = ds.create_task(SourceLocationArn=locs[0], DestinationLocationArn=locs[1])[
-                "TaskArn"
-            ]
+            src, dst, task = nfs_task(ds, b, roots["b"] / "src", roots["b"] / "dst")
             execution = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
             yield {
                 "server": server,
@@ -69,7 +59,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
                 "ds": ds,
                 "agents": agents,
                 "task": task,
-                "locations": locs,
+                "locations": [src, dst],
                 "execution": execution,
                 "roots": roots,
             }

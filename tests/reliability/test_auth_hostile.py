@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, location_root
+from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, location_root, nfs_task
 from tests.reliability.wire import CONTENT_TYPE, check_error_shape, datasync_headers, sign
 
 
@@ -45,17 +45,7 @@ def world(server: Server, root: Path) -> dict[str, Any]:
     """Two locations and one task, made through boto3; plus a snapshot function."""
     ds = server.client()
     agent = server.agent_arn
-    src = ds.create_location_nfs(
-        ServerHostname="localhost",
-        Subdirectory=str(root / "src"),
-        OnPremConfig={"AgentArns": [agent]},
-    )["LocationArn"]
-    dst = ds.create_location_nfs(
-        ServerHostname="localhost",
-        Subdirectory=str(root / "dst"),
-        OnPremConfig={"AgentArns": [agent]},
-    )["LocationArn"]
-    task = ds.create_task(SourceLocationArn=src, DestinationLocationArn=dst)["TaskArn"]
+    src, dst, task = nfs_task(ds, agent, root / "src", root / "dst")
 
     def snapshot() -> Any:
         return (

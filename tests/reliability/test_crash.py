@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from engine.scan import is_temporary
-from tests.api.harness import wait_for
+from tests.api.harness import nfs_task, wait_for
 from tests.reliability.proc import ServeProcess
 
 SEED = int(os.environ.get("DSL_CRASH_SEED", "6"))
@@ -110,21 +110,8 @@ def test_kill_9_of_the_server_loses_nothing_and_tears_nothing(tmp_path: Path) ->
         agent = ds.list_agents()["Agents"][0]["AgentArn"]
         tasks = []
         for src, dst, _, _ in trees:
-            locs = [
-                ds.create_location_nfs(
-                    ServerHostname="localhost",
-                    Subdirectory=str(path),
-                    OnPremConfig={"AgentArns": [agent]},
-                )["LocationArn"]
-                for path in (src, dst)
-            ]
-            tasks.append(
-                ds.create_task(
-                    SourceLocationArn=locs[0],
-                    DestinationLocationArn=locs[1],
-                    Options={"BytesPerSecond": RATE, "VerifyMode": "ONLY_FILES_TRANSFERRED"},
-                )["TaskArn"]
-            )
+            options = {"BytesPerSecond": RATE, "VerifyMode": "ONLY_FILES_TRANSFERRED"}
+            tasks.append(nfs_task(ds, agent, src, dst, Options=options)[2])
 
         started: list[str] = []
         interrupted = mid_file = 0

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.api.harness import make_tree, wait_for
+from tests.api.harness import make_tree, nfs_task, wait_for
 from tests.reliability.proc import ServeProcess
 from tests.reliability.wire import check_error_shape, datasync_headers
 
@@ -160,23 +160,11 @@ def test_200_signed_clients_while_transfers_run(tmp_path: Path) -> None:
         ds = serve.client()
         agent = ds.list_agents()["Agents"][0]["AgentArn"]
         tasks = []
+        # ALL: every execution copies again, so transfers run throughout the load
+        options = {"TransferMode": "ALL", "BytesPerSecond": 2 << 20}
         for i in range(TASKS):
-            locs = [
-                ds.create_location_nfs(
-                    ServerHostname="localhost",
-                    Subdirectory=str(root / f"{side}{i}"),
-                    OnPremConfig={"AgentArns": [agent]},
-                )["LocationArn"]
-                for side in ("src", "dst")
-            ]
-            tasks.append(
-                ds.create_task(
-                    SourceLocationArn=locs[0],
-                    DestinationLocationArn=locs[1],
-                    # ALL: every execution copies again, so transfers run throughout the load
-                    Options={"TransferMode": "ALL", "BytesPerSecond": 2 << 20},
-                )["TaskArn"]
-            )
+            src, dst = root / f"src{i}", root / f"dst{i}"
+            tasks.append(nfs_task(ds, agent, src, dst, Options=options)[2])
         executions = [ds.start_task_execution(TaskArn=t)["TaskExecutionArn"] for t in tasks[:3]]
         initial = len(executions)
 
