@@ -27,6 +27,7 @@ from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, TEMP_PREFIX
+from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
 __all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
@@ -136,7 +137,7 @@ class Copier:
             tmp, dst_fd = self._create_temporary(dst_dir)
             try:
                 try:
-                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
+                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size, is_sparse(st))
                     after = os.fstat(src_fd)
                     if (
                         copied != st.st_size
@@ -192,7 +193,10 @@ class Copier:
         self._pay(min(want, size - copied))
         return want
 
-    def _copy_data(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
+    def _copy_data(self, src_fd: int, dst_fd: int, size: int, sparse: bool = False) -> CopyResult:
+        if sparse and seeks_data(src_fd):  # holes stay holes (engine/sparse.py)
+            return copy_sparse(src_fd, dst_fd, size, _buffer(), self._chunk, self._pay,
+                               self.progress.add_bytes, self.hashing)  # fmt: skip
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
         if self.hashing or not self._kernel_copy:
