@@ -147,10 +147,12 @@ class Copier:
                         raise SourceChanged(
                             errno.EAGAIN, "source changed while it was being copied"
                         )
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=False)
                     self.metadata.apply_fd(
                         dst_fd, False, st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns,
                         st.st_mtime_ns,
                     )  # fmt: skip
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=True)
                 finally:
                     os.close(dst_fd)
                 place(dst_dir, tmp, name, replace)
