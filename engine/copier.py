@@ -1,6 +1,6 @@
 """Copying one regular file: data to a temporary beside its final name, then rename into place.
 
-* No reader ever sees half a file under its real name: data goes to ``.~dsl.<hex>`` in the
+* No reader ever sees half a file under its real name: data goes to ``.~dsl.<hex><check>`` in the
   destination directory and is renamed over the final name only when complete, metadata applied.
 * Without hashing, data moves inside the kernel (`copy_file_range`, falling back to `sendfile`
   and then read/write); with hashing (ONLY_FILES_TRANSFERRED), one read feeds xxh3-128 and write.
@@ -27,7 +27,7 @@ import xxhash
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
-from engine.scan import DIR, TEMP_PREFIX
+from engine.scan import DIR, TEMP_PREFIX, temp_check
 from engine.throttle import TokenBucket
 
 __all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
@@ -63,16 +63,18 @@ def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
 
 
 def _name_prefix() -> str:
-    return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}"
+    return f"{os.getpid() & 0xFFFFFFFF:08x}"
 
 
-_prefix = _name_prefix()
-os.register_at_fork(after_in_child=lambda: globals().update(_prefix=_name_prefix()))
+_prefix_body = _name_prefix()
+os.register_at_fork(after_in_child=lambda: globals().update(_prefix_body=_name_prefix()))
 
 
 def temporary_name() -> str:
-    """A unique short name (pid + counter); O_EXCL creation guards against a stale twin."""
-    return f"{_prefix}{next(_counter) & 0xFFFFFFFF:08x}"
+    """A unique short name (pid + counter + check, see scan.TEMP_PREFIX); O_EXCL creation guards
+    against a stale twin."""
+    body = f"{_prefix_body}{next(_counter) & 0xFFFFFFFF:08x}"
+    return f"{TEMP_PREFIX}{body}{temp_check(body)}"
 
 
 def _buffer() -> memoryview:
