@@ -276,6 +276,7 @@ class Transfer:
                 self._cancel.is_set,
                 excused=plan.never_skipped,
                 extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
+                devices=self.options["PreserveDevices"] == "PRESERVE",
             ).run()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
 
