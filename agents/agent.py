@@ -49,9 +49,11 @@ def encode_details(snapshot: Doc) -> dict[str, str]:
     counters = {k: v for k, v in snapshot.items() if k not in ("Status", "Result")}
     result = dict(snapshot.get("Result") or {})
     encoded_result = _compact(result)
-    if len(encoded_result) > MAX_DETAIL and "ErrorDetail" in result:
+    detail = str(result.get("ErrorDetail", ""))
+    while len(encoded_result) > MAX_DETAIL and detail:  # keep the start: the count, first failures
         overflow = len(encoded_result) - MAX_DETAIL + 3
-        result["ErrorDetail"] = str(result["ErrorDetail"])[: max(0, -overflow)] + "..."
+        detail = detail[: max(0, len(detail) - overflow)]
+        result["ErrorDetail"] = detail + "..."
         encoded_result = _compact(result)
     encoded_counters = _compact(counters)
     if len(encoded_counters) > MAX_DETAIL:  # keep the flat counters, drop the nested ones

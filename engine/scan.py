@@ -19,6 +19,7 @@ import signal
 import stat
 import struct
 import sys
+import zlib
 from typing import Any, BinaryIO, NamedTuple
 
 __all__ = [
@@ -31,12 +32,24 @@ __all__ = [
     "list_pair",
     "open_dir",
     "serve",
+    "temp_check",
 ]
 
-# Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits, always short enough
-# for any file system. They are never copied, counted or deleted as user files; a later run in
-# the same destination removes the ones a crash left behind.
+# Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits (pid, counter) + 8
+# hex digits of a check over those 16 and TEMP_MARK, always short enough for any file system.
+# They are never copied, counted or deleted as user files; a later run in the same destination
+# removes the ones a crash left behind. The check is what makes a name the engine's: a user's
+# file that merely starts with the prefix (1 in 4 billion names of the right shape pass it) is an
+# ordinary file, copied and kept like any other.
 TEMP_PREFIX = ".~dsl."
+TEMP_MARK = b"datasync-local temporary v2"
+_TEMP_LEN = len(TEMP_PREFIX) + 24
+
+
+def temp_check(body: str) -> str:
+    """The 8 hex digits that follow the 16 of a temporary's `body`."""
+    return f"{zlib.crc32(TEMP_MARK + body.encode('ascii')):08x}"
+
 
 REG, DIR, LNK, CHR, BLK, FIFO, SOCK = "file", "dir", "symlink", "chr", "blk", "fifo", "sock"
 _KINDS = {
@@ -60,7 +73,16 @@ def kind_of(st: os.stat_result) -> str:
 
 
 def is_temporary(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX) and len(name) == len(TEMP_PREFIX) + 16
+    """Whether the engine made `name` (see TEMP_PREFIX): prefix, length, lower hex and check."""
+    if len(name) != _TEMP_LEN or not name.startswith(TEMP_PREFIX):
+        return False
+    body, check = name[len(TEMP_PREFIX) : -8], name[-8:]
+    if not all(c in _HEX for c in body):
+        return False
+    return temp_check(body) == check
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC

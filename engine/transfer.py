@@ -34,13 +34,30 @@ log = logging.getLogger(__name__)
 
 LARGE_FILE_SIZE = 1 << 20
 _DETAIL_ITEMS = 5
+# Result.ErrorDetail travels in a 1024-character statusDetails value beside the phase durations
+# and statuses (~200 characters), so the engine keeps its details well inside that.
+DETAIL_LIMIT = 768
 
 
-def _detail(what: str, failures: list[FileFailure], phase: str, total: int) -> str:
+def result_detail(
+    what: str, failures: list[FileFailure], phase: str, total: int, limit: int = DETAIL_LIMIT
+) -> str:
+    """ "N items <what>: first; second (and M more)", the count and as many of the first failures
+    as fit in `limit` characters (the first one shortened if even it alone does not fit)."""
+    head = f"{total} {'item' if total == 1 else 'items'} {what}: "
     named = [str(f) for f in failures if f.phase == phase][:_DETAIL_ITEMS]
-    more = total - len(named)
-    text = f"{total} {'item' if total == 1 else 'items'} {what}: " + "; ".join(named)
-    return text + (f" (and {more} more)" if more > 0 else "")
+    for keep in range(len(named), 0, -1):
+        more = total - keep
+        tail = f" (and {more} more)" if more > 0 else ""
+        text = head + "; ".join(named[:keep]) + tail
+        if len(text) <= limit:
+            return text
+    tail = f" (and {total - 1} more)" if total > 1 else ""
+    room = max(0, limit - len(head) - len(tail) - 3)
+    first = named[0] if named else ""
+    if len(first) > room:  # keep the end: the reason follows the (long) path
+        first = "..." + first[len(first) - room :] if room else ""
+    return (head + first + tail)[:limit]
 
 
 class Transfer:
@@ -259,6 +276,7 @@ class Transfer:
                 self._cancel.is_set,
                 excused=plan.never_skipped,
                 extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
+                devices=self.options["PreserveDevices"] == "PRESERVE",
             ).run()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
 
@@ -273,7 +291,7 @@ class Transfer:
         ):
             count = p.failed(phase)
             if count:
-                p.finish(code, _detail(what, failures, phase, count))
+                p.finish(code, result_detail(what, failures, phase, count))
                 return
         p.finish()
 

@@ -106,6 +106,7 @@ class WholeTreeVerifier:
         cancelled: Callable[[], bool],
         excused: set[str],
         extras_are_errors: bool,
+        devices: bool = True,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -115,6 +116,8 @@ class WholeTreeVerifier:
         self.cancelled = cancelled
         self.excused = excused
         self.extras_are_errors = extras_are_errors
+        # what is never transferred by design: FIFOs, sockets, and devices unless preserved
+        self.left_out = {"fifo", "sock", "unknown"} | (set() if devices else {"chr", "blk"})
         self.src_tree = DirTree(source)
         self.dst_tree = DirTree(destination)
 
@@ -166,8 +169,8 @@ class WholeTreeVerifier:
                 if self.extras_are_errors and selected:
                     self.mismatch(rel, "present at the destination but not at the source")
                 continue
-            if selected and kind_of(s.st) in ("fifo", "sock", "unknown"):
-                continue  # never transferred by design
+            if selected and kind_of(s.st) in self.left_out:
+                continue  # never transferred by design (counted as skipped)
             if d is None:
                 if selected:
                     self.mismatch(rel, "missing at the destination")

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from engine import FilterRules, Options
+from engine.copier import temporary_name
 from engine.lister import Lister
 from engine.plan import Planner
 from engine.progress import Progress
-from engine.scan import TEMP_PREFIX, list_dir, list_pair
+from engine.scan import list_dir, list_pair
 from tests.engine.trees import MTIME_NS, write
 
 FAST = (True, True)
@@ -104,7 +105,7 @@ def changed_destination(tmp_path: Path) -> tuple[Path, Path]:
     os.chmod(src / "d2/sub0/f1.txt", 0o600)  # metadata only
     write(dst / "d3/only-here.txt", "extra")
     write(dst / "d4/gone/deep.txt", "extra dir")
-    write(dst / f"d5/{TEMP_PREFIX}0123456789abcdef", "a crashed run's temporary")
+    write(dst / f"d5/{temporary_name()}", "a crashed run's temporary")
     os.unlink(dst / "link")
     write(dst / "link", "a file where the source has a link")
     return src, dst

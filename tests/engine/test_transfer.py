@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from engine import FilterRules, Options
-from engine.scan import TEMP_PREFIX
+from engine.copier import temporary_name
 from engine.transfer import Transfer
 from tests.engine.trees import (
     ATIME_NS,
@@ -173,8 +173,8 @@ def test_filters_select_what_moves(src: Path, tmp_path: Path) -> None:
 
 def test_stale_temporaries_are_removed_and_source_ones_ignored(src: Path, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
-    write(dst / f"dir/{TEMP_PREFIX}0123456789abcdef", "half a file from a crashed run")
-    write(src / f"{TEMP_PREFIX}fedcba9876543210", "never copied")
+    write(dst / f"dir/{temporary_name()}", "half a file from a crashed run")
+    write(src / temporary_name(), "never copied")
     r = sync(src, dst, VerifyMode="POINT_IN_TIME_CONSISTENT", PreserveDeletedFiles="REMOVE")
     assert r["Status"] == "SUCCESS", r
     assert temporaries(dst) == []
