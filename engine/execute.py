@@ -63,13 +63,13 @@ class Executor:
         self._src = DirTree(source)
         self._dst = DirTree(destination)
 
-    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer") -> None:
-        self.progress.fail(phase, rel, exc.strerror or str(exc))
+    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer", folder: bool = False) -> None:
+        self.progress.fail(phase, rel, exc.strerror or str(exc), folder=folder)
 
     def _done(self, action: Action, size: int = 0, digest: bytes | None = None) -> None:
         if not action.counted:
             return
-        self.progress.add("FilesTransferred")
+        self.progress.add("FilesTransferred", folder=action.kind == DIR)
         if self.verify_log is not None:
             with self._log_lock:
                 self.verify_log.append((action.rel, action.kind, size, digest))
@@ -120,7 +120,7 @@ class Executor:
                 if self.cancelled():
                     raise TransferCancelled()
                 if self._remove(action) and action.counted:
-                    self.progress.add("FilesDeleted")
+                    self.progress.add("FilesDeleted", folder=action.kind == DIR)
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
 
@@ -184,7 +184,7 @@ class Executor:
                     os.unlink(name, dir_fd=dst_dir)
                 os.mkdir(name, 0o700, dir_fd=dst_dir)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         dir_meta.append(action._replace(counted=False))
         self._done(action)
@@ -257,7 +257,7 @@ class Executor:
             return False
         except OSError as exc:
             if action.counted:
-                self._fail(action.rel, exc, "Delete")
+                self._fail(action.rel, exc, "Delete", folder=action.kind == DIR)
             return False
         return True
 
@@ -281,6 +281,6 @@ class Executor:
         try:
             self._apply(action)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         self._done(action)

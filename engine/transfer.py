@@ -218,6 +218,12 @@ class Transfer:
                 "AtSource": plan.listed_source,
                 "AtDestinationForDelete": plan.listed_destination,
             },
+            folders=plan.folders + plan.delete_folders,
+            folder_deletes=plan.delete_folders,
+            folders_listed={
+                "AtSource": plan.listed_source_folders,
+                "AtDestinationForDelete": plan.listed_destination_folders,
+            },
         )
         self.progress.end("Prepare", ok=self.progress.failed("Prepare") == 0)
         return plan
