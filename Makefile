@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # command:Debian package, for each tool the tests or benchmarks call
-DEBIAN_TOOLS := rsync:rsync chattr:e2fsprogs
+DEBIAN_TOOLS := rsync:rsync chattr:e2fsprogs setfacl:acl getfacl:acl
 DATA_DIR ?= .data
 ROOT ?= $(CURDIR)/demo
 HOST ?= 127.0.0.1

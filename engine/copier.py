@@ -28,6 +28,7 @@ from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, TEMP_PREFIX, temp_check
+from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
 __all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
@@ -166,16 +167,18 @@ class Copier:
             tmp, dst_fd = self._create_temporary(dst_dir)
             try:
                 try:
-                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
+                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size, is_sparse(st))
                     if copied != st.st_size or not _unchanged(st, os.fstat(src_fd)):
                         raise SourceChanged(
                             errno.EAGAIN,
                             f"source changed while it was being copied ({ATTEMPTS} attempts)",
                         )
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=False)
                     self.metadata.apply_fd(
                         dst_fd, False, st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns,
                         st.st_mtime_ns,
                     )  # fmt: skip
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=True)
                 finally:
                     os.close(dst_fd)
                 place(dst_dir, tmp, name, replace)
@@ -218,7 +221,10 @@ class Copier:
         self._pay(min(want, size - copied))
         return want
 
-    def _copy_data(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
+    def _copy_data(self, src_fd: int, dst_fd: int, size: int, sparse: bool = False) -> CopyResult:
+        if sparse and seeks_data(src_fd):  # holes stay holes (engine/sparse.py)
+            return copy_sparse(src_fd, dst_fd, size, _buffer(), self._chunk, self._pay,
+                               self.progress.add_bytes, self.hashing)  # fmt: skip
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
         if self.hashing or not self._kernel_copy:

@@ -28,8 +28,9 @@ from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.plan import Action, Op, Plan
 from engine.progress import Progress
-from engine.scan import BLK, DIR, LNK
+from engine.scan import BLK, DIR, LNK, REG
 from engine.spool import Spool
+from engine.xattrs import at
 
 __all__ = ["Executor", "VerifyRecord"]
 
@@ -263,13 +264,20 @@ class Executor:
 
     # -- metadata --------------------------------------------------------------------------------
     def _apply(self, action: Action) -> None:
+        parent, name = split(action.rel) if action.rel != "/" else ("", "")
+        dst_dir = self._dst.fd(parent)
+        # engine/xattrs.py: extended attributes and ACLs of files and directories
+        xattrs = self.metadata.xattrs is not None and action.kind in (DIR, REG)
+        if xattrs:
+            src, dst = at(self._src.fd(parent), name), at(dst_dir, name)
+            self.metadata.copy_xattrs(src, dst, after_chown=False)
         if action.rel == "/":
-            root = self._dst.fd("")
-            self.metadata.apply_fd(root, True, action.mode, action.uid, action.gid,
+            self.metadata.apply_fd(dst_dir, True, action.mode, action.uid, action.gid,
                                    action.atime_ns, action.mtime_ns)  # fmt: skip
-            return
-        parent, name = split(action.rel)
-        self._apply_to(self._dst.fd(parent), name, action)
+        else:
+            self._apply_to(dst_dir, name, action)
+        if xattrs:
+            self.metadata.copy_xattrs(src, dst, after_chown=True)
 
     def _apply_to(self, dir_fd: int, name: str, action: Action) -> None:
         self.metadata.apply_at(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 
 from engine.options import Options
+from engine.xattrs import Target, Xattrs
 
 __all__ = ["MetadataPolicy"]
 
@@ -59,6 +60,8 @@ class MetadataPolicy:
         self.is_root = os.geteuid() == 0
         self.compare_owner = self.is_root
         self._numeric_ids = self.uid_mode == self.gid_mode == "INT_VALUE"  # the common case
+        # Extended attributes and ACLs travel with the permissions (engine/xattrs.py).
+        self.xattrs = Xattrs(self.is_root) if self.permissions else None
 
     def owner(self, uid: int, gid: int) -> tuple[int, int]:
         """Destination (uid, gid); -1 leaves that id unchanged."""
@@ -147,6 +150,13 @@ class MetadataPolicy:
         times = self.times(atime_ns, mtime_ns)
         if times is not None:
             os.utime(name, ns=times, dir_fd=dir_fd, follow_symlinks=False)
+
+    def copy_xattrs(self, src: Target, dst: Target, after_chown: bool) -> None:
+        """Called before and after the other metadata; copies in one of the two: as root after
+        chown (which drops security.capability), as anyone else before chmod (user.* needs write
+        permission, which the final mode may not give)."""
+        if self.xattrs is not None and after_chown == self.is_root:
+            self.xattrs.copy(src, dst)
 
     def _chown(self, chown: Callable[[int, int], None], uid: int, gid: int) -> None:
         u, g = self.owner(uid, gid)

@@ -23,6 +23,7 @@ from engine.filters import FilterRules
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
+from engine.xattrs import at
 
 __all__ = ["WholeTreeVerifier", "verify_transferred"]
 
@@ -195,6 +196,8 @@ class WholeTreeVerifier:
             self.mismatch(rel, "device numbers differ")
             return False
         reason = self.metadata_difference(s.st, d.st, skind)
+        if reason is None and self.metadata.xattrs is not None and skind in (DIR, REG):
+            reason = self.xattr_difference(rel)
         if reason:
             self.mismatch(rel, reason, skind == DIR)
             return False
@@ -218,6 +221,17 @@ class WholeTreeVerifier:
             self.mismatch(rel, f"cannot read: {exc.strerror}")
             return False
         return True
+
+    def xattr_difference(self, rel: str) -> str | None:
+        """Extended attributes and ACLs (engine/xattrs.py), when permissions are preserved."""
+        assert self.metadata.xattrs is not None
+        parent, name = split(rel) if rel != "/" else ("", "")
+        try:
+            return self.metadata.xattrs.difference(
+                at(self.src_tree.fd(parent), name), at(self.dst_tree.fd(parent), name)
+            )
+        except OSError as exc:
+            return f"cannot read extended attributes: {exc.strerror}"
 
     def metadata_difference(self, s: os.stat_result, d: os.stat_result, kind: str) -> str | None:
         m = self.metadata
