@@ -49,6 +49,8 @@ class Executor:
         verify_log: Spool | None,
         workers: int,
         large_file_size: int,
+        max_delete: int | None = None,
+        fsync: bool = False,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -59,6 +61,9 @@ class Executor:
         self.verify_log = verify_log
         self.workers = workers
         self.large_file_size = large_file_size
+        self.max_delete = max_delete  # as rsync/rclone --max-delete: at most this many, then stop
+        self.fsync = fsync
+        self.deletes_stopped = False
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
         self._src = DirTree(source)
@@ -117,10 +122,15 @@ class Executor:
             self._hardlink(action)
         if plan.deletes.count and plan.source_complete and self.progress.failed() == 0:
             # never delete after a failure or from an incomplete listing
+            deleted = 0
             for action in plan.deletes:
                 if self.cancelled():
                     raise TransferCancelled()
+                if action.counted and self.max_delete is not None and deleted >= self.max_delete:
+                    self.deletes_stopped = True
+                    break
                 if self._remove(action) and action.counted:
+                    deleted += 1
                     self.progress.add("FilesDeleted", folder=action.kind == DIR)
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
@@ -184,6 +194,8 @@ class Executor:
                 if action.replace is not None:  # a non-directory where the source has one
                     os.unlink(name, dir_fd=dst_dir)
                 os.mkdir(name, 0o700, dir_fd=dst_dir)
+                if self.fsync:
+                    os.fsync(dst_dir)
         except OSError as exc:
             self._fail(action.rel, exc, folder=True)
             return
@@ -241,6 +253,8 @@ class Executor:
             if with_metadata:
                 self._apply_to(dst_dir, tmp, action)
             place(dst_dir, tmp, name, action.replace)
+            if self.fsync:
+                os.fsync(dst_dir)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dst_dir)
