@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from engine.progress import counter_names
+
 __all__ = [
     "COUNTERS",
     "JOB_TERMINAL",
@@ -48,8 +50,10 @@ COUNTERS = (
     "FilesSkipped",
     "FilesVerified",
     "FilesDeleted",
+    # the Folders* twins, in models that carry them (engine/progress.py counts them apart)
+    *(n for n in counter_names()[0] if "Folders" in n),
 )
-_NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared")
+_NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared", *counter_names()[1])
 _PENDING_RESULT = {
     "PrepareDuration": 0,
     "PrepareStatus": "PENDING",

@@ -66,6 +66,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no live progress line, even on a terminal"
     )
+    _add_safety_arguments(parser)
+
+
+# -- safety rails (engine options beyond DataSync's; see engine/transfer.Transfer) ---------------
+def _add_safety_arguments(parser: argparse.ArgumentParser) -> None:
+    rails = parser.add_argument_group("safety rails")
+    rails.add_argument(
+        "--allow-empty-source", action="store_true",
+        help="with --preserve-deleted-files REMOVE, let an empty source empty the destination",
+    )  # fmt: skip
+    rails.add_argument(
+        "--max-delete", type=int, metavar="N",
+        help="delete at most N items (as rsync/rclone); more planned: stop deleting, exit 1",
+    )  # fmt: skip
+    rails.add_argument(
+        "-n", "--dry-run", action="store_true",
+        help="print the plan itemized like rsync -i, with totals; write nothing",
+    )  # fmt: skip
+    rails.add_argument(
+        "--fsync", action="store_true",
+        help="flush each file's data before its rename and each directory entry after it",
+    )  # fmt: skip
+
+
+def _safety(args: argparse.Namespace, items: list[str]) -> dict[str, Any]:
+    if args.max_delete is not None and args.max_delete < 0:
+        raise InvalidOptionsError("--max-delete must be 0 or more.")
+    return {
+        "allow_empty_source": args.allow_empty_source,
+        "max_delete": args.max_delete,
+        "fsync": args.fsync,
+        "dry_run": args.dry_run,
+        "on_item": items.append if args.json else (lambda line: print(line, flush=True)),
+    }
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -172,8 +206,9 @@ def _summary(result: dict[str, Any], failures: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        items: list[str] = []  # dry-run lines, for --json
         transfer = Transfer(
-            args.source, args.destination, _options(args), _filters(args),
+            args.source, args.destination, _options(args), _filters(args), **_safety(args, items),
             hash_cache_dir=_hash_cache_dir(args),
         )  # fmt: skip
         transfer.check_locations()
@@ -193,7 +228,11 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
     failures = [f"{f.phase}: {f}" for f in transfer.failures]
     if args.json:
-        print(json.dumps({**result, "Failures": failures}, indent=2))
+        print(
+            json.dumps(
+                {**result, "Failures": failures, **({"Itemized": items} if items else {})}, indent=2
+            )
+        )
     else:
         print(_summary(result, failures))
     return EXIT_OK if result["Status"] == "SUCCESS" else EXIT_FAILED

@@ -135,12 +135,14 @@ class Copier:
         metadata: MetadataPolicy,
         hashing: bool,
         cancelled: Callable[[], bool],
+        fsync: bool = False,
     ) -> None:
         self.bucket = bucket
         self.progress = progress
         self.metadata = metadata
         self.hashing = hashing
         self.cancelled = cancelled
+        self.fsync = fsync  # data flushed before the rename, the directory entry after it
         self._kernel_copy = True
 
     def copy(self, src_dir: int, dst_dir: int, name: str, replace: str | None) -> CopyResult:
@@ -179,9 +181,13 @@ class Copier:
                         st.st_mtime_ns,
                     )  # fmt: skip
                     self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=True)
+                    if self.fsync:
+                        os.fsync(dst_fd)
                 finally:
                     os.close(dst_fd)
                 place(dst_dir, tmp, name, replace)
+                if self.fsync:
+                    os.fsync(dst_dir)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dst_dir)

@@ -49,6 +49,8 @@ class Executor:
         verify_log: Spool | None,
         workers: int,
         large_file_size: int,
+        max_delete: int | None = None,
+        fsync: bool = False,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -59,18 +61,21 @@ class Executor:
         self.verify_log = verify_log
         self.workers = workers
         self.large_file_size = large_file_size
+        self.max_delete = max_delete  # as rsync/rclone --max-delete: at most this many, then stop
+        self.fsync = fsync
+        self.deletes_stopped = False
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
         self._src = DirTree(source)
         self._dst = DirTree(destination)
 
-    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer") -> None:
-        self.progress.fail(phase, rel, exc.strerror or str(exc))
+    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer", folder: bool = False) -> None:
+        self.progress.fail(phase, rel, exc.strerror or str(exc), folder=folder)
 
     def _done(self, action: Action, size: int = 0, digest: bytes | None = None) -> None:
         if not action.counted:
             return
-        self.progress.add("FilesTransferred")
+        self.progress.add("FilesTransferred", folder=action.kind == DIR)
         if self.verify_log is not None:
             with self._log_lock:
                 self.verify_log.append((action.rel, action.kind, size, digest))
@@ -117,11 +122,16 @@ class Executor:
             self._hardlink(action)
         if plan.deletes.count and plan.source_complete and self.progress.failed() == 0:
             # never delete after a failure or from an incomplete listing
+            deleted = 0
             for action in plan.deletes:
                 if self.cancelled():
                     raise TransferCancelled()
+                if action.counted and self.max_delete is not None and deleted >= self.max_delete:
+                    self.deletes_stopped = True
+                    break
                 if self._remove(action) and action.counted:
-                    self.progress.add("FilesDeleted")
+                    deleted += 1
+                    self.progress.add("FilesDeleted", folder=action.kind == DIR)
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
 
@@ -184,8 +194,10 @@ class Executor:
                 if action.replace is not None:  # a non-directory where the source has one
                     os.unlink(name, dir_fd=dst_dir)
                 os.mkdir(name, 0o700, dir_fd=dst_dir)
+                if self.fsync:
+                    os.fsync(dst_dir)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         dir_meta.append(action._replace(counted=False))
         self._done(action)
@@ -241,6 +253,8 @@ class Executor:
             if with_metadata:
                 self._apply_to(dst_dir, tmp, action)
             place(dst_dir, tmp, name, action.replace)
+            if self.fsync:
+                os.fsync(dst_dir)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dst_dir)
@@ -258,7 +272,7 @@ class Executor:
             return False
         except OSError as exc:
             if action.counted:
-                self._fail(action.rel, exc, "Delete")
+                self._fail(action.rel, exc, "Delete", folder=action.kind == DIR)
             return False
         return True
 
@@ -289,6 +303,6 @@ class Executor:
         try:
             self._apply(action)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         self._done(action)

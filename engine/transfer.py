@@ -17,14 +17,16 @@ import anyio
 import anyio.to_thread
 
 from engine.copier import Copier
-from engine.errors import InvalidOptionsError, LocationError, TransferCancelled
+from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.execute import Executor
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
+from engine.itemize import Totals, itemize
 from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
+from engine.scan import is_temporary
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
 from engine.verify import WholeTreeVerifier, verify_transferred
@@ -75,8 +77,20 @@ class Transfer:
         helper_after: int | None = None,
         niceness: int = 0,
         on_phase: Callable[[str], None] | None = None,
+        allow_empty_source: bool = False,
+        max_delete: int | None = None,
+        fsync: bool = False,
+        dry_run: bool = False,
+        on_item: Callable[[str], None] | None = None,
         hash_cache_dir: str | None = None,
     ) -> None:
+        """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
+        destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
+        `allow_empty_source`; `max_delete` (rsync/rclone --max-delete) deletes at most that many
+        items, then ends in ERROR (MaxDeleteExceeded); `fsync` flushes each file's data before
+        its rename and each directory entry after it; `dry_run` plans only, writes nothing and
+        hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
+        the totals."""
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
@@ -96,6 +110,11 @@ class Transfer:
         # listing helpers they start): a server running transfers beside its API lowers them,
         # so requests are still answered promptly while a transfer takes every core.
         self._niceness = niceness
+        self._allow_empty_source = allow_empty_source
+        self._max_delete = max_delete
+        self._fsync = fsync
+        self._dry_run = dry_run
+        self._on_item = on_item
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -160,10 +179,14 @@ class Transfer:
         try:
             self.check_locations()
             plan = self._prepare()
-            if self._transfer(plan):
+            if self._dry_run:
+                self._itemize(plan)
+                self.progress.skip("Transfer")
+                self.progress.skip("Verify")
+            elif self._transfer(plan):
                 self._verify(plan)
             self._finish()
-        except TransferCancelled as exc:
+        except TransferError as exc:  # incl. TransferCancelled
             self.progress.finish(exc.error_code, exc.error_detail)
         except LocationError as exc:
             self.progress.finish("LocationUnavailable", str(exc))
@@ -222,9 +245,39 @@ class Transfer:
                 "AtSource": plan.listed_source,
                 "AtDestinationForDelete": plan.listed_destination,
             },
+            folders=plan.folders + plan.delete_folders,
+            folder_deletes=plan.delete_folders,
+            folders_listed={
+                "AtSource": plan.listed_source_folders,
+                "AtDestinationForDelete": plan.listed_destination_folders,
+            },
         )
         self.progress.end("Prepare", ok=self.progress.failed("Prepare") == 0)
+        if plan.delete_items + plan.delete_folders and not self._allow_empty_source:
+            self._refuse_empty_source()
         return plan
+
+    def _refuse_empty_source(self) -> None:
+        """An unmounted NAS looks exactly like an empty source: never mirror it."""
+        fd = os.open(self.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            empty = not any(not is_temporary(name) for name in os.listdir(fd))
+        finally:
+            os.close(fd)
+        if empty:
+            raise TransferError(
+                "SourceLocationEmpty",
+                f"the source location {self.source} is empty while the destination is not; "
+                "nothing was deleted (an unmounted file system looks like this). Allow it with "
+                "--allow-empty-source.",
+            )
+
+    def _itemize(self, plan: Plan) -> None:
+        totals = Totals()
+        emit = self._on_item or (lambda _line: None)
+        for line in itemize(plan.actions, plan.deletes, totals):
+            emit(line)
+        emit(f"dry run: {totals}")
 
     def _transfer(self, plan: Plan) -> bool:
         self._begin("Transfer")
@@ -237,8 +290,9 @@ class Transfer:
             metadata,
             hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
             cancelled=self._cancel.is_set,
+            fsync=self._fsync,
         )
-        Executor(
+        executor = Executor(
             self.source,
             self.destination,
             self.progress,
@@ -248,7 +302,17 @@ class Transfer:
             self._verify_log,
             workers=self._workers,
             large_file_size=self._large_file_size,
-        ).run(plan)
+            max_delete=self._max_delete,
+            fsync=self._fsync,
+        )
+        executor.run(plan)
+        if executor.deletes_stopped:
+            raise TransferError(
+                "MaxDeleteExceeded",
+                f"more than {self._max_delete} items to delete "
+                f"({plan.delete_items + plan.delete_folders} planned): deletes stopped after "
+                f"{self._max_delete}",
+            )
         ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0

@@ -51,7 +51,9 @@ def verify_transferred(
                 try:
                     dir_fd = tree.fd(parent)
                 except OSError as exc:
-                    progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+                    progress.fail(
+                        "Verify", rel, f"cannot read destination: {exc.strerror}", kind == DIR
+                    )
                     continue
                 if pool is not None and kind == REG and size >= large_file_size:
                     own_fd = os.dup(dir_fd)  # the tree's fd moves on; the job keeps this one
@@ -83,15 +85,16 @@ def _verify_one(
                 progress.fail("Verify", rel, "checksum mismatch between source and destination")
                 return
         elif kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != kind:
-            progress.fail("Verify", rel, f"expected a {kind} at the destination")
+            progress.fail("Verify", rel, f"expected a {kind} at the destination", kind == DIR)
             return
     except OSError as exc:
-        progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+        progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}", kind == DIR)
         return
     finally:
         if close_dir:
             os.close(dir_fd)
-    progress.add("FilesVerified")
+    if rel != "/":  # the root is the location, not an item of it
+        progress.add("FilesVerified", folder=kind == DIR)
 
 
 class WholeTreeVerifier:
@@ -124,8 +127,8 @@ class WholeTreeVerifier:
         self.src_tree = DirTree(source)
         self.dst_tree = DirTree(destination)
 
-    def mismatch(self, rel: str, reason: str) -> None:
-        self.progress.fail("Verify", rel, reason)
+    def mismatch(self, rel: str, reason: str, folder: bool = False) -> None:
+        self.progress.fail("Verify", rel, reason, folder=folder)
 
     def run(self) -> None:
         try:
@@ -140,8 +143,7 @@ class WholeTreeVerifier:
         except OSError as exc:
             self.mismatch("/", f"cannot stat location root: {exc.strerror}")
             return
-        if self.compare_items("/", Entry("", src_root), Entry("", dst_root)):
-            self.progress.add("FilesVerified")
+        self.compare_items("/", Entry("", src_root), Entry("", dst_root))  # counted as no item
         stack: list[tuple[str, bool]] = [("", False)]
         while stack:
             if self.cancelled():
@@ -154,7 +156,7 @@ class WholeTreeVerifier:
             src_list = list_dir(self.src_tree.fd(rel_dir))
             dst_list = list_dir(self.dst_tree.fd(rel_dir))
         except OSError as exc:
-            self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}")
+            self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}", True)
             return []
         src = {e.name: e for e in src_list if not is_temporary(e.name)}
         dst = {e.name: e for e in dst_list if not is_temporary(e.name)}
@@ -170,16 +172,16 @@ class WholeTreeVerifier:
                 continue
             if s is None:
                 if self.extras_are_errors and selected:
-                    self.mismatch(rel, "present at the destination but not at the source")
+                    self.mismatch(rel, "present at the destination but not at the source", is_dir)
                 continue
             if selected and kind_of(s.st) in self.left_out:
                 continue  # never transferred by design (counted as skipped)
             if d is None:
                 if selected:
-                    self.mismatch(rel, "missing at the destination")
+                    self.mismatch(rel, "missing at the destination", is_dir)
                 continue
             if selected and self.compare_items(rel, s, d):
-                self.progress.add("FilesVerified")
+                self.progress.add("FilesVerified", folder=is_dir)
             if is_dir and kind_of(d.st) == DIR:
                 subdirs.append((rel, included or (selected and self.filters.active)))
         return subdirs
@@ -187,7 +189,11 @@ class WholeTreeVerifier:
     def compare_items(self, rel: str, s: Entry, d: Entry) -> bool:
         skind, dkind = kind_of(s.st), kind_of(d.st)
         if skind != dkind:
-            self.mismatch(rel, f"kind differs: {skind} at the source, {dkind} at the destination")
+            self.mismatch(
+                rel,
+                f"kind differs: {skind} at the source, {dkind} at the destination",
+                skind == DIR,
+            )
             return False
         if skind in ("chr", "blk") and s.st.st_rdev != d.st.st_rdev:
             self.mismatch(rel, "device numbers differ")
@@ -196,7 +202,7 @@ class WholeTreeVerifier:
         if reason is None and self.metadata.xattrs is not None and skind in (DIR, REG):
             reason = self.xattr_difference(rel)
         if reason:
-            self.mismatch(rel, reason)
+            self.mismatch(rel, reason, skind == DIR)
             return False
         if skind not in (LNK, REG):
             return True

@@ -87,6 +87,10 @@ def plan_of(src: Path, dst: Path, helper_after: int, **options: Any) -> dict[str
                 plan.listed_destination,
                 plan.delete_items,
                 plan.source_complete,
+                plan.folders,
+                plan.listed_source_folders,
+                plan.listed_destination_folders,
+                plan.delete_folders,
             ),
             "failures": [str(f) for f in progress.failures],
             "skipped": progress.snapshot()["FilesSkipped"],
@@ -159,7 +163,7 @@ def test_helpers_start_by_themselves_on_a_big_walk(tmp_path: Path) -> None:
     subprocess.run(["cp", "-a", f"{src}/.", str(dst)], check=True)
     result = plan_of(src, dst, 2048)  # the default threshold, given explicitly (any core count)
     assert result["actions"] == []
-    assert result["counts"][2] == 40 + 4000
+    assert result["counts"][2] == 4000 and result["counts"][7] == 40  # files, folders apart
     assert result["helped"] > 0
 
 
