@@ -26,6 +26,10 @@ which run (if any) is due? It returns at most ONE slot — the latest one not af
 missed while the server was down runs once at start-up, not once per missed slot. The slot instant
 doubles as an idempotency key (task + slot) so that several servers on one store start a
 scheduled run exactly once.
+
+`after_run` folds each scheduled run's result into a `ScheduleHealth` and says when the service
+must disable the schedule (`DisabledBy: SERVICE`): after `DEFAULT_FAILURES_BEFORE_DISABLE` (3)
+consecutive runs failing with the same ErrorCode, a count DataSync leaves undocumented.
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ __all__ = [
     "RateExpression",
     "ScheduleError",
     "ScheduleExpression",
+    "ScheduleHealth",
+    "after_run",
     "check_min_interval",
     "due_run",
     "parse",
@@ -406,3 +412,48 @@ def due_run(
     if first > now:
         return None
     return expression.latest_at_or_before(now)
+
+
+# --- auto-disable after repeated failures ---------------------------------------------------
+
+#: A schedule is disabled by the service after this many consecutive scheduled runs ended in
+#: ERROR with the same ErrorCode. DataSync documents the behaviour but not the count; three
+#: rides out a one-off outage and a retry, yet stops a schedule that can never succeed within
+#: a few periods. `serve` can pass another count.
+DEFAULT_FAILURES_BEFORE_DISABLE = 3
+
+
+@dataclass(frozen=True)
+class ScheduleHealth:
+    """The run of identical failures behind a schedule (kept with the schedule in the store)."""
+
+    error_code: str | None = None
+    consecutive: int = 0
+
+
+def after_run(
+    health: ScheduleHealth,
+    error_code: str | None,
+    error_detail: str | None = None,
+    *,
+    limit: int = DEFAULT_FAILURES_BEFORE_DISABLE,
+) -> tuple[ScheduleHealth, str | None]:
+    """Fold one scheduled run's result into `health`.
+
+    Returns the new health and, when the schedule must now be disabled, the `DisabledReason`
+    (with `DisabledBy: SERVICE`) naming the error. A success, or a different error, starts the
+    count again; runs started by hand (StartTaskExecution) should not be folded in.
+    """
+    if limit < 1:
+        raise ValueError("the failure limit must be at least 1")
+    if error_code is None:
+        return ScheduleHealth(), None
+    count = health.consecutive + 1 if error_code == health.error_code else 1
+    new = ScheduleHealth(error_code=error_code, consecutive=count)
+    if count < limit:
+        return new, None
+    detail = f": {error_detail}" if error_detail else ""
+    return (
+        new,
+        f"Disabled after {count} consecutive scheduled runs failed with {error_code}{detail}",
+    )

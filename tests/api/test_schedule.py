@@ -11,6 +11,8 @@ from api.schedule import (
     RateExpression,
     ScheduleError,
     ScheduleExpression,
+    ScheduleHealth,
+    after_run,
     check_min_interval,
     due_run,
     parse,
@@ -191,3 +193,31 @@ def test_parse_returns_typed_expressions() -> None:
     assert isinstance(cron, CronExpression)
     assert cron.fields == ("0", "12", "?", "*", "SUN", "*")
     assert cron.text == "cron(0 12 ? * sun *)"
+
+
+def test_auto_disable_after_repeated_identical_failures() -> None:
+    health = ScheduleHealth()
+    health, reason = after_run(health, "LocationError", "no such directory")
+    assert reason is None and health.consecutive == 1
+    health, reason = after_run(health, "LocationError", "no such directory")
+    assert reason is None and health.consecutive == 2
+    # a different error starts the count again
+    health, reason = after_run(health, "VerificationError")
+    assert reason is None and health == ScheduleHealth("VerificationError", 1)
+    # so does a success
+    health, reason = after_run(health, None)
+    assert health == ScheduleHealth() and reason is None
+    for _ in range(2):
+        health, reason = after_run(health, "LocationError", "no such directory")
+        assert reason is None
+    health, reason = after_run(health, "LocationError", "no such directory")
+    assert reason == (
+        "Disabled after 3 consecutive scheduled runs failed with LocationError: no such directory"
+    )
+
+
+def test_auto_disable_limit_is_configurable() -> None:
+    _, reason = after_run(ScheduleHealth(), "X", limit=1)
+    assert reason == "Disabled after 1 consecutive scheduled runs failed with X"
+    with pytest.raises(ValueError, match="at least 1"):
+        after_run(ScheduleHealth(), "X", limit=0)
