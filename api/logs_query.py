@@ -85,6 +85,10 @@ class LogsError(Exception):
         super().__init__(message)
         self.code, self.message = code, message
 
+    def to_body(self) -> dict[str, str]:
+        """The JSON 1.1 error body botocore turns into `client.exceptions.<code>` (HTTP 400)."""
+        return {"__type": self.code, "message": self.message}
+
 
 def _invalid(message: str) -> LogsError:
     return LogsError("InvalidParameterException", message)

@@ -6,6 +6,8 @@ import base64
 import json
 from collections.abc import Iterator
 
+import botocore.parsers
+import botocore.session
 import pytest
 
 from api.logs_query import (
@@ -316,3 +318,35 @@ def test_paging_a_large_stream_holds_only_a_page() -> None:
     assert len(page.events) == 1000 and page.next_token
     page = filter_log_events(stream(), query, tokens, page.next_token)
     assert page.events[0].timestamp == 1000
+
+
+def _parse(operation: str, body: dict[str, object], status: int = 200) -> dict[str, object]:
+    """Run a response body through botocore's own parser for the `logs` model."""
+    model = botocore.session.get_session().get_service_model("logs")
+    parser = botocore.parsers.create_parser(model.metadata["protocol"])
+    response = {"body": json.dumps(body).encode(), "headers": {}, "status_code": status}
+    parsed: dict[str, object] = parser.parse(
+        response, model.operation_model(operation).output_shape
+    )
+    parsed.pop("ResponseMetadata")
+    return parsed
+
+
+def test_pages_and_errors_parse_with_botocore() -> None:
+    tokens = PageTokens(KEY)
+    page = filter_log_events(EVENTS, LogQuery(GROUP, limit=2), tokens)
+    parsed = _parse("FilterLogEvents", page.to_response())
+    assert parsed["events"] == [e.to_filtered() for e in EVENTS[:2]]
+    assert parsed["nextToken"] == page.next_token
+    stream = [e for e in EVENTS if e.log_stream_name == "exec-a"]
+    got = get_log_events(stream, LogQuery(GROUP, log_stream_names=("exec-a",)), tokens)
+    parsed = _parse("GetLogEvents", got.to_response())
+    assert len(parsed["events"]) == 7  # type: ignore[arg-type]
+    assert parsed["nextForwardToken"] == got.next_forward_token
+    with pytest.raises(LogsError) as info:
+        filter_log_events(EVENTS, LogQuery(GROUP), tokens, "forged")
+    error = _parse("FilterLogEvents", dict(info.value.to_body()), status=400)
+    assert error["Error"] == {
+        "Code": "InvalidParameterException",
+        "Message": "The specified nextToken is invalid.",
+    }
