@@ -43,6 +43,7 @@ __all__ = [
     "ManifestError",
     "ResolvedEntry",
     "count_entries",
+    "open_manifest",
     "read_manifest",
     "resolve_entry",
 ]
@@ -152,6 +153,43 @@ def _entry(row: list[str], line: int, name: str) -> ManifestEntry:
     return ManifestEntry(
         path="/".join(parts), line=line, version_id=version, directory=raw.endswith("/")
     )
+
+
+def open_manifest(bucket_dir: str, object_path: str) -> BinaryIO:
+    """Open `ManifestObjectPath` inside a mapped bucket's directory for reading.
+
+    The key is walked one component at a time with `O_NOFOLLOW`, so neither `..` nor a symlink
+    can lead outside the bucket directory; a missing or unreadable object is a ManifestError
+    naming it (the execution fails, as DataSync's does when it cannot read the manifest).
+    """
+    where = f"manifest {object_path!r}"
+    parts = [p for p in object_path.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ManifestError(f"{where}: not an object key inside the bucket")
+    fds: list[int] = []
+    try:
+        try:
+            cur = os.open(bucket_dir, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            raise ManifestError(f"bucket directory {bucket_dir!r}: {exc.strerror}") from exc
+        fds.append(cur)
+        for part in parts[:-1]:
+            try:
+                cur = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)
+            except OSError as exc:
+                raise ManifestError(f"{where}: cannot open {part!r}: {exc.strerror}") from exc
+            fds.append(cur)
+        try:
+            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=cur)
+        except OSError as exc:
+            raise ManifestError(f"{where}: {exc.strerror}") from exc
+    finally:
+        for opened in fds:
+            os.close(opened)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ManifestError(f"{where}: not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def count_entries(stream: BinaryIO, *, name: str = "manifest") -> int:

@@ -15,6 +15,7 @@ from engine.manifest import (
     ManifestEntry,
     ManifestError,
     count_entries,
+    open_manifest,
     read_manifest,
     resolve_entry,
 )
@@ -197,3 +198,28 @@ def test_resolved_entries_explain_themselves(source: int) -> None:
     assert "is a directory" in directory.reason and "include filter" in directory.reason
     found = resolve_entry(source, ManifestEntry("top.txt", 1))
     assert found.reason == "" and found.stat is not None and found.stat.st_size == 1
+
+
+def test_open_manifest_stays_inside_the_bucket(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    (bucket / "manifests").mkdir(parents=True)
+    (bucket / "manifests" / "list.csv").write_bytes(b'a.txt\n"b,c.txt",v2\n')
+    outside = tmp_path / "outside.csv"
+    outside.write_bytes(b"secret\n")
+    (bucket / "link.csv").symlink_to(outside)
+    (bucket / "linkdir").symlink_to(bucket / "manifests")
+
+    with open_manifest(str(bucket), "manifests/list.csv") as fh:
+        assert [e.path for e in read_manifest(fh)] == ["a.txt", "b,c.txt"]
+    with pytest.raises(ManifestError, match="not an object key"):
+        open_manifest(str(bucket), "../outside.csv")
+    with pytest.raises(ManifestError, match=r"manifest 'link\.csv'"):
+        open_manifest(str(bucket), "link.csv")
+    with pytest.raises(ManifestError, match="cannot open 'linkdir'"):
+        open_manifest(str(bucket), "linkdir/list.csv")
+    with pytest.raises(ManifestError, match="No such file"):
+        open_manifest(str(bucket), "manifests/missing.csv")
+    with pytest.raises(ManifestError, match="not a regular file"):
+        open_manifest(str(bucket), "manifests")
+    with pytest.raises(ManifestError, match="bucket directory"):
+        open_manifest(str(tmp_path / "nope"), "list.csv")
