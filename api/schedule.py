@@ -247,7 +247,8 @@ def _parse_cron(text: str) -> CronExpression:
     _check_list(text, "minutes", minute, 0, 59)
     _check_list(text, "hours", hour, 0, 23)
     _check_list(text, "month", month, 1, 12, _MONTHS)
-    _check_list(text, "year", year, 1970, 2199)
+    years = _check_list(text, "year", year, 1970, 2199)
+    first_year = min((item[0] for item in years if item is not None), default=1970)
     if any(int(n) > _MAX_YEAR for n in re.findall(r"\d+", year) if len(n) == 4):
         raise ScheduleError(f"{text!r}: years after {_MAX_YEAR} are not supported here")
     dom_c = "*" if dom == "?" else _dom(text, dom)
@@ -258,7 +259,12 @@ def _parse_cron(text: str) -> CronExpression:
     except CroniterError as exc:  # pragma: no cover - the checks above should catch it first
         raise ScheduleError(f"{text!r} is not a valid cron expression: {exc}") from exc
     fields = (minute, hour, dom, month, dow, year)
-    return CronExpression(text=text, fields=fields, croniter_expr=expr)
+    parsed = CronExpression(text=text, fields=fields, croniter_expr=expr)
+    try:  # from the first year it names, so a far year field is found, Feb 31 never is
+        parsed.next_after(datetime(first_year, 1, 1, tzinfo=UTC) - timedelta(seconds=1))
+    except ScheduleError:
+        raise ScheduleError(f"{text!r} never runs (no date matches it)") from None
+    return parsed
 
 
 def _number(text: str, field: str, token: str, low: int, high: int, names: tuple[str, ...]) -> int:

@@ -108,6 +108,8 @@ def test_rate_runs_on_its_anchor_grid() -> None:
         ("cron(0 12 LW * ? *)", "LW"),
         ("cron(0 12 * * ? *", "ends with ')'"),
         ("cron(0 12 1,,2 * ? *)", "item ''"),
+        ("cron(0 0 31 2 ? *)", "never runs"),
+        ("cron(0 0 30 FEB ? 2027)", "never runs"),
     ],
 )
 def test_invalid_expressions_say_what_is_wrong(text: str, words: str) -> None:
