@@ -26,6 +26,7 @@ import os
 import sqlite3
 import threading
 import time
+from typing import Any
 
 __all__ = ["DEFAULT_MAX_ENTRIES", "HashCache"]
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ENTRIES = 2_000_000  # ~60 bytes a row: ~120 MB at most
 _BATCH = 2000
+_IN_CHUNK = 500  # inodes per prefetch query (SQLite allows 32,766 parameters)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS hashes (
     dev INTEGER NOT NULL, ino INTEGER NOT NULL,
@@ -58,6 +60,8 @@ class HashCache:
         self._now = int(time.time())
         self._puts: list[tuple[int, int, int, int, int, bytes, int]] = []
         self._used: list[tuple[int, int, int]] = []
+        # (dev, ino) -> (size, mtime_ns, ctime_ns, digest), or None: looked up, not there
+        self._ahead: dict[tuple[int, int], tuple[Any, ...] | None] = {}
         self._db: sqlite3.Connection | None = None
         try:
             os.makedirs(directory, 0o700, exist_ok=True)
@@ -74,17 +78,48 @@ class HashCache:
     def usable(self) -> bool:
         return self._db is not None
 
+    def prefetch(self, stats: list[os.stat_result]) -> None:
+        """Look up many inodes in a few queries (a directory's files, before `get` asks for
+        each): one query per ~500 files instead of one per file."""
+        db = self._db
+        if db is None or not stats:
+            return
+        with self._lock:
+            self._ahead.clear()
+            by_dev: dict[int, list[int]] = {}
+            for st in stats:
+                by_dev.setdefault(st.st_dev, []).append(st.st_ino)
+            try:
+                for dev, inos in by_dev.items():
+                    for i in range(0, len(inos), _IN_CHUNK):
+                        chunk = inos[i : i + _IN_CHUNK]
+                        marks = ",".join("?" * len(chunk))
+                        for row in db.execute(
+                            "SELECT ino, size, mtime_ns, ctime_ns, digest FROM hashes "
+                            f"WHERE dev=? AND ino IN ({marks})",
+                            (dev, *chunk),
+                        ):
+                            self._ahead[(dev, row[0])] = tuple(row[1:])
+                        for ino in chunk:
+                            self._ahead.setdefault((dev, ino), None)
+            except sqlite3.Error as exc:
+                self._give_up(exc)
+
     def get(self, st: os.stat_result) -> bytes | None:
         """The digest of this exact inode state, or None."""
         db = self._db
         if db is None:
             return None
         with self._lock:
+            key = (st.st_dev, st.st_ino)
             try:
-                row = db.execute(
-                    "SELECT size, mtime_ns, ctime_ns, digest FROM hashes WHERE dev=? AND ino=?",
-                    (st.st_dev, st.st_ino),
-                ).fetchone()
+                if key in self._ahead:
+                    row = self._ahead.pop(key)
+                else:
+                    row = db.execute(
+                        "SELECT size, mtime_ns, ctime_ns, digest FROM hashes WHERE dev=? AND ino=?",
+                        key,
+                    ).fetchone()
             except sqlite3.Error as exc:
                 self._give_up(exc)
                 return None

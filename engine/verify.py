@@ -160,6 +160,10 @@ class WholeTreeVerifier:
             return []
         src = {e.name: e for e in src_list if not is_temporary(e.name)}
         dst = {e.name: e for e in dst_list if not is_temporary(e.name)}
+        if self.cache is not None:  # this directory's digests in one query per side
+            self.cache.prefetch(
+                [e.st for e in (*src.values(), *dst.values()) if stat.S_ISREG(e.st.st_mode)]
+            )
         subdirs: list[tuple[str, bool]] = []
         for name in sorted(src.keys() | dst.keys()):
             rel = f"{rel_dir}/{name}"
