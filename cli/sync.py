@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -50,6 +51,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exclude", action="append", metavar="PATTERN",
         help="SIMPLE_PATTERN exclude filter, e.g. '*.tmp|*/.snapshot' (repeatable)",
+    )  # fmt: skip
+    # -- verification cache (engine/hashcache.py) --
+    parser.add_argument(
+        "--hash-cache-dir", metavar="DIR", default=None,
+        help="where POINT_IN_TIME_CONSISTENT keeps the digests of unchanged files "
+        "(default: $XDG_CACHE_HOME/datasync-local, else ~/.cache/datasync-local)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-hash-cache", action="store_true",
+        help="verify by reading every file on both sides, without the verification cache",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument(
@@ -98,6 +109,15 @@ def _options(args: argparse.Namespace) -> Options:
         if getattr(args, member, None) is not None
     }
     return Options.create(raw)
+
+
+def _hash_cache_dir(args: argparse.Namespace) -> str | None:
+    if args.no_hash_cache:
+        return None
+    if args.hash_cache_dir:
+        return str(args.hash_cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "datasync-local")
 
 
 def _filters(args: argparse.Namespace) -> FilterRules:
@@ -188,8 +208,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         items: list[str] = []  # dry-run lines, for --json
         transfer = Transfer(
-            args.source, args.destination, _options(args), _filters(args), **_safety(args, items)
-        )
+            args.source, args.destination, _options(args), _filters(args),
+            hash_cache_dir=_hash_cache_dir(args), **_safety(args, items),
+        )  # fmt: skip
         transfer.check_locations()
     except (InvalidOptionsError, LocationError) as exc:
         print(f"datasync-local sync: error: {exc}", file=sys.stderr)

@@ -20,6 +20,7 @@ from engine.copier import Copier
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.execute import Executor
 from engine.filters import FilterRules
+from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
 from engine.metadata import MetadataPolicy
 from engine.options import Options
@@ -81,6 +82,7 @@ class Transfer:
         fsync: bool = False,
         dry_run: bool = False,
         on_item: Callable[[str], None] | None = None,
+        hash_cache_dir: str | None = None,
     ) -> None:
         """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
         destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
@@ -102,6 +104,8 @@ class Transfer:
         self._helper_after = helper_after  # see engine/lister.Lister (-1: no listing helpers)
         self._verify_log: Spool | None = None
         self._on_phase = on_phase
+        # POINT_IN_TIME_CONSISTENT's digests of unchanged inodes are kept here (hashcache.py)
+        self._hash_cache_dir = hash_cache_dir
         # Added to the nice value of the threads `run()` starts (and so of the copier pools and
         # listing helpers they start): a server running transfers beside its API lowers them,
         # so requests are still answered promptly while a transfer takes every core.
@@ -331,17 +335,23 @@ class Transfer:
                     large_file_size=self._large_file_size,
                 )
         else:
-            WholeTreeVerifier(
-                self.source,
-                self.destination,
-                self.filters,
-                MetadataPolicy(self.options),
-                self.progress,
-                self._cancel.is_set,
-                excused=plan.never_skipped,
-                extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
-                devices=self.options["PreserveDevices"] == "PRESERVE",
-            ).run()
+            cache = HashCache(self._hash_cache_dir) if self._hash_cache_dir else None
+            try:
+                WholeTreeVerifier(
+                    self.source,
+                    self.destination,
+                    self.filters,
+                    MetadataPolicy(self.options),
+                    self.progress,
+                    self._cancel.is_set,
+                    excused=plan.never_skipped,
+                    extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
+                    devices=self.options["PreserveDevices"] == "PRESERVE",
+                    cache=cache,
+                ).run()
+            finally:
+                if cache is not None:
+                    cache.close()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
 
     def _finish(self) -> None:

@@ -20,6 +20,7 @@ from engine.copier import hash_file
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.filters import FilterRules
+from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
@@ -110,6 +111,7 @@ class WholeTreeVerifier:
         excused: set[str],
         extras_are_errors: bool,
         devices: bool = True,
+        cache: HashCache | None = None,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -119,6 +121,7 @@ class WholeTreeVerifier:
         self.cancelled = cancelled
         self.excused = excused
         self.extras_are_errors = extras_are_errors
+        self.cache = cache
         # what is never transferred by design: FIFOs, sockets, and devices unless preserved
         self.left_out = {"fifo", "sock", "unknown"} | (set() if devices else {"chr", "blk"})
         self.src_tree = DirTree(source)
@@ -214,13 +217,30 @@ class WholeTreeVerifier:
                 if s.st.st_size != d.st.st_size:
                     self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}")
                     return False
-                if hash_file(name, src_dir) != hash_file(name, dst_dir):
+                if self.digest(name, src_dir, s.st) != self.digest(name, dst_dir, d.st):
                     self.mismatch(rel, "checksum mismatch between source and destination")
                     return False
         except OSError as exc:
             self.mismatch(rel, f"cannot read: {exc.strerror}")
             return False
         return True
+
+    def digest(self, name: str, dir_fd: int, st: os.stat_result) -> tuple[int, bytes]:
+        """(size, xxh3-128) of a listed file: from the verification cache (engine/hashcache.py)
+        when this inode is in the state it was hashed in, else read, and stored if the file
+        stayed in its listed state while it was read (a rename or write moves the ctime)."""
+        cache = self.cache
+        if cache is None:
+            return hash_file(name, dir_fd)
+        digest = cache.get(st)
+        if digest is not None:
+            return st.st_size, digest
+        before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        result = hash_file(name, dir_fd)
+        after = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if key_of(before) == key_of(after) == key_of(st) and result[0] == st.st_size:
+            cache.put(st, result[1])
+        return result
 
     def xattr_difference(self, rel: str) -> str | None:
         """Extended attributes and ACLs (engine/xattrs.py), when permissions are preserved."""
