@@ -37,7 +37,7 @@ def _variants(ctx: Any) -> tuple[list[Variant], dict[str, str]]:
 
 def describe_openloop(ctx: Any, res: Any) -> None:
     run, skipped = _variants(ctx)
-    run_openloop(ctx, res, run, skipped, duration=10.0 if ctx.scale >= 0.5 else 4.0)
+    run_openloop(ctx, res, run, skipped, duration=10.0 if ctx.scale >= 0.2 else 4.0)
 
 
 def sign_cost(ctx: Any, res: Any) -> None:
