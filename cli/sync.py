@@ -208,8 +208,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         items: list[str] = []  # dry-run lines, for --json
         transfer = Transfer(
-            args.source, args.destination, _options(args), _filters(args), **_safety(args, items),
-            hash_cache_dir=_hash_cache_dir(args),
+            args.source, args.destination, _options(args), _filters(args),
+            hash_cache_dir=_hash_cache_dir(args), **_safety(args, items),
         )  # fmt: skip
         transfer.check_locations()
     except (InvalidOptionsError, LocationError) as exc:

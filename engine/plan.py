@@ -28,9 +28,11 @@ from engine.scan import (
     SOCK,
     Entry,
     FastCompare,
+    Roots,
     is_temporary,
     kind_of,
     list_dir,
+    open_beneath,
 )
 from engine.spool import Spool
 
@@ -134,6 +136,7 @@ class Planner:
             else None
         )
         self._helper_after = helper_after
+        self._roots = Roots(source, destination)  # replaced by the lister's during run()
         # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
 
@@ -155,6 +158,7 @@ class Planner:
         with Lister(
             self.source, self.destination, self._fast, helper_after=self._helper_after
         ) as lister:
+            self._roots = lister.roots
             while stack:
                 if self.cancelled():
                     break
@@ -302,7 +306,7 @@ class Planner:
             if self._data_differs(st, d.st):
                 return self._create(plan, rel, kind, st, replace)
         elif kind == LNK:
-            if self._readlink(self.source + rel) != self._readlink(self.destination + rel):
+            if self._readlink(0, rel) != self._readlink(1, rel):
                 return self._create(plan, rel, kind, st, replace)
         elif st.st_rdev != d.st.st_rdev:
             return self._create(plan, rel, kind, st, replace)
@@ -318,7 +322,7 @@ class Planner:
             plan.actions.append(_action(Op.COPY, rel, kind, st, replace=replace))
             plan.bytes += st.st_size
         elif kind == LNK:
-            target = self._readlink(self.source + rel)
+            target = self._readlink(0, rel)
             if target is None:
                 self.progress.fail("Prepare", rel, "cannot read symbolic link")
                 return False
@@ -361,7 +365,11 @@ class Planner:
                 plan.delete_items += 1
             return selected
         try:
-            children = list_dir(self.destination + rel)
+            fd = open_beneath(self._roots.fd(1), rel)
+            try:
+                children = list_dir(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             self.progress.fail("List", rel, f"cannot list destination: {exc.strerror}", folder=True)
             return False
@@ -398,9 +406,15 @@ class Planner:
             return True
         return self.check_mtime and s.st_mtime_ns != d.st_mtime_ns
 
-    @staticmethod
-    def _readlink(path: str) -> str | None:
+    def _readlink(self, side: int, rel: str) -> str | None:
+        """The target of the symlink `rel` of the source (0) or destination (1), read through
+        its parent directory's fd."""
+        parent, _, name = rel.rpartition("/")
         try:
-            return os.readlink(path)
+            fd = open_beneath(self._roots.fd(side), parent)
+            try:
+                return os.readlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
         except OSError:
             return None
