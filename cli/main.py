@@ -60,9 +60,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in _SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
-    try:
+    try:  # a Ctrl-C while still importing is an interruption too, not a traceback
+        parser = build_parser(chosen if chosen in _SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
         code: int = args._run(args)
     except KeyboardInterrupt:
         print("datasync-local: interrupted", file=sys.stderr)

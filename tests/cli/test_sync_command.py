@@ -95,7 +95,10 @@ def test_sigint_cancels_cleanly_and_exits_130(tmp_path: Path) -> None:
          "--verify-mode", "NONE", "--bytes-per-second", str(512 << 10)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
     )  # fmt: skip
-    time.sleep(1.5)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30  # wait for the copy to be under way (plain progress lines)
+    while "transferring" not in proc.stderr.readline():
+        assert proc.poll() is None and time.monotonic() < deadline
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
     assert proc.returncode == 130, out + err  # interrupted, not failed
