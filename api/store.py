@@ -450,12 +450,14 @@ class Store:
             ).first()
             if row is None:
                 dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
-                done = conn.execute(
+                # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING
+                inserted = conn.execute(
                     dialect.insert(_leases)
                     .values(name=name, holder=holder, epoch=1, expires=now + ttl_seconds)
                     .on_conflict_do_nothing(index_elements=["name"])
-                )
-                return 1 if done.rowcount == 1 else None
+                    .returning(_leases.c.epoch)
+                ).first()
+                return 1 if inserted is not None else None
             current_holder, epoch, expires = row[0], int(row[1]), float(row[2])
             if expires > now and current_holder != holder:
                 return None
