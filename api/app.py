@@ -167,6 +167,7 @@ def create_app(
     background: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    leader: Callable[[], bool] = lambda: True,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
@@ -231,7 +232,8 @@ def create_app(
         while True:
             await anyio.sleep(REAP_INTERVAL_SECONDS)
             try:
-                jobs.reap()
+                if leader():  # one process of a control plane reaps (api.server.LeaderDuty)
+                    jobs.reap()
             except Exception:  # keep reaping whatever one round did
                 log.exception("execution reaper failed")
 

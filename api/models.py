@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from api import lifecycle
-from api.auth import AgentKey, KeyRing, new_agent_credential
+from api.auth import KeyRing, new_agent_credential
 from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import local_path, location_uri
-from api.store import TERMINAL_STATUSES, Store
+from api.store import TERMINAL_STATUSES, AgentCredentials, Store
 from engine import FilterRules, InvalidOptionsError, Options
 from engine.paths import inside_roots
 
@@ -83,20 +83,10 @@ class Backend:
         # rate), so an agent in this process can ask now instead of at its next poll or report.
         # Remote agents hear the same news in the reply to their next report. Must not block.
         self.work_listeners: list[Callable[[str], None]] = []
-        # activated agents' own credentials: access key id → (thing name, secret)
-        self.agent_keys: dict[str, AgentKey] = {}
-        self.credentialed_things: set[str] = set()
-        for agent in store.all("agent"):
-            self._index_credentials(agent)
-
-    def _index_credentials(self, agent: Doc) -> None:
-        credentials = agent.get("_Credentials")
-        if credentials:
-            thing = agent["AgentArn"].rsplit("/", 1)[1]
-            self.agent_keys[credentials["AccessKeyId"]] = AgentKey(
-                thing, credentials["SecretAccessKey"]
-            )
-            self.credentialed_things.add(thing)
+        # activated agents' own credentials: access key id → (thing name, secret), read from
+        # the store (an agent activated through another serve process is known here at once)
+        self.agent_keys = AgentCredentials(store)
+        self.credentialed_things = self.agent_keys.things
 
     def keyring(self, operator: Mapping[str, str]) -> KeyRing:
         """The secrets the app checks signatures against, with who may call what."""
@@ -212,7 +202,6 @@ class Backend:
         if not doc["Name"]:
             del doc["Name"]
         self.store.put("agent", arn, now, doc)
-        self._index_credentials(doc)
         self.store.set_meta(f"activation:{key}", json.dumps({**info, "AgentArn": arn}))
         self._tag(arn, p.get("Tags"))
         return {"AgentArn": arn}
@@ -242,11 +231,6 @@ class Backend:
                 f"Agent {arn} is used by location {users[0]}; delete its locations first.",
                 "ResourceInUse",
             )
-        agent = self.store.get("agent", arn) or {}
-        credentials = agent.get("_Credentials")
-        if credentials:
-            self.agent_keys.pop(credentials["AccessKeyId"], None)
-            self.credentialed_things.discard(arn.rsplit("/", 1)[1])
         self.store.remove(arn)
         return {}
 
