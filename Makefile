@@ -31,7 +31,7 @@ debian-tools:
 
 ## The service: API server + embedded SQLite store + embedded agent, on 127.0.0.1:8080.
 run: $(STAMP)
-	$(PY) -m compileall -q engine api agents cli  # bytecode, as an installed package has it
+	$(PY) -m compileall -q engine contract api agents cli  # bytecode, as an installed package has it
 	mkdir -p $(DATA_DIR) $(ROOT)
 	$(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
 

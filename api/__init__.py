@@ -12,5 +12,6 @@
     store.py       in-memory state persisted to SQLite through SQLAlchemy Core
     errors.py      every error, with the hierarchy drawn
 
-`api` imports `engine` only for Options/FilterRules validation and never imports `agents`.
+`api` imports `contract` (the jobs protocol, botocore models, path rules), `engine` only for
+Options/FilterRules validation, and never imports `agents`.
 """

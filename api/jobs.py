@@ -16,9 +16,6 @@ wishes in `statusDetails` (see `api.lifecycle`).
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from api import lifecycle
 from api.errors import (
     InvalidRequestException,
@@ -28,15 +25,13 @@ from api.errors import (
 )
 from api.models import Backend
 from api.validation import validate_input
+from contract import Doc
+from contract.jobs import DEVICE_STATUSES, MAX_DETAIL_VALUE, RUNNING_KEY, SLOTS_KEY
 
 __all__ = ["CANCEL_GRACE_SECONDS", "RUNNING_KEY", "SLOTS_KEY", "Jobs"]
 
-Doc = dict[str, Any]
 CANCEL_GRACE_SECONDS = 30.0
-RUNNING_KEY = "agent:running"  # $next statusDetails: the job ids the agent runs now ("-": none)
-SLOTS_KEY = "agent:slots"  # $next statusDetails: how many jobs the agent runs at once
-MAX_DETAIL_VALUE = 1024  # IoT Jobs' documented limit (the model only has min 1)
-_DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
+_DEVICE_STATUSES = DEVICE_STATUSES
 
 
 def _job_id(doc: Doc) -> str:
@@ -108,7 +103,7 @@ class Jobs:
                 0, int(job["leaseExpiresAt"] - self.backend.now())
             )
         if include_document:
-            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+            out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
 
     # operations -------------------------------------------------------------------------------
@@ -225,7 +220,7 @@ class Jobs:
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._state(doc)
         if body.get("includeJobDocument"):
-            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+            out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
 
     # housekeeping -----------------------------------------------------------------------------

@@ -15,9 +15,18 @@ DescribeTaskExecution names). The control plane's wishes go back in the reply's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from contract import Doc
+from contract.jobs import (
+    COUNTERS,
+    JOB_TERMINAL,
+    PHASES,
+    Control,
+    JobDocument,
+    decode_report,
+)
 
 __all__ = [
     "COUNTERS",
@@ -28,28 +37,12 @@ __all__ = [
     "control_details",
     "describe",
     "finish",
+    "job_document",
     "location_for_agent",
     "new_execution",
     "request_cancel",
 ]
 
-Doc = dict[str, Any]
-
-PHASES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING")
-JOB_TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
-COUNTERS = (
-    "EstimatedFilesToTransfer",
-    "EstimatedBytesToTransfer",
-    "EstimatedFilesToDelete",
-    "FilesTransferred",
-    "BytesWritten",
-    "BytesTransferred",
-    "BytesCompressed",
-    "FilesSkipped",
-    "FilesVerified",
-    "FilesDeleted",
-)
-_NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared")
 _PENDING_RESULT = {
     "PrepareDuration": 0,
     "PrepareStatus": "PENDING",
@@ -81,7 +74,8 @@ def new_execution(
     includes: Any,
     excludes: Any,
     filters_key: str,
-    document: Doc,
+    source: Doc,
+    destination: Doc,
     queued: bool,
     now: float,
 ) -> Doc:
@@ -100,6 +94,8 @@ def new_execution(
         "Result": dict(_PENDING_RESULT),
         "History": [[status, now]],
         "_FiltersKey": filters_key,
+        "_Source": source,
+        "_Destination": destination,
         "Job": {
             "status": "QUEUED",
             "statusDetails": {},
@@ -107,7 +103,6 @@ def new_execution(
             "lastUpdatedAt": int(now),
             "versionNumber": 1,
             "executionNumber": 1,
-            "document": document,
         },
     }
 
@@ -146,24 +141,10 @@ def renew_lease(
 
 
 def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
-    for key in ("counters", "result"):
-        raw = details.get(key)
-        if not raw:
-            continue
-        try:
-            values = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(values, dict):
-            continue
-        if key == "result":
-            doc["Result"] = {**doc["Result"], **values}
-            continue
-        for name, value in values.items():
-            if (name in COUNTERS and isinstance(value, int)) or (
-                name in _NESTED_COUNTERS and isinstance(value, dict | int)
-            ):
-                doc[name] = value
+    report = decode_report(details)
+    doc.update(report.counters)
+    if report.result:
+        doc["Result"] = {**doc["Result"], **report.result}
 
 
 def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> None:
@@ -175,7 +156,7 @@ def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> 
     job["versionNumber"] += 1
     _merge_counters(doc, details)
     if status == "IN_PROGRESS":
-        phase = details.get("phase")
+        phase = decode_report(details).phase
         current = doc["Status"]
         if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
             _set_status(doc, phase, now)
@@ -233,7 +214,24 @@ def request_cancel(doc: Doc, now: float) -> None:
 
 def control_details(doc: Doc) -> dict[str, str]:
     """What the control plane wants the agent to do, as statusDetails entries."""
-    wishes = {"control:bytesPerSecond": str(doc["Options"]["BytesPerSecond"])}
-    if doc.get("CancelRequestedAt") is not None:
-        wishes["control:cancel"] = "true"
-    return wishes
+    control = Control(
+        int(doc["Options"]["BytesPerSecond"]), doc.get("CancelRequestedAt") is not None
+    )
+    return control.to_details()
+
+
+def job_document(doc: Doc) -> JobDocument:
+    """The document the execution is offered as, derived from it on every read: its Options are
+    the execution's own (one BytesPerSecond, changed in one place). Executions stored by an
+    earlier release keep their locations inside ``Job.document``."""
+    old = doc["Job"].get("document") or {}
+    return JobDocument(
+        TaskExecutionArn=doc["TaskExecutionArn"],
+        TaskArn=doc["TaskArn"],
+        TaskMode=doc["TaskMode"],
+        Options=doc["Options"],
+        Includes=list(doc.get("Includes") or []),
+        Excludes=list(doc.get("Excludes") or []),
+        Source=doc.get("_Source") or old.get("Source") or {},
+        Destination=doc.get("_Destination") or old.get("Destination") or {},
+    )

@@ -31,8 +31,9 @@ from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import local_path, location_uri
 from api.store import TERMINAL_STATUSES, Store
+from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
+from contract.paths import inside_roots
 from engine import FilterRules, InvalidOptionsError, Options
-from engine.paths import inside_roots
 
 __all__ = ["Backend", "ServerConfig"]
 
@@ -554,16 +555,6 @@ class Backend:
         source = self._location(task["SourceLocationArn"])
         destination = self._location(task["DestinationLocationArn"])
         arn = f"{task['TaskArn']}/execution/exec-{_hex17()}"
-        document = {
-            "TaskExecutionArn": arn,
-            "TaskArn": task["TaskArn"],
-            "TaskMode": task["TaskMode"],
-            "Options": options.to_dict(),
-            "Includes": includes,
-            "Excludes": excludes,
-            "Source": lifecycle.location_for_agent(source),
-            "Destination": lifecycle.location_for_agent(destination),
-        }
         doc = lifecycle.new_execution(
             arn=arn,
             task=task,
@@ -572,7 +563,8 @@ class Backend:
             includes=includes,
             excludes=excludes,
             filters_key=key,
-            document=document,
+            source=lifecycle.location_for_agent(source),
+            destination=lifecycle.location_for_agent(destination),
             queued=full,
             now=self.now(),
         )
@@ -624,6 +616,10 @@ class Backend:
         if "BytesPerSecond" not in changes:
             raise _invalid("Options.BytesPerSecond is required.", "InvalidOptions")
         try:
+            check_bytes_per_second(changes["BytesPerSecond"])
+        except InvalidBytesPerSecond as exc:
+            raise _invalid(str(exc), "InvalidOptions") from None
+        try:
             options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
         except InvalidOptionsError as exc:
             raise _options_error(exc) from None
@@ -634,7 +630,6 @@ class Backend:
                 "InvalidExecutionStatus",
             )
         doc["Options"] = options.to_dict()
-        doc["Job"]["document"]["Options"] = options.to_dict()
         self.store.save_execution(doc)
         self._notify(doc["AgentArn"])
         return {}

@@ -14,7 +14,7 @@ from typing import Any
 from api.errors import InvalidRequestException, UnknownOperationException
 from api.models import Backend
 from api.validation import validate_input
-from engine.model import load_service_model
+from contract.model import load_service_model
 
 __all__ = ["TARGET_PREFIX", "dispatch", "render"]
 

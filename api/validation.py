@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from api.errors import InvalidRequestException
-from engine.model import load_service_model
+from contract.model import load_service_model
 
 __all__ = ["compile_pattern", "validate_input"]
 
