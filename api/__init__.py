@@ -5,6 +5,9 @@
     validation.py  requests checked against botocore's model shapes
     responses.py   X-Amz-Target dispatch and output rendering (thin)
     models.py      the backend: agents, locations, tasks, executions, tags (rich)
+    scheduler.py   where an execution is scheduled: agent choice, admission, the one claim path,
+                   leases and step timers, takeover, nobody-online, recovery after a restart
+    config.py      ServerConfig (region, account, agent and unclaimed timeouts)
     lifecycle.py   an execution's status machine and its job (the agent's view)
     jobs.py        the IoT Jobs data plane the agents speak
     listing.py     pagination (opaque NextToken) and List filters

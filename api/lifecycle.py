@@ -38,9 +38,12 @@ __all__ = [
     "describe",
     "finish",
     "job_document",
+    "job_id",
     "location_for_agent",
     "new_execution",
+    "renew_lease",
     "request_cancel",
+    "requeue",
 ]
 
 _PENDING_RESULT = {
@@ -132,12 +135,35 @@ def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds:
 def renew_lease(
     doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds: float
 ) -> None:
+    """A heartbeat: the lease runs `lease_seconds` from now. A step timeout given with it sets
+    the step timer (IoT Jobs: from now; -1 clears it); without one the timer stays as it is."""
     job = doc["Job"]
-    if step_timeout_minutes is not None:
+    job["leaseExpiresAt"] = now + lease_seconds
+    if step_timeout_minutes is None:
+        return
+    if step_timeout_minutes < 0:
+        job.pop("stepTimeoutInMinutes", None)
+        job.pop("stepDeadline", None)
+    else:
         job["stepTimeoutInMinutes"] = step_timeout_minutes
-    step = job.get("stepTimeoutInMinutes")
-    seconds = lease_seconds if step is None or step < 0 else max(lease_seconds, step * 60.0)
-    job["leaseExpiresAt"] = now + seconds
+        job["stepDeadline"] = now + step_timeout_minutes * 60.0
+
+
+def job_id(doc: Doc) -> str:
+    """The job id of an execution: its `exec-…` part."""
+    return str(doc["TaskExecutionArn"].rsplit("/", 1)[1])
+
+
+def requeue(doc: Doc, agent_arn: str, now: float) -> None:
+    """Its agent was lost: offer the job again, to `agent_arn`, as the next execution number.
+    The DataSync phase stays (phases only move forward); the new run re-plans from the trees."""
+    job = doc["Job"]
+    for key in ("leaseExpiresAt", "stepDeadline", "stepTimeoutInMinutes", "startedAt"):
+        job.pop(key, None)
+    job.update(status="QUEUED", statusDetails={}, lastUpdatedAt=int(now))
+    job["versionNumber"] += 1
+    job["executionNumber"] += 1
+    doc["AgentArn"] = agent_arn
 
 
 def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
@@ -161,9 +187,11 @@ def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> 
         if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
             _set_status(doc, phase, now)
         return
-    if status == "SUCCEEDED":
+    if status == "SUCCEEDED" and doc.get("CancelRequestedAt") is None:
         _end(doc, "SUCCESS", now)
         return
+    # a cancel the API accepted is final: an agent finishing first still ends the execution in
+    # ERROR / Cancelled, never SUCCESS
     result = doc["Result"]
     if doc.get("CancelRequestedAt") is not None:
         result.setdefault("ErrorCode", "Cancelled")
@@ -178,6 +206,7 @@ def _end(doc: Doc, status: str, now: float) -> None:
     _set_status(doc, status, now)
     doc["EndTime"] = now
     doc["Job"].pop("leaseExpiresAt", None)
+    doc["Job"].pop("stepDeadline", None)
     result = doc["Result"]
     result.setdefault("TotalDuration", int((now - doc["StartTime"]) * 1000))
     if result.get("TotalDuration", 0) == 0:
@@ -193,9 +222,9 @@ def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str
     """End an execution from the control plane's side (cancel of a queued one, timeout, restart)."""
     job = doc["Job"]
     if job["status"] not in JOB_TERMINAL:
-        job["status"] = "CANCELED" if error_code == "Cancelled" else "TIMED_OUT"
-        if error_code == "ServiceRestarted":
-            job["status"] = "CANCELED"
+        # the service ended it (cancel, restart, nobody to run it), or its time ran out
+        ended_by_service = error_code in ("Cancelled", "ServiceRestarted", "AgentUnavailable")
+        job["status"] = "CANCELED" if ended_by_service else "TIMED_OUT"
         job["lastUpdatedAt"] = int(now)
         job["versionNumber"] += 1
     doc["Result"]["ErrorCode"] = error_code

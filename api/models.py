@@ -18,40 +18,26 @@ its agent claims it through the jobs protocol (`api.jobs`) and reports the phase
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 from api import lifecycle
 from api.auth import AgentKey, KeyRing, new_agent_credential
+from api.config import ServerConfig
 from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import local_path, location_uri
+from api.scheduler import Scheduler
 from api.store import TERMINAL_STATUSES, Store
 from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
 from contract.paths import inside_roots
 from engine import FilterRules, InvalidOptionsError, Options
 
-__all__ = ["Backend", "ServerConfig"]
+__all__ = ["Backend", "ServerConfig"]  # ServerConfig: re-exported from api.config
 
 Doc = dict[str, Any]
 _PLATFORM_VERSION = "datasync-local-0.1.0"
-
-
-@dataclass
-class ServerConfig:
-    region: str = "us-east-1"
-    account_id: str = "000000000000"
-    agent_timeout: float = 300.0
-    # how long an agent's activation key stays valid (DataSync: 30 minutes); the environment
-    # variable exists for tests that watch a key expire
-    activation_ttl: float = field(
-        default_factory=lambda: float(os.environ.get("DATASYNC_LOCAL_ACTIVATION_TTL", "1800"))
-    )
-    clock: Callable[[], float] = field(default=time.time)
 
 
 def _hex17() -> str:
@@ -89,6 +75,7 @@ class Backend:
         self.credentialed_things: set[str] = set()
         for agent in store.all("agent"):
             self._index_credentials(agent)
+        self.scheduler = Scheduler(store, config, notify=self._notify, is_remote=self.is_remote)
 
     def _index_credentials(self, agent: Doc) -> None:
         credentials = agent.get("_Credentials")
@@ -131,8 +118,7 @@ class Backend:
         return agent_arn.rsplit("/", 1)[1] in self.credentialed_things
 
     def agent_status(self, agent: Doc) -> str:
-        last = agent.get("LastConnectionTime", 0.0)
-        return "ONLINE" if self.now() - last < self.config.agent_timeout else "OFFLINE"
+        return self.scheduler.agent_status(agent)
 
     def _tag(self, arn: str, tags: list[Doc] | None) -> None:
         if tags:
@@ -425,14 +411,11 @@ class Backend:
                 "UnsupportedFeature",
             )
 
-    def task_agent(self, task: Doc) -> str:
-        return str(task["_Agent"])
-
     def create_task(self, p: Doc) -> Doc:
         source = self._location(p["SourceLocationArn"])
         destination = self._location(p["DestinationLocationArn"])
         common = [a for a in source["_Agents"] if a in destination["_Agents"]]
-        if not common:
+        if not common:  # the scheduler picks among these for each execution
             raise _invalid(
                 "SourceLocationArn and DestinationLocationArn must be served by a common agent: "
                 "this server moves data between directories of one agent's host.",
@@ -454,7 +437,6 @@ class Backend:
             "Excludes": p.get("Excludes", []),
             "TaskMode": mode,
             "CreationTime": now,
-            "_Agent": common[0],
         }
         if "CloudWatchLogGroupArn" in p:
             doc["CloudWatchLogGroupArn"] = p["CloudWatchLogGroupArn"]
@@ -465,15 +447,7 @@ class Backend:
         return {"TaskArn": arn}
 
     def task_status(self, task: Doc) -> str:
-        active = self.store.executions(task_arn=task["TaskArn"], active=True)
-        if any(e["Status"] != "QUEUED" for e in active):
-            return "RUNNING"
-        if active:
-            return "QUEUED"
-        agent = self.store.get("agent", self.task_agent(task))
-        if agent is None or self.agent_status(agent) != "ONLINE":
-            return "UNAVAILABLE"
-        return "AVAILABLE"
+        return self.scheduler.task_status(task)
 
     def describe_task(self, p: Doc) -> Doc:
         task = self._get("task", p["TaskArn"], "Task")
@@ -535,23 +509,8 @@ class Backend:
         excludes = p.get("Excludes", task["Excludes"])
         self._check_filters(includes, excludes)
         key = _filters_key(includes, excludes)
-        agent_arn = self.task_agent(task)
-        busy = self.store.executions(agent_arn=agent_arn, active=True)
-        for other in busy:
-            if other["TaskArn"] == task["TaskArn"] and other["_FiltersKey"] == key:
-                raise _invalid(
-                    f"Task {task['TaskArn']} already has execution {other['TaskExecutionArn']} "
-                    f"({other['Status']}) with the same filters; wait for it or cancel it.",
-                    "TaskExecutionAlreadyRunning",
-                )
-        agent = self.store.get("agent", agent_arn) or {}
-        full = len(busy) >= max(1, int(agent.get("Concurrency", 1)))  # --concurrency N agents
-        if full and options.enum("TaskQueueing") == "DISABLED":
-            raise _invalid(
-                f"Agent {agent_arn} is busy with {busy[0]['TaskExecutionArn']} and "
-                "Options.TaskQueueing is DISABLED, so this execution cannot wait in the queue.",
-                "AgentBusy",
-            )
+        admission = self.scheduler.admit(task, options, key)
+        agent_arn = admission.agent_arn
         source = self._location(task["SourceLocationArn"])
         destination = self._location(task["DestinationLocationArn"])
         arn = f"{task['TaskArn']}/execution/exec-{_hex17()}"
@@ -565,7 +524,7 @@ class Backend:
             filters_key=key,
             source=lifecycle.location_for_agent(source),
             destination=lifecycle.location_for_agent(destination),
-            queued=full,
+            queued=admission.queued,
             now=self.now(),
         )
         self.store.add_execution(doc)
@@ -663,28 +622,5 @@ class Backend:
 
     # start-up ---------------------------------------------------------------------------------
     def recover(self) -> int:
-        """Resolve executions a previous process left unfinished; returns how many ended.
-
-        An on-prem agent's work survives a control-plane restart: its queued jobs stay queued and
-        its running job gets a fresh lease (the agent could not report while the server was
-        down), so the agent re-attaches with its next report. Work of an agent that lived in the
-        previous process (the embedded one) died with it and ends in ERROR.
-        """
-        count = 0
-        now = self.now()
-        for doc in self.store.executions(active=True):
-            if self.is_remote(doc["AgentArn"]):
-                if doc["Job"]["status"] == "IN_PROGRESS":
-                    lifecycle.renew_lease(doc, now, None, self.config.agent_timeout)
-                    self.store.save_execution(doc)
-                continue
-            lifecycle.finish(
-                doc,
-                "ERROR",
-                now,
-                "ServiceRestarted",
-                "The server stopped while this execution was queued or running; start it again.",
-            )
-            self.store.save_execution(doc)
-            count += 1
-        return count
+        """Resolve executions a previous process left unfinished (see `api.scheduler`)."""
+        return self.scheduler.recover()
