@@ -30,6 +30,7 @@ from api.auth import verify_request
 from api.errors import (
     ApiError,
     InternalException,
+    InvalidRequestException,
     InvalidSignatureException,
     RequestEntityTooLargeException,
     RequestTimeoutException,
@@ -183,6 +184,7 @@ def create_app(
             body=body,
             secrets_by_key=secrets_by_key,
             services=(service,),
+            region=backend.config.region,
         )
 
     async def datasync(request: Request) -> Response:
@@ -211,7 +213,12 @@ def create_app(
                 result = jobs.start_next(thing, _parse_object(body))
             elif job_id is not None and method == "GET":
                 flag = request.query_params.get("includeJobDocument", "true").lower()
-                result = jobs.describe(thing, job_id, flag != "false")
+                number = request.query_params.get("executionNumber")
+                if number is not None and not number.lstrip("-").isdigit():
+                    raise InvalidRequestException("executionNumber must be an integer.")
+                result = jobs.describe(
+                    thing, job_id, flag != "false", None if number is None else int(number)
+                )
             elif job_id is not None and method == "POST":
                 result = jobs.update(thing, job_id, _parse_object(body))
             else:
