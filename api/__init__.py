@@ -12,7 +12,7 @@
     jobs.py        the IoT Jobs data plane the agents speak
     listing.py     pagination (opaque NextToken) and List filters
     locations.py   NFS/SMB locations as local directories inside an agent's roots
-    store.py       in-memory state persisted to SQLite through SQLAlchemy Core
+    store.py       the single source of truth: SQLite or PostgreSQL through SQLAlchemy Core
     errors.py      every error, with the hierarchy drawn
 
 `api` imports `contract` (the jobs protocol, botocore models, path rules), `engine` only for

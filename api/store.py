@@ -1,30 +1,57 @@
-"""The control plane's state: in memory for reads, persisted to SQLite (WAL) through SQLAlchemy Core.
+"""The control plane's state: one repository interface, SQLite or PostgreSQL behind it.
+
+The store is the single source of truth: every read goes to the database, so several `serve`
+processes (`--workers N`, or separate hosts sharing one PostgreSQL) see one state. Nothing about
+executions, leases or credentials lives only in one process's memory; the one per-process cache
+(decoded execution views) is checked against the row's version on every read.
+
+Two implementations of the same interface, chosen by URL (SQLAlchemy Core does the dialects):
+
+    sqlite:///DIR/datasync-local.db    the embedded default in `--data-dir` (WAL, several readers
+                                       and processes on one host)
+    postgresql://user@host:port/db     `serve --store URL` or env DATASYNC_LOCAL_STORE (driven by
+                                       psycopg 3); several hosts
 
 Tables hold a JSON document per resource (the API shape, timestamps as epoch seconds) beside the
-few columns queries need:
+few columns queries need; the schema is managed by Alembic (`api/migrations`), upgraded on open:
 
     resources   arn, kind (agent|location|task), created, doc
-    executions  seq (FIFO order), arn, task_arn, agent_arn, status, job_status, doc
+    executions  seq (FIFO order), arn, job_id (the `exec-…` id), task_arn, agent_arn, status,
+                job_status, version (bumped by the store on every change), doc
     tags        arn, key, value
-    meta        key, value             (the embedded agent's ARN, pending activation keys)
+    meta        key, value                  (the embedded agent's ARN, pending activation keys)
+    leases      name, holder, epoch, expires (singleton duties: reaper, recovery)
+    changes     channel, counter            (cross-process notifications)
 
-Everything is loaded at start-up and served from memory; every change is applied in memory at
-once and written to the database, in order, by one writer thread. So a DescribeTaskExecution
-never waits for the disk — not even while the engine floods the page cache and the kernel
-throttles writers — and the event loop never blocks on SQLite. `close()` drains the writer.
+The interface (every method is one short transaction; call from any thread):
 
-The process is the only writer of its database (one control plane per store). Several replicas
-sharing a PostgreSQL store would need the reads to go to the database instead.
+- resources: `put(kind, arn, created, doc)`, `get(kind, arn)`, `all(kind)`, `remove(arn)`
+- executions: `add_execution(doc)`, `save_execution(doc)` (unconditional), `execution(arn)`,
+  `execution_view(arn)` (read-only, cached per version), `execution_by_id(agent, id)`,
+  `executions(task_arn=, agent_arn=, active=, job_status=)`, `remove_executions(task_arn)`, and
+  compare-and-swap: `execution_versioned(arn) -> (doc, version)`, `update_execution(doc,
+  expected_version) -> bool` (False: someone else changed it first; read again and retry)
+- tags: `tags(arn)`, `set_tags(arn, tags)`, `remove_tags(arn, keys)`
+- meta: `meta(key)`, `meta_items(prefix)`, `set_meta(key, value)`, `delete_meta(key)`
+- leases: `acquire_lease(name, holder, ttl_seconds) -> epoch | None`, `renew_lease(name, holder,
+  epoch, ttl_seconds) -> bool`, `release_lease(name, holder, epoch)`, `lease(name)`. An epoch
+  grows every time the lease changes hands, so work done under a stale epoch can be refused
+  (fencing). Expiry uses the wall clock of the callers: hosts sharing a store need NTP.
+- notifications: `notify(channel)` bumps a counter, `change_count(channel)` reads it and
+  `wait(channel, seen, timeout)` polls it (one indexed read every `poll` seconds, bounded by
+  `timeout`) until it differs from `seen`. The same on both dialects, so SQLite processes on
+  one host get it too.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
-import queue
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
@@ -43,16 +70,18 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.sql.expression import Executable
 
-__all__ = ["TERMINAL_STATUSES", "Store"]
-
-log = logging.getLogger("datasync_local.store")
+__all__ = ["STORE_ENV", "TERMINAL_STATUSES", "Lease", "Store", "store_url"]
 
 Doc = dict[str, Any]
 TERMINAL_STATUSES = ("SUCCESS", "ERROR")
+STORE_ENV = "DATASYNC_LOCAL_STORE"
+DB_NAME = "datasync-local.db"
+_VIEW_CACHE_LIMIT = 4096
 
+# The schema at the newest revision (api/migrations/versions): what the queries below use.
 _metadata = MetaData()
 _resources = Table(
     "resources",
@@ -72,6 +101,8 @@ _executions = Table(
     Column("status", String(16), nullable=False, index=True),
     Column("job_status", String(16), nullable=False),
     Column("doc", Text, nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("job_id", String(64), nullable=True, index=True),
 )
 _tags = Table(
     "tags",
@@ -86,19 +117,45 @@ _meta = Table(
     Column("key", String(128), primary_key=True),
     Column("value", Text, nullable=False),
 )
+_leases = Table(
+    "leases",
+    _metadata,
+    Column("name", String(128), primary_key=True),
+    Column("holder", String(256), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("expires", Float, nullable=False),
+)
+_changes = Table(
+    "changes",
+    _metadata,
+    Column("channel", String(256), primary_key=True),
+    Column("counter", Integer, nullable=False),
+)
 
-Write = Callable[[Connection], None]
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a singleton duty, under which fencing epoch, until when (epoch seconds)."""
+
+    name: str
+    holder: str
+    epoch: int
+    expires: float
 
 
-def _statements(*statements: Executable) -> Write:
-    def write(conn: Connection) -> None:
-        for statement in statements:
-            conn.execute(statement)
+def store_url(data_dir: str, url: str | None = None) -> str:
+    """The store a `serve` with this data dir uses: `url`, else env DATASYNC_LOCAL_STORE, else
+    SQLite in the data dir. `postgresql://` means the psycopg 3 driver."""
+    url = url or os.environ.get(STORE_ENV) or None
+    if url is None:
+        return f"sqlite:///{os.path.join(os.path.abspath(data_dir), DB_NAME)}"
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
 
-    return write
 
-
-def _dump(doc: Doc) -> str:
+def _dump(doc: Mapping[str, Any]) -> str:
     return json.dumps(doc, separators=(",", ":"), sort_keys=True)
 
 
@@ -106,185 +163,189 @@ def _load(text: str) -> Doc:
     return dict(json.loads(text))
 
 
-class _Execution:
-    """One execution in memory: the indexed columns and the serialized document. Every change
-    makes a new one, so its decoded `view` can be kept for readers that only read."""
-
-    __slots__ = ("_view", "agent_arn", "arn", "doc", "job_status", "status", "task_arn")
-
-    def __init__(self, doc: Doc) -> None:
-        self.arn: str = doc["TaskExecutionArn"]
-        self.task_arn: str = doc["TaskArn"]
-        self.agent_arn: str = doc["AgentArn"]
-        self.status: str = doc["Status"]
-        self.job_status: str = doc["Job"]["status"]
-        self.doc = _dump(doc)
-        self._view: Mapping[str, Any] | None = None
-
-    def view(self) -> Mapping[str, Any]:
-        if self._view is None:
-            self._view = _load(self.doc)
-        return self._view
+def _job_id(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1]
 
 
-class _Writer(threading.Thread):
-    """Applies writes to the database in order, each in its own short transaction."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(name="datasync-local-store-writer", daemon=True)
-        self.engine = engine
-        self.queue: queue.Queue[Write | None] = queue.Queue()
-
-    def run(self) -> None:
-        while True:
-            write = self.queue.get()
-            try:
-                if write is None:
-                    return
-                with self.engine.begin() as conn:
-                    write(conn)
-            except Exception:  # keep the writer alive; the change stays in memory
-                log.exception("store: a write failed")
-            finally:
-                self.queue.task_done()
+def _columns(doc: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "status": doc["Status"],
+        "job_status": doc["Job"]["status"],
+        "doc": _dump(doc),
+    }
 
 
 class Store:
+    """The repository: one instance per process (a pool of connections), shared by threads."""
+
     def __init__(self, url: str) -> None:
-        self.engine: Engine = create_engine(url)
-        if url.startswith("sqlite"):
+        self.url = url
+        self.dialect = "sqlite" if url.startswith("sqlite") else "postgresql"
+        if self.dialect == "sqlite":
+            self.engine: Engine = create_engine(url)
 
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: Any, _record: Any) -> None:
                 cursor = dbapi_conn.cursor()
                 cursor.execute("PRAGMA journal_mode=WAL")
                 cursor.execute("PRAGMA synchronous=NORMAL")
-                cursor.execute("PRAGMA busy_timeout=5000")
+                cursor.execute("PRAGMA busy_timeout=10000")
                 cursor.close()
 
-        _metadata.create_all(self.engine)
-        self._resources: dict[str, tuple[str, float, str]] = {}
-        self._executions: dict[str, _Execution] = {}
-        self._tags: dict[str, dict[str, str]] = {}
-        self._meta: dict[str, str] = {}
-        self._load()
-        self._writer = _Writer(self.engine)
-        self._writer.start()
+        else:
+            self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+        from api.migrations import upgrade
+
+        upgrade(self.engine)
+        self._views: dict[str, tuple[int, Mapping[str, Any]]] = {}
+        self._views_lock = threading.Lock()
         self._closed = False
 
     @classmethod
-    def in_directory(cls, data_dir: str) -> Store:
-        os.makedirs(data_dir, exist_ok=True)
-        return cls(f"sqlite:///{os.path.join(os.path.abspath(data_dir), 'datasync-local.db')}")
+    def in_directory(cls, data_dir: str, url: str | None = None) -> Store:
+        """The store of a `serve` with this data dir (see `store_url`)."""
+        resolved = store_url(data_dir, url)
+        if resolved.startswith("sqlite"):
+            os.makedirs(data_dir, exist_ok=True)
+        return cls(resolved)
 
-    def _load(self) -> None:
-        with self.engine.connect() as conn:
-            for arn, kind, created, doc in conn.execute(
-                select(_resources.c.arn, _resources.c.kind, _resources.c.created, _resources.c.doc)
-            ):
-                self._resources[arn] = (kind, created, doc)
-            for (doc,) in conn.execute(select(_executions.c.doc).order_by(_executions.c.seq)):
-                entry = _Execution(_load(doc))
-                self._executions[entry.arn] = entry
-            for arn, key, value in conn.execute(select(_tags.c.arn, _tags.c.key, _tags.c.value)):
-                self._tags.setdefault(arn, {})[key] = value
-            for key, value in conn.execute(select(_meta.c.key, _meta.c.value)):
-                self._meta[key] = value
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
 
-    def _write(self, write: Write) -> None:
-        self._writer.queue.put(write)
+    def _upsert(self, conn: Connection, table: Table, keys: list[str], values: Doc) -> None:
+        dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
+        statement = dialect.insert(table).values(**values)
+        changes = {k: v for k, v in values.items() if k not in keys}
+        conn.execute(statement.on_conflict_do_update(index_elements=keys, set_=changes))
 
     def flush(self) -> None:
-        """Wait until every change so far is in the database."""
-        self._writer.queue.join()
+        """Every change is committed when its method returns; kept for callers that wait."""
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._writer.queue.put(None)
-            self._writer.join(timeout=30)
             self.engine.dispose()
 
     # resources (agents, locations, tasks) ------------------------------------------------------
     def put(self, kind: str, arn: str, created: float, doc: Doc) -> None:
-        text = _dump(doc)
-        existed = arn in self._resources
-        self._resources[arn] = (kind, created, text)
-        if existed:
-            self._write(
-                _statements(update(_resources).where(_resources.c.arn == arn).values(doc=text))
-            )
-        else:
-            self._write(
-                _statements(
-                    insert(_resources).values(arn=arn, kind=kind, created=created, doc=text)
-                )
+        with self._tx() as conn:
+            self._upsert(
+                conn,
+                _resources,
+                ["arn"],
+                {"arn": arn, "kind": kind, "created": created, "doc": _dump(doc)},
             )
 
     def get(self, kind: str, arn: str) -> Doc | None:
-        found = self._resources.get(arn)
-        return None if found is None or found[0] != kind else _load(found[2])
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(_resources.c.doc).where(_resources.c.arn == arn, _resources.c.kind == kind)
+            ).scalar()
+        return None if text is None else _load(text)
 
     def all(self, kind: str) -> list[Doc]:
-        return [_load(text) for _, (k, _, text) in sorted(self._resources.items()) if k == kind]
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_resources.c.doc).where(_resources.c.kind == kind).order_by(_resources.c.arn)
+            ).scalars()
+            return [_load(text) for text in rows]
 
     def remove(self, arn: str) -> None:
-        self._resources.pop(arn, None)
-        self._tags.pop(arn, None)
-        self._write(
-            _statements(
-                delete(_resources).where(_resources.c.arn == arn),
-                delete(_tags).where(_tags.c.arn == arn),
-            )
-        )
+        with self._tx() as conn:
+            conn.execute(delete(_resources).where(_resources.c.arn == arn))
+            conn.execute(delete(_tags).where(_tags.c.arn == arn))
 
     # executions -------------------------------------------------------------------------------
     def add_execution(self, doc: Doc) -> None:
-        entry = _Execution(doc)
-        self._executions[entry.arn] = entry
-        self._write(
-            _statements(
+        arn = doc["TaskExecutionArn"]
+        with self._tx() as conn:
+            conn.execute(
                 insert(_executions).values(
-                    arn=entry.arn,
-                    task_arn=entry.task_arn,
-                    agent_arn=entry.agent_arn,
-                    status=entry.status,
-                    job_status=entry.job_status,
-                    doc=entry.doc,
+                    arn=arn,
+                    job_id=_job_id(arn),
+                    task_arn=doc["TaskArn"],
+                    agent_arn=doc["AgentArn"],
+                    version=1,
+                    **_columns(doc),
                 )
             )
-        )
 
     def save_execution(self, doc: Doc) -> None:
-        entry = _Execution(doc)
-        if entry.arn not in self._executions:
-            raise KeyError(entry.arn)
-        self._executions[entry.arn] = entry
-        self._write(
-            _statements(
+        """Write the execution whatever changed meanwhile (last writer wins); KeyError if gone."""
+        arn = doc["TaskExecutionArn"]
+        with self._tx() as conn:
+            done = conn.execute(
                 update(_executions)
-                .where(_executions.c.arn == entry.arn)
-                .values(status=entry.status, job_status=entry.job_status, doc=entry.doc)
+                .where(_executions.c.arn == arn)
+                .values(
+                    agent_arn=doc["AgentArn"], version=_executions.c.version + 1, **_columns(doc)
+                )
             )
-        )
+        if done.rowcount != 1:
+            raise KeyError(arn)
+
+    def update_execution(self, doc: Doc, expected_version: int) -> bool:
+        """Compare-and-swap: write `doc` only if the row is still at `expected_version` (as read
+        with `execution_versioned`); False when another writer got there first."""
+        arn = doc["TaskExecutionArn"]
+        with self._tx() as conn:
+            done = conn.execute(
+                update(_executions)
+                .where(_executions.c.arn == arn, _executions.c.version == expected_version)
+                .values(agent_arn=doc["AgentArn"], version=expected_version + 1, **_columns(doc))
+            )
+        return done.rowcount == 1
+
+    def execution_versioned(self, arn: str) -> tuple[Doc, int] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_executions.c.doc, _executions.c.version).where(_executions.c.arn == arn)
+            ).first()
+        return None if row is None else (_load(row[0]), int(row[1]))
 
     def execution(self, arn: str) -> Doc | None:
-        entry = self._executions.get(arn)
-        return None if entry is None else _load(entry.doc)
+        found = self.execution_versioned(arn)
+        return None if found is None else found[0]
 
     def execution_view(self, arn: str) -> Mapping[str, Any] | None:
-        """The execution for reading only: shared by every reader until it changes, never to
-        be modified (DescribeTaskExecution, polled in tight loops, skips decoding it each time)."""
-        entry = self._executions.get(arn)
-        return None if entry is None else entry.view()
+        """The execution for reading only, never to be modified. DescribeTaskExecution is polled
+        in tight loops: a read fetches the row's version (an index lookup) and decodes the
+        document only when it changed since this process last decoded it."""
+        with self.engine.connect() as conn:
+            version = conn.execute(
+                select(_executions.c.version).where(_executions.c.arn == arn)
+            ).scalar()
+            if version is None:
+                with self._views_lock:
+                    self._views.pop(arn, None)
+                return None
+            cached = self._views.get(arn)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            row = conn.execute(
+                select(_executions.c.doc, _executions.c.version).where(_executions.c.arn == arn)
+            ).first()
+        if row is None:
+            return None
+        view: Mapping[str, Any] = _load(row[0])
+        with self._views_lock:
+            if len(self._views) >= _VIEW_CACHE_LIMIT:
+                self._views.clear()
+            self._views[arn] = (int(row[1]), view)
+        return view
 
     def execution_by_id(self, agent_arn: str, execution_id: str) -> Doc | None:
         """An agent's execution by its `exec-…` id (the job id of the jobs protocol)."""
-        suffix = f"/execution/{execution_id}"
-        for entry in reversed(self._executions.values()):
-            if entry.agent_arn == agent_arn and entry.arn.endswith(suffix):
-                return _load(entry.doc)
-        return None
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                select(_executions.c.doc)
+                .where(_executions.c.job_id == execution_id, _executions.c.agent_arn == agent_arn)
+                .order_by(_executions.c.seq.desc())
+                .limit(1)
+            ).scalar()
+        return None if text is None else _load(text)
 
     def executions(
         self,
@@ -295,65 +356,171 @@ class Store:
         job_status: str | None = None,
     ) -> list[Doc]:
         """Executions in FIFO (start) order, optionally only the non-terminal (`active`) ones."""
-        found = []
-        for entry in self._executions.values():
-            if task_arn is not None and entry.task_arn != task_arn:
-                continue
-            if agent_arn is not None and entry.agent_arn != agent_arn:
-                continue
-            if active is not None and (entry.status not in TERMINAL_STATUSES) != active:
-                continue
-            if job_status is not None and entry.job_status != job_status:
-                continue
-            found.append(_load(entry.doc))
-        return found
+        query = select(_executions.c.doc).order_by(_executions.c.seq)
+        if task_arn is not None:
+            query = query.where(_executions.c.task_arn == task_arn)
+        if agent_arn is not None:
+            query = query.where(_executions.c.agent_arn == agent_arn)
+        if active is True:
+            query = query.where(_executions.c.status.not_in(TERMINAL_STATUSES))
+        elif active is False:
+            query = query.where(_executions.c.status.in_(TERMINAL_STATUSES))
+        if job_status is not None:
+            query = query.where(_executions.c.job_status == job_status)
+        with self.engine.connect() as conn:
+            return [_load(text) for text in conn.execute(query).scalars()]
 
     def remove_executions(self, task_arn: str) -> None:
-        arns = [e.arn for e in self._executions.values() if e.task_arn == task_arn]
-        for arn in arns:
-            del self._executions[arn]
-            self._tags.pop(arn, None)
-        self._write(
-            _statements(
-                delete(_executions).where(_executions.c.task_arn == task_arn),
-                delete(_tags).where(_tags.c.arn.in_(arns)),
+        with self._tx() as conn:
+            arns = list(
+                conn.execute(
+                    select(_executions.c.arn).where(_executions.c.task_arn == task_arn)
+                ).scalars()
             )
-        )
+            conn.execute(delete(_executions).where(_executions.c.task_arn == task_arn))
+            if arns:
+                conn.execute(delete(_tags).where(_tags.c.arn.in_(arns)))
+        with self._views_lock:
+            for arn in arns:
+                self._views.pop(arn, None)
 
     # tags -------------------------------------------------------------------------------------
     def tags(self, arn: str) -> dict[str, str]:
-        return dict(sorted(self._tags.get(arn, {}).items()))
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_tags.c.key, _tags.c.value).where(_tags.c.arn == arn).order_by(_tags.c.key)
+            )
+            return {key: value for key, value in rows}
 
     def set_tags(self, arn: str, tags: dict[str, str]) -> None:
-        self._tags.setdefault(arn, {}).update(tags)
-        self._write(
-            _statements(
-                delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(list(tags))),
-                *(insert(_tags).values(arn=arn, key=k, value=v) for k, v in tags.items()),
-            )
-        )
+        with self._tx() as conn:
+            for key, value in tags.items():
+                self._upsert(conn, _tags, ["arn", "key"], {"arn": arn, "key": key, "value": value})
 
     def remove_tags(self, arn: str, keys: list[str]) -> None:
-        current = self._tags.get(arn, {})
-        for key in keys:
-            current.pop(key, None)
-        self._write(_statements(delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(keys))))
+        with self._tx() as conn:
+            conn.execute(delete(_tags).where(_tags.c.arn == arn, _tags.c.key.in_(keys)))
 
     # meta -------------------------------------------------------------------------------------
     def meta(self, key: str) -> str | None:
-        return self._meta.get(key)
+        with self.engine.connect() as conn:
+            value: str | None = conn.execute(
+                select(_meta.c.value).where(_meta.c.key == key)
+            ).scalar()
+            return value
 
     def meta_items(self, prefix: str) -> list[tuple[str, str]]:
-        return [(k, v) for k, v in sorted(self._meta.items()) if k.startswith(prefix)]
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(_meta.c.key, _meta.c.value)
+                .where(_meta.c.key.like(escaped + "%", escape="\\"))
+                .order_by(_meta.c.key)
+            )
+            return [(key, value) for key, value in rows]
 
     def delete_meta(self, key: str) -> None:
-        if self._meta.pop(key, None) is not None:
-            self._write(_statements(delete(_meta).where(_meta.c.key == key)))
+        with self._tx() as conn:
+            conn.execute(delete(_meta).where(_meta.c.key == key))
 
     def set_meta(self, key: str, value: str) -> None:
-        self._meta[key] = value
-        self._write(
-            _statements(
-                delete(_meta).where(_meta.c.key == key), insert(_meta).values(key=key, value=value)
+        with self._tx() as conn:
+            self._upsert(conn, _meta, ["key"], {"key": key, "value": value})
+
+    # leases (singleton duties, with a fencing epoch) ------------------------------------------
+    def lease(self, name: str) -> Lease | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(_leases.c.holder, _leases.c.epoch, _leases.c.expires).where(
+                    _leases.c.name == name
+                )
+            ).first()
+        return None if row is None else Lease(name, row[0], int(row[1]), float(row[2]))
+
+    def acquire_lease(self, name: str, holder: str, ttl_seconds: float) -> int | None:
+        """Take (or keep) the lease `name` for `holder`: its epoch, or None while another holder's
+        lease has not expired. Taking over an expired lease, or re-taking one's own after it
+        expired, starts a new epoch; renewing a live one keeps it."""
+        now = time.time()
+        with self._tx() as conn:
+            row = conn.execute(
+                select(_leases.c.holder, _leases.c.epoch, _leases.c.expires).where(
+                    _leases.c.name == name
+                )
+            ).first()
+            if row is None:
+                dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
+                done = conn.execute(
+                    dialect.insert(_leases)
+                    .values(name=name, holder=holder, epoch=1, expires=now + ttl_seconds)
+                    .on_conflict_do_nothing(index_elements=["name"])
+                )
+                return 1 if done.rowcount == 1 else None
+            current_holder, epoch, expires = row[0], int(row[1]), float(row[2])
+            if expires > now and current_holder != holder:
+                return None
+            new_epoch = epoch if expires > now else epoch + 1
+            done = conn.execute(
+                update(_leases)
+                .where(_leases.c.name == name, _leases.c.epoch == epoch)
+                .where(_leases.c.holder == current_holder)
+                .values(holder=holder, epoch=new_epoch, expires=now + ttl_seconds)
+            )
+            return new_epoch if done.rowcount == 1 else None
+
+    def renew_lease(self, name: str, holder: str, epoch: int, ttl_seconds: float) -> bool:
+        """Extend a lease still held under `epoch`; False means it was lost (stop the duty)."""
+        now = time.time()
+        with self._tx() as conn:
+            done = conn.execute(
+                update(_leases)
+                .where(
+                    _leases.c.name == name,
+                    _leases.c.holder == holder,
+                    _leases.c.epoch == epoch,
+                    _leases.c.expires > now,
+                )
+                .values(expires=now + ttl_seconds)
+            )
+        return done.rowcount == 1
+
+    def release_lease(self, name: str, holder: str, epoch: int) -> None:
+        """Give the lease up at once (on shutdown), so another process need not wait out the TTL."""
+        with self._tx() as conn:
+            conn.execute(
+                update(_leases)
+                .where(_leases.c.name == name, _leases.c.holder == holder, _leases.c.epoch == epoch)
+                .values(expires=0.0)
+            )
+
+    # notifications across processes -----------------------------------------------------------
+    def notify(self, channel: str) -> None:
+        with self._tx() as conn:
+            self._upsert_counter(conn, channel)
+
+    def _upsert_counter(self, conn: Connection, channel: str) -> None:
+        dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
+        conn.execute(
+            dialect.insert(_changes)
+            .values(channel=channel, counter=1)
+            .on_conflict_do_update(
+                index_elements=["channel"], set_={"counter": _changes.c.counter + 1}
             )
         )
+
+    def change_count(self, channel: str) -> int:
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(_changes.c.counter).where(_changes.c.channel == channel)
+            ).scalar()
+        return int(value or 0)
+
+    def wait(self, channel: str, seen: int, timeout: float, poll: float = 0.05) -> int:
+        """Block until `channel`'s counter differs from `seen` or `timeout` passes; returns the
+        counter. Blocking: from an event loop, run it in a worker thread."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        while True:
+            current = self.change_count(channel)
+            if current != seen or time.monotonic() >= deadline:
+                return current
+            time.sleep(min(poll, max(0.0, deadline - time.monotonic())))

@@ -96,6 +96,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.set_defaults(_env_roots=[r for r in (roots or "").split(":") if r])
     parser.add_argument(
+        "--store",
+        default=_env("STORE"),
+        metavar="URL",
+        help="the store: postgresql://user@host:port/db lets several serve processes act as one "
+        "control plane (default: SQLite in --data-dir)",
+    )
+    parser.add_argument(
         "--access-key-id", default=_env("ACCESS_KEY_ID"), help="the operators' access key id"
     )
     parser.add_argument(
@@ -155,6 +162,8 @@ class ServeConfig:
     agent_poll_interval: float = 0.5
     header_timeout: float = HEADER_TIMEOUT_SECONDS
     body_timeout: float = 30.0
+    # None: env DATASYNC_LOCAL_STORE, else SQLite in data_dir (api.store.store_url)
+    store: str | None = None
 
 
 @dataclass
@@ -185,6 +194,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         agent_timeout=args.agent_timeout,
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
+        store=args.store,
     )
 
 
@@ -203,7 +213,7 @@ def build(config: ServeConfig) -> Served:
     credential, created = load_or_create_credentials(
         config.data_dir, config.access_key_id, config.secret_access_key
     )
-    store = Store.in_directory(config.data_dir)
+    store = Store.in_directory(config.data_dir, config.store)
     backend = Backend(
         store,
         ServerConfig(
