@@ -154,8 +154,8 @@ class Agent:
             await self._idle.wait()
 
     def poke(self) -> None:
-        """The control plane wants something: look for work now, or report (and so hear the
-        wish in the reply) now instead of at the next interval."""
+        """The control plane wants something: look for work now, or read the running jobs'
+        state (and so hear the wish) now instead of at the next report."""
         self._pokes += 1
         self._signal()
 
@@ -213,6 +213,17 @@ class Agent:
                         now = time.monotonic()
                         due = now - last_sent >= self.report_interval
                         if phase == last_phase and not due and not poked:
+                            continue
+                        if phase == last_phase and not due:
+                            # poked: the control plane has news (a rate, a cancel). Read the
+                            # job's state to learn it; nothing new to report, so write nothing.
+                            try:
+                                state = await self.client.describe(self.thing, job_id)
+                            except Exception as exc:  # the next report hears it instead
+                                log.warning("agent %s: cannot read job state: %s", self.thing, exc)
+                                continue
+                            execution = state.get("execution") or {}
+                            self._apply(transfer, execution.get("statusDetails") or {})
                             continue
                         last_phase, last_sent = phase, now
                         details = {**encode_details(snapshot), SESSION_KEY: session}

@@ -23,7 +23,7 @@ from api.errors import (
     VersionConflictException,
 )
 from api.models import Backend
-from api.scheduler import CANCEL_GRACE_SECONDS
+from api.scheduler import CANCEL_GRACE_SECONDS, change_execution
 from api.validation import validate_input
 from contract import Doc
 from contract.jobs import DEVICE_STATUSES, MAX_DETAIL_VALUE, RUNNING_KEY, SLOTS_KEY
@@ -171,40 +171,52 @@ class Jobs:
                 raise InvalidRequestException(
                     f"statusDetails.{key} must have at most {MAX_DETAIL_VALUE} characters."
                 )
-        doc = self._job(thing, job_id, body.get("executionNumber"))
-        job = doc["Job"]
         status = body["status"]
         if status not in _DEVICE_STATUSES:
             raise InvalidRequestException(
                 f"status must be one of {', '.join(_DEVICE_STATUSES)}; {status} is set by the "
                 "service."
             )
-        if job["status"] in lifecycle.JOB_TERMINAL:
-            raise InvalidStateTransitionException(
-                f"Job {job_id} is {job['status']}, a terminal state; it cannot become {status}.",
-                self._state(doc),
-            )
-        expected = body.get("expectedVersion")
-        if expected is not None and expected != job["versionNumber"]:
-            raise VersionConflictException(
-                f"expectedVersion {expected} does not match the current version "
-                f"{job['versionNumber']}.",
-                self._state(doc),
-            )
+        found = self._job(thing, job_id, body.get("executionNumber"))
+        owner = found["AgentArn"]
         now = self.backend.now()
-        if job["status"] == "QUEUED":
-            # claims go through the scheduler alone (it honours agent:slots and takeovers)
-            raise InvalidStateTransitionException(
-                f"Job {job_id} is QUEUED: claim it with StartNextPendingJobExecution "
-                "(PUT /things/{thing}/jobs/$next) before reporting on it.",
-                self._state(doc),
+
+        def report(doc: Doc) -> bool:
+            # checked again on the copy being written: another process may have moved it
+            job = doc["Job"]
+            if doc["AgentArn"] != owner:
+                raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+            if job["status"] in lifecycle.JOB_TERMINAL:
+                raise InvalidStateTransitionException(
+                    f"Job {job_id} is {job['status']}, a terminal state; it cannot become "
+                    f"{status}.",
+                    self._state(doc),
+                )
+            expected = body.get("expectedVersion")
+            if expected is not None and expected != job["versionNumber"]:
+                raise VersionConflictException(
+                    f"expectedVersion {expected} does not match the current version "
+                    f"{job['versionNumber']}.",
+                    self._state(doc),
+                )
+            if job["status"] == "QUEUED":
+                # claims go through the scheduler alone (it honours agent:slots and takeovers)
+                raise InvalidStateTransitionException(
+                    f"Job {job_id} is QUEUED: claim it with StartNextPendingJobExecution "
+                    "(PUT /things/{thing}/jobs/$next) before reporting on it.",
+                    self._state(doc),
+                )
+            lifecycle.renew_lease(
+                doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
             )
-        lifecycle.renew_lease(
-            doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
-        )
-        details = {**job["statusDetails"], **body.get("statusDetails", {})}
-        lifecycle.apply_report(doc, status, details, now)
-        self.store.save_execution(doc)
+            details = {**job["statusDetails"], **body.get("statusDetails", {})}
+            lifecycle.apply_report(doc, status, details, now)
+            return True
+
+        changed = change_execution(self.store, found["TaskExecutionArn"], report)
+        if changed is None:
+            raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        doc = changed[0]
         out: Doc = {}
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._state(doc)

@@ -23,12 +23,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from api import lifecycle
-from api.auth import AgentKey, KeyRing, new_agent_credential
+from api.auth import Credential, KeyRing, new_agent_credential
 from api.config import ServerConfig
+from api.credentials import AgentCredentials, CredentialedThings
 from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import local_path, location_uri
-from api.scheduler import Scheduler
+from api.scheduler import Scheduler, change_execution
 from api.store import TERMINAL_STATUSES, Store
 from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
 from contract.paths import inside_roots
@@ -70,25 +71,27 @@ class Backend:
         # rate), so an agent in this process can ask now instead of at its next poll or report.
         # Remote agents hear the same news in the reply to their next report. Must not block.
         self.work_listeners: list[Callable[[str], None]] = []
-        # activated agents' own credentials: access key id → (thing name, secret)
-        self.agent_keys: dict[str, AgentKey] = {}
-        self.credentialed_things: set[str] = set()
+        # activated agents' own credentials live in the store alone (api.credentials)
+        self.credentials = AgentCredentials(store)
+        self.credentialed_things = CredentialedThings(store)
         for agent in store.all("agent"):
-            self._index_credentials(agent)
+            self._move_credentials(agent)
         self.scheduler = Scheduler(store, config, notify=self._notify, is_remote=self.is_remote)
 
-    def _index_credentials(self, agent: Doc) -> None:
-        credentials = agent.get("_Credentials")
+    def _move_credentials(self, agent: Doc) -> None:
+        """A data dir of an earlier release kept the secret inside the agent document: move it
+        to the credentials records (idempotent), so no resource document carries a secret."""
+        credentials = agent.pop("_Credentials", None)
         if credentials:
-            thing = agent["AgentArn"].rsplit("/", 1)[1]
-            self.agent_keys[credentials["AccessKeyId"]] = AgentKey(
-                thing, credentials["SecretAccessKey"]
+            self.credentials.add(
+                agent["AgentArn"],
+                Credential(credentials["AccessKeyId"], credentials["SecretAccessKey"]),
             )
-            self.credentialed_things.add(thing)
+            self.store.put("agent", agent["AgentArn"], agent["CreationTime"], agent)
 
     def keyring(self, operator: Mapping[str, str]) -> KeyRing:
         """The secrets the app checks signatures against, with who may call what."""
-        return KeyRing(operator, self.agent_keys, self.credentialed_things)
+        return KeyRing(operator, self.credentials, self.credentialed_things)
 
     def _notify(self, agent_arn: str) -> None:
         for listener in self.work_listeners:
@@ -191,15 +194,11 @@ class Backend:
             "Mounts": info.get("Mounts", []),
             "Hostname": info.get("Hostname", ""),
             "Concurrency": info.get("Concurrency", 1),
-            "_Credentials": {
-                "AccessKeyId": credential.access_key_id,
-                "SecretAccessKey": credential.secret_access_key,
-            },
         }
         if not doc["Name"]:
             del doc["Name"]
         self.store.put("agent", arn, now, doc)
-        self._index_credentials(doc)
+        self.credentials.add(arn, credential)
         self.store.set_meta(f"activation:{key}", json.dumps({**info, "AgentArn": arn}))
         self._tag(arn, p.get("Tags"))
         return {"AgentArn": arn}
@@ -229,11 +228,7 @@ class Backend:
                 f"Agent {arn} is used by location {users[0]}; delete its locations first.",
                 "ResourceInUse",
             )
-        agent = self.store.get("agent", arn) or {}
-        credentials = agent.get("_Credentials")
-        if credentials:
-            self.agent_keys.pop(credentials["AccessKeyId"], None)
-            self.credentialed_things.discard(arn.rsplit("/", 1)[1])
+        self.credentials.remove(arn)
         self.store.remove(arn)
         return {}
 
@@ -550,20 +545,23 @@ class Backend:
         return {"TaskExecutions": items, "NextToken": token}
 
     def cancel_task_execution(self, p: Doc) -> Doc:
-        doc = self._execution(p["TaskExecutionArn"])
-        if doc["Status"] in TERMINAL_STATUSES:
-            raise _invalid(
-                f"Task execution {doc['TaskExecutionArn']} cannot be cancelled in its current "
-                f"status: {doc['Status']}.",
-                "InvalidExecutionStatus",
-            )
-        lifecycle.request_cancel(doc, self.now())
-        self.store.save_execution(doc)
-        self._notify(doc["AgentArn"])
+        def cancel(doc: Doc) -> bool:
+            if doc["Status"] in TERMINAL_STATUSES:
+                raise _invalid(
+                    f"Task execution {doc['TaskExecutionArn']} cannot be cancelled in its "
+                    f"current status: {doc['Status']}.",
+                    "InvalidExecutionStatus",
+                )
+            lifecycle.request_cancel(doc, self.now())
+            return True
+
+        changed = change_execution(self.store, p["TaskExecutionArn"], cancel)
+        if changed is None:
+            raise _execution_not_found(p["TaskExecutionArn"])
+        self._notify(changed[0]["AgentArn"])
         return {}
 
     def update_task_execution(self, p: Doc) -> Doc:
-        doc = self._execution(p["TaskExecutionArn"])
         changes = p["Options"]
         others = sorted(set(changes) - {"BytesPerSecond"})
         if others:
@@ -578,19 +576,25 @@ class Backend:
             check_bytes_per_second(changes["BytesPerSecond"])
         except InvalidBytesPerSecond as exc:
             raise _invalid(str(exc), "InvalidOptions") from None
-        try:
-            options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
-        except InvalidOptionsError as exc:
-            raise _options_error(exc) from None
-        if doc["Status"] in TERMINAL_STATUSES or doc["Status"] == "CANCELLING":
-            raise _invalid(
-                f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: only a queued or "
-                "running execution can be updated.",
-                "InvalidExecutionStatus",
-            )
-        doc["Options"] = options.to_dict()
-        self.store.save_execution(doc)
-        self._notify(doc["AgentArn"])
+
+        def set_rate(doc: Doc) -> bool:
+            try:
+                options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
+            except InvalidOptionsError as exc:
+                raise _options_error(exc) from None
+            if doc["Status"] in TERMINAL_STATUSES or doc["Status"] == "CANCELLING":
+                raise _invalid(
+                    f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: only a queued "
+                    "or running execution can be updated.",
+                    "InvalidExecutionStatus",
+                )
+            doc["Options"] = options.to_dict()
+            return True
+
+        changed = change_execution(self.store, p["TaskExecutionArn"], set_rate)
+        if changed is None:
+            raise _execution_not_found(p["TaskExecutionArn"])
+        self._notify(changed[0]["AgentArn"])
         return {}
 
     # tags -------------------------------------------------------------------------------------

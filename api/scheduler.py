@@ -36,17 +36,39 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from api import lifecycle
 from api.config import ServerConfig
-from api.errors import InvalidRequestException
+from api.errors import InternalException, InvalidRequestException
 from api.store import Store
 from contract import Doc
 from engine import Options
 
-__all__ = ["CANCEL_GRACE_SECONDS", "Admission", "Scheduler"]
+__all__ = ["CANCEL_GRACE_SECONDS", "Admission", "Scheduler", "change_execution"]
 
 CANCEL_GRACE_SECONDS = 30.0
+_CAS_ATTEMPTS = 50  # compare-and-swap retries before giving up (each loser re-reads at once)
+
+T = TypeVar("T")
+
+
+def change_execution(store: Store, arn: str, apply: Callable[[Doc], T]) -> tuple[Doc, T] | None:
+    """Read-modify-write one execution with compare-and-swap, so that writers in any process
+    never lose each other's changes (a cancel racing an agent's final report stays a cancel).
+
+    `apply` changes the document in place and returns a value; returning False (exactly) means
+    "nothing to write". It may raise to refuse. Returns (document, value), None if it is gone.
+    """
+    for _ in range(_CAS_ATTEMPTS):
+        found = store.execution_versioned(arn)
+        if found is None:
+            return None
+        doc, version = found
+        value = apply(doc)
+        if value is False or store.update_execution(doc, version):
+            return doc, value
+    raise InternalException(f"Task execution {arn} is changing too fast to update; retry.")
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,9 @@ class Admission:
 
     agent_arn: str
     queued: bool
+
+
+Reaper = Callable[[Doc, float], bool]
 
 
 class Scheduler:
@@ -151,24 +176,38 @@ class Scheduler:
         running = self.store.executions(agent_arn=agent_arn, active=True, job_status="IN_PROGRESS")
         orphans = [d for d in running if lifecycle.job_id(d) not in running_ids]
         if orphans:  # the agent restarted: hand back what it was running
-            doc = orphans[0]
-            lifecycle.renew_lease(doc, now, step_timeout_minutes, self.config.agent_timeout)
-            self.store.save_execution(doc)
-            return doc
+
+            def reattach(doc: Doc) -> bool:
+                if doc["AgentArn"] != agent_arn or doc["Job"]["status"] != "IN_PROGRESS":
+                    return False
+                lifecycle.renew_lease(doc, now, step_timeout_minutes, self.config.agent_timeout)
+                return True
+
+            changed = change_execution(self.store, orphans[0]["TaskExecutionArn"], reattach)
+            if changed is not None and changed[1]:
+                return changed[0]
         if len(running) >= slots:
             return None
-        for doc in self.store.executions(active=True, job_status="QUEUED"):
-            owner = doc["AgentArn"]
+        for queued in self.store.executions(active=True, job_status="QUEUED"):
+            owner = queued["AgentArn"]
             if owner != agent_arn and (
-                agent_arn not in self._execution_candidates(doc) or self.online(owner)
+                agent_arn not in self._execution_candidates(queued) or self.online(owner)
             ):
                 continue
-            doc["AgentArn"] = agent_arn
-            lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
-            if details:
-                doc["Job"]["statusDetails"] = details
-            self.store.save_execution(doc)
-            return doc
+
+            def take(doc: Doc, owner: str = owner) -> bool:
+                # re-checked on the fresh copy: another agent (or process) may have taken it
+                if doc["Job"]["status"] != "QUEUED" or doc["AgentArn"] != owner:
+                    return False
+                doc["AgentArn"] = agent_arn
+                lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
+                if details:
+                    doc["Job"]["statusDetails"] = details
+                return True
+
+            changed = change_execution(self.store, queued["TaskExecutionArn"], take)
+            if changed is not None and changed[1]:
+                return changed[0]
         return None
 
     # leases, timeouts, executions nobody can run ----------------------------------------------
@@ -176,14 +215,14 @@ class Scheduler:
         """One round of housekeeping; returns how many executions ended or moved agent."""
         now = self.now()
         changed = 0
-        for doc in self.store.executions(active=True, job_status="IN_PROGRESS"):
-            if self._reap_running(doc, now):
-                self.store.save_execution(doc)
-                changed += 1
-        for doc in self.store.executions(active=True, job_status="QUEUED"):
-            if self._reap_queued(doc, now):
-                self.store.save_execution(doc)
-                changed += 1
+        for status, reap in (("IN_PROGRESS", self._reap_running), ("QUEUED", self._reap_queued)):
+            for seen in self.store.executions(active=True, job_status=status):
+
+                def apply(doc: Doc, status: str = status, reap: Reaper = reap) -> bool:
+                    return doc["Job"]["status"] == status and reap(doc, now)
+
+                done = change_execution(self.store, seen["TaskExecutionArn"], apply)
+                changed += done is not None and done[1]
         return changed
 
     def _reap_running(self, doc: Doc, now: float) -> bool:
