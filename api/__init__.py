@@ -3,8 +3,12 @@
     app.py         ASGI routes, body limit, SigV4, the one place errors meet the wire
     auth.py        SigV4 verification with botocore's signer; operator credentials
     validation.py  requests checked against botocore's model shapes
-    responses.py   X-Amz-Target dispatch and output rendering (thin)
-    models.py      the backend: agents, locations, tasks, executions, tags (rich)
+    edge.py        the request edge of every route: body limit and timeout, strict JSON, errors
+    responses.py   X-Amz-Target → validate → handler → output rendering (thin)
+    dispatch.py    the table from DataSync operation to handler
+    models.py      Backend: the composition of the resource handlers
+    resources/     one module per resource: agents, locations, tasks, executions, tags (+ base)
+    credentials.py activated agents' credentials, in the store only
     scheduler.py   where an execution is scheduled: agent choice, admission, the one claim path,
                    leases and step timers, takeover, nobody-online, recovery after a restart
     config.py      ServerConfig (region, account, agent and unclaimed timeouts)

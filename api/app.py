@@ -11,7 +11,9 @@ unexpected is logged and answered `InternalException` (500) without a traceback.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -26,6 +28,7 @@ from starlette.routing import Route
 
 from api.activation import Activation
 from api.auth import verify_request
+from api.dispatch import handlers
 from api.edge import (
     BODY_TIMEOUT_SECONDS,
     DATASYNC_CONTENT_TYPE,
@@ -49,6 +52,8 @@ __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "c
 log = logging.getLogger("datasync_local.api")
 
 REAP_INTERVAL_SECONDS = 1.0
+SCHEDULER_LEASE = "scheduler"  # the store lease of the one process that reaps
+SCHEDULER_LEASE_SECONDS = 5.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 
@@ -78,6 +83,7 @@ def create_app(
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
     jobs = Jobs(backend)
+    table = handlers(backend)  # DataSync operation → handler
     activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
     secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
 
@@ -100,7 +106,7 @@ def create_app(
             await authenticate(request, body, "datasync")
             _require_signed(request, "x-amz-target")
             params = parse_object(body)
-            result = dispatch(backend, request.headers.get("x-amz-target"), params)
+            result = dispatch(table, backend, request.headers.get("x-amz-target"), params)
         except Exception as exc:
             return error_response(exc, False, request_id)
         return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
@@ -140,13 +146,30 @@ def create_app(
         )
         return error_response(error, False, str(uuid.uuid4()))
 
+    # Exactly one process of a shared store reaps (api.scheduler): whoever holds the
+    # "scheduler" lease in the store. The others keep trying, and take over within
+    # SCHEDULER_LEASE_SECONDS of its holder dying.
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    held: dict[str, int] = {}
+
     async def reaper() -> None:
         while True:
             await anyio.sleep(REAP_INTERVAL_SECONDS)
             try:
+                epoch = backend.store.acquire_lease(
+                    SCHEDULER_LEASE, holder, SCHEDULER_LEASE_SECONDS
+                )
+                if epoch is None:
+                    held.clear()
+                    continue
+                held["epoch"] = epoch
                 jobs.reap()
             except Exception:  # keep reaping whatever one round did
                 log.exception("execution reaper failed")
+
+    def release() -> None:
+        if "epoch" in held:
+            backend.store.release_lease(SCHEDULER_LEASE, holder, held["epoch"])
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -162,6 +185,10 @@ def create_app(
                         with anyio.move_on_after(30):
                             await stop()
                 tg.cancel_scope.cancel()
+                try:
+                    release()
+                except Exception:  # the store may be closing: the lease then runs out
+                    log.exception("could not release the scheduler lease")
 
     routes = [
         Route("/", datasync, methods=["POST"]),
