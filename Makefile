@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-# command:Debian package, for each tool the tests or benchmarks call
-DEBIAN_TOOLS := rsync:rsync chattr:e2fsprogs
+# command:Debian package, for each tool the tests or benchmarks call (Debian keeps PostgreSQL's
+# initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH: tests/pg.py looks there)
+DEBIAN_TOOLS := rsync:rsync chattr:e2fsprogs $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),initdb):postgresql
 DATA_DIR ?= .data
 ROOT ?= $(CURDIR)/demo
 HOST ?= 127.0.0.1

@@ -55,7 +55,11 @@ class JobsClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
     ) -> None:
-        self._base = base_url.rstrip("/")
+        # `URL1,URL2,...`: control-plane processes sharing one store. Calls go to the one that
+        # answered last; a connection failure or a 5xx moves on to the next, so the agent keeps
+        # working (and finishes its transfer) when one of them dies.
+        self._bases = [u.strip().rstrip("/") for u in base_url.split(",") if u.strip()]
+        self._current = 0
         self._credentials = Credentials(access_key_id, secret_access_key)
         self._region = region
         self._http = httpx.AsyncClient(transport=transport, timeout=timeout)
@@ -63,10 +67,31 @@ class JobsClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def server(self) -> str:
+        """The control-plane URL calls go to now."""
+        return self._bases[self._current]
+
     async def _call(
         self, method: str, path: str, body: Doc | None = None, query: Doc | None = None
     ) -> Doc:
-        url = self._base + quote(path, safe="/")
+        for attempt in range(len(self._bases)):
+            last = attempt == len(self._bases) - 1
+            try:
+                return await self._call_one(self.server, method, path, body, query)
+            except httpx.TransportError:
+                if last:
+                    raise
+            except JobsError as exc:
+                if last or exc.status < 500:
+                    raise
+            self._current = (self._current + 1) % len(self._bases)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def _call_one(
+        self, base: str, method: str, path: str, body: Doc | None, query: Doc | None
+    ) -> Doc:
+        url = base + quote(path, safe="/")
         if query:
             url += "?" + urlencode(query)
         data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()

@@ -11,9 +11,7 @@ unexpected is logged and answered `InternalException` (500) without a traceback.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -52,8 +50,6 @@ __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "c
 log = logging.getLogger("datasync_local.api")
 
 REAP_INTERVAL_SECONDS = 1.0
-SCHEDULER_LEASE = "scheduler"  # the store lease of the one process that reaps
-SCHEDULER_LEASE_SECONDS = 5.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 
@@ -79,6 +75,7 @@ def create_app(
     background: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    leader: Callable[[], bool] = lambda: True,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
@@ -146,30 +143,14 @@ def create_app(
         )
         return error_response(error, False, str(uuid.uuid4()))
 
-    # Exactly one process of a shared store reaps (api.scheduler): whoever holds the
-    # "scheduler" lease in the store. The others keep trying, and take over within
-    # SCHEDULER_LEASE_SECONDS of its holder dying.
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    held: dict[str, int] = {}
-
     async def reaper() -> None:
         while True:
             await anyio.sleep(REAP_INTERVAL_SECONDS)
             try:
-                epoch = backend.store.acquire_lease(
-                    SCHEDULER_LEASE, holder, SCHEDULER_LEASE_SECONDS
-                )
-                if epoch is None:
-                    held.clear()
-                    continue
-                held["epoch"] = epoch
-                jobs.reap()
+                if leader():  # one process of a control plane reaps (api.server.LeaderDuty)
+                    jobs.reap()
             except Exception:  # keep reaping whatever one round did
                 log.exception("execution reaper failed")
-
-    def release() -> None:
-        if "epoch" in held:
-            backend.store.release_lease(SCHEDULER_LEASE, holder, held["epoch"])
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
@@ -185,10 +166,6 @@ def create_app(
                         with anyio.move_on_after(30):
                             await stop()
                 tg.cancel_scope.cancel()
-                try:
-                    release()
-                except Exception:  # the store may be closing: the lease then runs out
-                    log.exception("could not release the scheduler lease")
 
     routes = [
         Route("/", datasync, methods=["POST"]),

@@ -34,9 +34,12 @@ The interface (every method is one short transaction; call from any thread):
 - tags: `tags(arn)`, `set_tags(arn, tags)`, `remove_tags(arn, keys)`
 - meta: `meta(key)`, `meta_items(prefix)`, `set_meta(key, value)`, `delete_meta(key)`
 - leases: `acquire_lease(name, holder, ttl_seconds) -> epoch | None`, `renew_lease(name, holder,
-  epoch, ttl_seconds) -> bool`, `release_lease(name, holder, epoch)`, `lease(name)`. An epoch
+  epoch, ttl_seconds) -> bool`, `release_lease(name, holder, epoch)`, `lease(name)`,
+  `take_over_lease(name, holder, from_epoch, ttl_seconds)` (for a holder known to be dead). An epoch
   grows every time the lease changes hands, so work done under a stale epoch can be refused
   (fencing). Expiry uses the wall clock of the callers: hosts sharing a store need NTP.
+- credentials: `AgentCredentials(store)`, the agents' own keys as a Mapping (for SigV4 checks),
+  cached per process and rebuilt when an agent is added or removed through any process
 - notifications: `notify(channel)` bumps a counter, `change_count(channel)` reads it and
   `wait(channel, seen, timeout)` polls it (one indexed read every `poll` seconds, bounded by
   `timeout`) until it differs from `seen`. The same on both dialects, so SQLite processes on
@@ -49,7 +52,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Container, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -73,13 +76,17 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-__all__ = ["STORE_ENV", "TERMINAL_STATUSES", "Lease", "Store", "store_url"]
+from api.auth import AgentKey
+
+__all__ = ["STORE_ENV", "TERMINAL_STATUSES", "AgentCredentials", "Lease", "Store", "store_url"]
 
 Doc = dict[str, Any]
 TERMINAL_STATUSES = ("SUCCESS", "ERROR")
 STORE_ENV = "DATASYNC_LOCAL_STORE"
 DB_NAME = "datasync-local.db"
 _VIEW_CACHE_LIMIT = 4096
+# bumped whenever an agent is added or removed: the channel AgentCredentials caches by
+CREDENTIALS_CHANNEL = "store:agents"
 
 # The schema at the newest revision (api/migrations/versions): what the queries below use.
 _metadata = MetaData()
@@ -193,7 +200,8 @@ class Store:
                 cursor.close()
 
         else:
-            self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_pre_ping=True)
+            # no pre-ping: it would add a round trip to every read (DescribeTaskExecution)
+            self.engine = create_engine(url, pool_size=8, max_overflow=16, pool_recycle=600)
         from api.migrations import upgrade
 
         upgrade(self.engine)
@@ -230,6 +238,9 @@ class Store:
 
     # resources (agents, locations, tasks) ------------------------------------------------------
     def put(self, kind: str, arn: str, created: float, doc: Doc) -> None:
+        if kind == "agent":
+            self._put_agent(arn, created, doc)
+            return
         with self._tx() as conn:
             self._upsert(
                 conn,
@@ -237,6 +248,18 @@ class Store:
                 ["arn"],
                 {"arn": arn, "kind": kind, "created": created, "doc": _dump(doc)},
             )
+
+    def _put_agent(self, arn: str, created: float, doc: Doc) -> None:
+        # an agent's credentials are set when it is created: only an insert (or a remove) changes
+        # the credential index, not the heartbeat rewrites of LastConnectionTime
+        text = _dump(doc)
+        with self._tx() as conn:
+            done = conn.execute(update(_resources).where(_resources.c.arn == arn).values(doc=text))
+            if done.rowcount == 0:
+                conn.execute(
+                    insert(_resources).values(arn=arn, kind="agent", created=created, doc=text)
+                )
+                self._upsert_counter(conn, CREDENTIALS_CHANNEL)
 
     def get(self, kind: str, arn: str) -> Doc | None:
         with self.engine.connect() as conn:
@@ -254,8 +277,12 @@ class Store:
 
     def remove(self, arn: str) -> None:
         with self._tx() as conn:
-            conn.execute(delete(_resources).where(_resources.c.arn == arn))
+            gone = conn.execute(
+                delete(_resources).where(_resources.c.arn == arn).returning(_resources.c.kind)
+            ).scalar()
             conn.execute(delete(_tags).where(_tags.c.arn == arn))
+            if gone == "agent":
+                self._upsert_counter(conn, CREDENTIALS_CHANNEL)
 
     # executions -------------------------------------------------------------------------------
     def add_execution(self, doc: Doc) -> None:
@@ -450,12 +477,14 @@ class Store:
             ).first()
             if row is None:
                 dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
-                done = conn.execute(
+                # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING
+                inserted = conn.execute(
                     dialect.insert(_leases)
                     .values(name=name, holder=holder, epoch=1, expires=now + ttl_seconds)
                     .on_conflict_do_nothing(index_elements=["name"])
-                )
-                return 1 if done.rowcount == 1 else None
+                    .returning(_leases.c.epoch)
+                ).first()
+                return 1 if inserted is not None else None
             current_holder, epoch, expires = row[0], int(row[1]), float(row[2])
             if expires > now and current_holder != holder:
                 return None
@@ -467,6 +496,20 @@ class Store:
                 .values(holder=holder, epoch=new_epoch, expires=now + ttl_seconds)
             )
             return new_epoch if done.rowcount == 1 else None
+
+    def take_over_lease(
+        self, name: str, holder: str, from_epoch: int, ttl_seconds: float
+    ) -> int | None:
+        """Take a lease still under `from_epoch` whose holder the caller knows is dead (a process
+        of its own host that is gone); the new epoch, or None if it changed meanwhile."""
+        now = time.time()
+        with self._tx() as conn:
+            done = conn.execute(
+                update(_leases)
+                .where(_leases.c.name == name, _leases.c.epoch == from_epoch)
+                .values(holder=holder, epoch=from_epoch + 1, expires=now + ttl_seconds)
+            )
+        return from_epoch + 1 if done.rowcount == 1 else None
 
     def renew_lease(self, name: str, holder: str, epoch: int, ttl_seconds: float) -> bool:
         """Extend a lease still held under `epoch`; False means it was lost (stop the duty)."""
@@ -524,3 +567,50 @@ class Store:
             if current != seen or time.monotonic() >= deadline:
                 return current
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+class AgentCredentials(Mapping[str, AgentKey]):
+    """Activated agents' own credentials (access key id → thing and secret), read through the
+    store. The decoded index is kept per process and rebuilt when the store's agent counter moves
+    (an agent created or deleted by any process), so a signature check costs one indexed read."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._seen = -1
+        self._keys: dict[str, AgentKey] = {}
+        self._lock = threading.Lock()
+        self.things: Container[str] = _Things(self)
+
+    def current(self) -> dict[str, AgentKey]:
+        count = self.store.change_count(CREDENTIALS_CHANNEL)
+        with self._lock:
+            if count != self._seen:
+                keys: dict[str, AgentKey] = {}
+                for agent in self.store.all("agent"):
+                    credentials = agent.get("_Credentials")
+                    if credentials:
+                        thing = agent["AgentArn"].rsplit("/", 1)[1]
+                        keys[credentials["AccessKeyId"]] = AgentKey(
+                            thing, credentials["SecretAccessKey"]
+                        )
+                self._keys, self._seen = keys, count
+            return self._keys
+
+    def __getitem__(self, key: str) -> AgentKey:
+        return self.current()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.current())
+
+    def __len__(self) -> int:
+        return len(self.current())
+
+
+class _Things(Container[str]):
+    """The thing names that have their own credentials (only they may act for themselves)."""
+
+    def __init__(self, credentials: AgentCredentials) -> None:
+        self._credentials = credentials
+
+    def __contains__(self, thing: object) -> bool:
+        return any(k.thing == thing for k in self._credentials.current().values())

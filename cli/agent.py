@@ -45,7 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=server,
         required=server is None,
         metavar="URL",
-        help="the control plane, e.g. http://127.0.0.1:8080",
+        help="the control plane, e.g. http://127.0.0.1:8080; several URL1,URL2 of one control "
+        "plane (sharing a store) to fail over between",
     )
     parser.add_argument(
         "--name", default=_env("NAME"), help="agent name shown by ListAgents (the host name)"
@@ -117,9 +118,16 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= args.concurrency <= 64:
         print("datasync-local agent: --concurrency must be from 1 to 64", file=sys.stderr)
         return EXIT_USAGE
-    if not args.server.startswith(("http://", "https://")):
-        print("datasync-local agent: --server must be an http(s):// URL", file=sys.stderr)
+    servers = [u.strip() for u in args.server.split(",") if u.strip()]
+    if not servers or not all(u.startswith(("http://", "https://")) for u in servers):
+        print(
+            "datasync-local agent: --server must be an http(s):// URL, or several separated by "
+            "commas (processes of one control plane)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
+    args.server = servers[0]  # activation and the stored identity name the first
+    jobs_servers = ",".join(servers)
     if not roots:
         log.warning("no --root given: every location will be refused")
     name = args.name or socket.gethostname()
@@ -179,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
             else:
                 print(f"Resuming as {identity.agent_arn}", flush=True)
             client = JobsClient(
-                args.server,
+                jobs_servers,
                 identity.access_key_id,
                 identity.secret_access_key,
                 identity.region,

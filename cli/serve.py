@@ -1,9 +1,14 @@
-"""`datasync-local serve`: the DataSync API server, its SQLite store and its embedded agent.
+"""`datasync-local serve`: the DataSync API server, its store and its embedded agent.
 
 This module is the one composition root that wires an agent (`agents`) into the control plane
 (`api`); the two never import each other. The embedded agent talks to the server through the
 jobs protocol over an in-process ASGI transport, signed like any other agent, so it keeps
 reporting while the server drains connections on shutdown.
+
+How the app is served (HTTP limits, uvicorn tuning, the singleton lease, `--workers`) lives in
+`api.server`. Several processes share one store and act as one control plane; the embedded agent
+lives in one of them only (the first worker; `--no-embedded-agent` on the others of a
+multi-host control plane).
 
 Every flag can also come from the environment: ``DATASYNC_LOCAL_<FLAG>`` (``--root`` takes a
 colon-separated list there).
@@ -14,15 +19,29 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from types import FrameType
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
+
+from api.server import (
+    EMBEDDED_TRANSFER_NICENESS,
+    HEADER_TIMEOUT_SECONDS,
+    LIMIT_CONCURRENCY,
+    MAX_HEADER_BYTES,
+    MAX_HEADERS,
+    SWITCH_INTERVAL_SECONDS,
+    GracefulServer,
+    LeaderDuty,
+    listening_socket,
+    serve_workers,
+    uvicorn_config,
+)
 
 __all__ = [
     "HEADER_TIMEOUT_SECONDS",
@@ -40,30 +59,6 @@ __all__ = [
 
 EXIT_OK, EXIT_USAGE = 0, 2
 log = logging.getLogger("datasync_local.serve")
-
-# HTTP limits, on purpose (the body limit and the body timeout are the app's: api.app).
-# A request line plus headers larger than this, or with more header lines, is refused (431);
-# boto3 sends about ten headers and well under 2 KiB.
-MAX_HEADER_BYTES = 32 * 1024
-MAX_HEADERS = 100
-# A client must finish its request line and headers this long after it connects (or after its
-# previous response): a slowloris trickling bytes is cut off (408) instead of holding a socket.
-HEADER_TIMEOUT_SECONDS = 10.0
-# An idle keep-alive connection is closed after this long (uvicorn's default, made explicit).
-KEEP_ALIVE_SECONDS = 5
-# More simultaneous connections or requests than this are answered 503 by uvicorn (botocore
-# retries 503); far above what a machine's operators and agents need, low enough to bound memory.
-LIMIT_CONCURRENCY = 2048
-# The embedded agent's transfers share this process (and its cores) with the API. Their threads
-# run nicer, and a thread holding the GIL is asked to hand it over after 1 ms (default 5 ms), so
-# DescribeTaskExecution stays prompt while a transfer takes every core. Measured with 50
-# closed-loop pollers during full-speed D3 copies, and D2 through the API vs the engine alone:
-#   niceness  0 (5 ms switch): p99 ~290 ms
-#   niceness 10: p99 83-100 ms, D2 via the API 1.04x the engine alone
-#   niceness 15: p99 89 ms, 1.18x;  niceness 19: p99 61-97 ms, 1.36x (transfers lose out to
-#   every other busy thread, the kernel's writeback included)
-EMBEDDED_TRANSFER_NICENESS = 10
-SWITCH_INTERVAL_SECONDS = 0.001
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -101,6 +96,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="the store: postgresql://user@host:port/db lets several serve processes act as one "
         "control plane (default: SQLite in --data-dir)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(_env("WORKERS", "1") or 1),
+        metavar="N",
+        help="serve from N processes on one port, sharing the store (1); the embedded agent "
+        "lives in the first",
     )
     parser.add_argument(
         "--access-key-id", default=_env("ACCESS_KEY_ID"), help="the operators' access key id"
@@ -164,6 +167,7 @@ class ServeConfig:
     body_timeout: float = 30.0
     # None: env DATASYNC_LOCAL_STORE, else SQLite in data_dir (api.store.store_url)
     store: str | None = None
+    workers: int = 1
 
 
 @dataclass
@@ -195,6 +199,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         header_timeout=args.header_timeout,
         body_timeout=args.body_timeout,
         store=args.store,
+        workers=args.workers,
     )
 
 
@@ -222,10 +227,26 @@ def build(config: ServeConfig) -> Served:
             agent_timeout=config.agent_timeout,
         ),
     )
-    recovered = backend.recover()
+    leader = LeaderDuty(store, backend.recover)
+    recovered = leader.try_acquire()  # the first process of a control plane recovers at once
+    # news for an agent reaches the process its embedded agent lives in through the store
+    backend.work_listeners.append(lambda arn: store.notify(f"agent:{arn}"))
     secrets = {credential.access_key_id: credential.secret_access_key}
+
+    def close() -> None:
+        try:
+            leader.release()
+        finally:
+            store.close()
+
     if not config.embedded_agent:
-        app = create_app(backend, secrets, body_timeout=config.body_timeout)
+        app = create_app(
+            backend,
+            secrets,
+            background=[leader.run],
+            body_timeout=config.body_timeout,
+            leader=leader.held,
+        )
         return Served(
             app,
             credential.access_key_id,
@@ -233,8 +254,8 @@ def build(config: ServeConfig) -> Served:
             created,
             None,
             recovered,
-            store.close,
-            {"backend": backend},
+            close,
+            {"backend": backend, "leader": leader},
         )
 
     roots = [os.path.abspath(r) for r in config.roots]
@@ -265,6 +286,15 @@ def build(config: ServeConfig) -> Served:
 
     backend.work_listeners.append(poke)
 
+    async def pokes_from_other_processes() -> None:
+        channel = f"agent:{agent_arn}"
+        seen = await anyio.to_thread.run_sync(store.change_count, channel)
+        while True:
+            now = await anyio.to_thread.run_sync(store.wait, channel, seen, 1.0)
+            if now != seen:
+                seen = now
+                agent.poke()
+
     async def stop_agent() -> None:
         await agent.stop()
         await client.aclose()
@@ -272,9 +302,10 @@ def build(config: ServeConfig) -> Served:
     app = create_app(
         backend,
         secrets,
-        background=[agent.run],
+        background=[agent.run, leader.run, pokes_from_other_processes],
         on_shutdown=[stop_agent],
         body_timeout=config.body_timeout,
+        leader=leader.held,
     )
     holder["app"] = app
     return Served(
@@ -284,167 +315,37 @@ def build(config: ServeConfig) -> Served:
         created,
         agent_arn,
         recovered,
-        store.close,
-        {"agent": agent, "backend": backend},
+        close,
+        {"agent": agent, "backend": backend, "leader": leader},
     )
 
 
-def _http_protocol(header_timeout: float) -> type[Any]:
-    """uvicorn's httptools protocol with a header size/count limit and a header-read timeout.
-
-    uvicorn bounds neither with httptools (its `h11_max_incomplete_event_size` applies to h11
-    only), and arms no timer before the first byte of a request. Refusals are written in the
-    DataSync error shape and close the connection.
-    """
-    import asyncio
-    import json
-
-    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-    def refusal(status: int, reason: str, code: str, message: str) -> bytes:
-        body = json.dumps({"__type": code, "message": message, "errorCode": code}).encode()
-        return (
-            f"HTTP/1.1 {status} {reason}\r\n"
-            "content-type: application/x-amz-json-1.1\r\n"
-            f"content-length: {len(body)}\r\n"
-            "connection: close\r\n\r\n"
-        ).encode() + body
-
-    class Refused(Exception):
-        pass
-
-    class GuardedHttpToolsProtocol(HttpToolsProtocol):
-        _header_bytes = 0
-        _header_count = 0
-        _refused = False
-        _header_timer: asyncio.TimerHandle | None = None
-
-        def _arm(self) -> None:
-            if self._header_timer is None:
-                self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _refuse(self, status: int, reason: str, code: str, message: str) -> None:
-            self._disarm()
-            if not self._refused and not self.transport.is_closing():
-                self.transport.write(refusal(status, reason, code, message))
-                self.transport.close()
-            self._refused = True
-
-        def _headers_too_slow(self) -> None:
-            self._header_timer = None
-            self._refuse(
-                408,
-                "Request Timeout",
-                "RequestTimeoutException",
-                f"The request line and headers did not arrive within {header_timeout:g} seconds.",
-            )
-
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-        def data_received(self, data: bytes) -> None:
-            if self._refused:
-                return
-            super().data_received(data)
-
-        def send_400_response(self, msg: str) -> None:
-            # uvicorn's answer to unparseable HTTP, in the DataSync error shape like the rest
-            self._refuse(400, "Bad Request", "InvalidRequestException", f"{msg} (not valid HTTP)")
-
-        def _count(self, size: int, lines: int) -> None:
-            self._header_bytes += size
-            self._header_count += lines
-            if self._header_bytes > MAX_HEADER_BYTES or self._header_count > MAX_HEADERS:
-                self._refuse(
-                    431,
-                    "Request Header Fields Too Large",
-                    "RequestHeaderFieldsTooLargeException",
-                    f"The request line and headers exceed {MAX_HEADER_BYTES} bytes or "
-                    f"{MAX_HEADERS} header lines.",
-                )
-                raise Refused  # stops the parser; data_received ignores the rest
-
-        def on_message_begin(self) -> None:
-            self._header_bytes = self._header_count = 0
-            self._arm()  # a keep-alive connection's next request is timed too
-            super().on_message_begin()
-
-        def on_url(self, url: bytes) -> None:
-            self._count(len(url), 0)
-            super().on_url(url)
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._count(len(name) + len(value) + 4, 1)
-            super().on_header(name, value)
-
-        def on_headers_complete(self) -> None:
-            self._disarm()
-            super().on_headers_complete()
-
-    return GuardedHttpToolsProtocol
+def _announce_credentials(served: Served, data_dir: str) -> None:
+    """A generated secret goes to a terminal only; a log file gets where to find it."""
+    path = os.path.join(os.path.abspath(data_dir), "credentials.json")
+    if sys.stdout.isatty():
+        print(
+            f"Generated credentials (stored in {path}, mode 0600; shown only this once):\n"
+            f"  AWS_ACCESS_KEY_ID={served.access_key_id}\n"
+            f"  AWS_SECRET_ACCESS_KEY={served.secret_access_key}",
+            flush=True,
+        )
+    else:
+        print(
+            f"Generated credentials for access key id {served.access_key_id}: the secret is in "
+            f"{path} (mode 0600), not printed because stdout is not a terminal",
+            flush=True,
+        )
 
 
-def uvicorn_config(
-    app: Any, host: str, port: int, header_timeout: float = HEADER_TIMEOUT_SECONDS, **extra: Any
-) -> Any:
-    """The uvicorn configuration `serve` runs with: the limits above, on purpose."""
-    import uvicorn
-
-    try:
-        protocol: Any = _http_protocol(header_timeout)
-    except ImportError:  # pragma: no cover - httptools is a dependency (uvicorn[standard])
-        protocol = "h11"
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http=protocol,
-        # asyncio, not uvloop: measured here with 200 keep-alive clients connecting at once,
-        # uvloop left ~150 of their first requests unread for the whole run (their sockets'
-        # receive queues full, the others served round and round); asyncio serves all of them
-        # at about the same total throughput (tests/reliability/test_load.py).
-        loop="asyncio",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        limit_concurrency=LIMIT_CONCURRENCY,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
-        **extra,
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the embedded agent's every poll
-    config = config_from_args(args)
+def _serve_one(config: ServeConfig, sock: Any = None) -> int:
     try:
         served = build(config)
     except ValueError as exc:
         print(f"datasync-local serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if served.credentials_created:
-        print(
-            "Generated credentials (stored in "
-            f"{os.path.join(os.path.abspath(config.data_dir), 'credentials.json')}, mode 0600;"
-            " shown only this once):\n"
-            f"  AWS_ACCESS_KEY_ID={served.access_key_id}\n"
-            f"  AWS_SECRET_ACCESS_KEY={served.secret_access_key}",
-            flush=True,
-        )
+        _announce_credentials(served, config.data_dir)
     if served.recovered:
         log.warning(
             "%d execution(s) left unfinished by a previous run ended in ERROR", served.recovered
@@ -455,20 +356,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if not config.roots:
             log.warning("no --root given: every location will be refused")
-    print(
-        f"DataSync API on http://{config.host}:{config.port} "
-        f"(region {config.region}, account {config.account_id})",
-        flush=True,
-    )
-
-    class Server(uvicorn.Server):
-        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-            super().handle_exit(sig, frame)
-            captured = getattr(self, "_captured_signals", None)
-            if sig == signal.SIGTERM and captured and captured[-1] == sig:
-                captured.pop()  # a SIGTERM stop is graceful and complete: exit 0, not -15
-
-    server = Server(
+    server = GracefulServer(
         uvicorn_config(
             served.app,
             config.host,
@@ -478,8 +366,55 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     try:
-        server.run()
+        server.run(sockets=None if sock is None else [sock])
     finally:
         served.close()
-    print("datasync-local serve: stopped", file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the embedded agent's every poll
+    config = config_from_args(args)
+    if config.workers < 1:
+        print("datasync-local serve: --workers must be at least 1", file=sys.stderr)
+        return EXIT_USAGE
+    print(
+        f"DataSync API on http://{config.host}:{config.port} "
+        f"(region {config.region}, account {config.account_id}"
+        + (f", {config.workers} workers)" if config.workers > 1 else ")"),
+        flush=True,
+    )
+    if config.workers == 1:
+        code = _serve_one(config)
+    else:
+        from api.auth import load_or_create_credentials
+        from api.store import Store
+
+        # once, before the fork: the credentials file and the schema migration
+        os.makedirs(config.data_dir, exist_ok=True)
+        credential, created = load_or_create_credentials(
+            config.data_dir, config.access_key_id, config.secret_access_key
+        )
+        Store.in_directory(config.data_dir, config.store).close()
+        if created:
+            print(
+                f"Generated credentials for access key id {credential.access_key_id}: the "
+                f"secret is in {os.path.join(os.path.abspath(config.data_dir), 'credentials.json')}"
+                " (mode 0600)",
+                flush=True,
+            )
+        sock = listening_socket(config.host, config.port)
+        code = serve_workers(
+            config.workers,
+            sock,
+            lambda index: _serve_one(
+                replace(config, embedded_agent=config.embedded_agent and index == 0), sock
+            ),
+        )
+    print("datasync-local serve: stopped", file=sys.stderr, flush=True)
+    return code
