@@ -128,6 +128,7 @@ def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds:
     job["versionNumber"] += 1
     renew_lease(doc, now, step_timeout_minutes, lease_seconds)
     doc["LaunchTime"] = now
+    doc["_ReportedAt"] = now  # the last time an agent spoke for it (see api.scheduler.recover)
     if doc["Status"] == "QUEUED":
         _set_status(doc, "LAUNCHING", now)
 
@@ -179,6 +180,7 @@ def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> 
     job["statusDetails"] = details
     job["status"] = status
     job["lastUpdatedAt"] = int(now)
+    doc["_ReportedAt"] = now
     job["versionNumber"] += 1
     _merge_counters(doc, details)
     if status == "IN_PROGRESS":

@@ -300,6 +300,13 @@ class Scheduler:
         count = 0
         now = self.now()
         for doc in self.store.executions(active=True):
+            if (
+                doc["StartTime"] >= self.started_at
+                or doc.get("_ReportedAt", 0.0) >= self.started_at
+            ):
+                # started, claimed or reported on during this process's life: its agent lives
+                # (recovery runs again whenever the lease is re-taken, e.g. after a slow renewal)
+                continue
             if self._is_remote(doc["AgentArn"]):
                 if doc["Job"]["status"] == "IN_PROGRESS":
                     lifecycle.renew_lease(doc, now, None, self.config.agent_timeout)
