@@ -16,7 +16,7 @@ from typing import Any
 from benchmarks import datasets
 from benchmarks.measure import can_drop_caches, remove_trees
 from benchmarks.report import format_report, machine_info, plot
-from benchmarks.scenarios import SCENARIOS, Context, ScenarioResult, run_scenario
+from benchmarks.scenarios import NO_DATASET, SCENARIOS, Context, ScenarioResult, run_scenario
 from benchmarks.tools import Tool, all_tools, compile_ours, ensure_debian_packages
 
 QUICK_SCALE = 0.05
@@ -50,6 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--no-install", action="store_true", help="do not apt-get install missing peers")
     r.add_argument("--seed", type=int, default=datasets.DEFAULT_SEED)
     r.add_argument("--no-plots", action="store_true")
+    r.add_argument(
+        "--serve-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="add ARG to `serve` in the control-plane scenarios (repeatable, e.g. --serve-arg=-v)",
+    )
+    r.add_argument(
+        "--store-url",
+        help="PostgreSQL URL for the `serve --store` variants (env DATASYNC_LOCAL_BENCH_STORE)",
+    )
     m = sub.add_parser(
         "report", help="re-render report.md and plots from results.json files (later ones win)"
     )
@@ -109,7 +120,7 @@ def _selected(tools: list[Tool], wanted: Sequence[str] | None) -> tuple[list[Too
 
 
 def _disk_needed(names: Sequence[str], scale: float, repeat: int, n_tools: int, seed: int) -> int:
-    sets = {SCENARIOS[n].dataset for n in names}
+    sets = {SCENARIOS[n].dataset for n in names} - {NO_DATASET}
     per = {s: datasets.disk_bytes(s, scale, seed) for s in sets}
     largest = max(per.values(), default=0)
     copies = 3 if can_drop_caches() else repeat * max(1, n_tools) + 1
@@ -159,7 +170,15 @@ def run(args: argparse.Namespace) -> int:
         if st != "present":
             tool_status[f"Debian package {pkg}"] = st
 
-    ctx = Context(workdir=workdir, scale=scale, repeat=args.repeat, tools=tools, seed=args.seed)
+    ctx = Context(
+        workdir=workdir,
+        scale=scale,
+        repeat=args.repeat,
+        tools=tools,
+        seed=args.seed,
+        serve_args=args.serve_arg,
+        store_url=args.store_url,
+    )
     results: dict[str, ScenarioResult] = {}
     out: Path = args.out
     cmd = (

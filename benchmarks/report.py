@@ -431,6 +431,10 @@ def format_report(run: Mapping[str, Any], results: Results) -> str:
             ])  # fmt: skip
         out.append(_table(["tool", "ideal", "elapsed (median)", "error", "max ahead (worst)",
                            "wall incl. start-up"], rows))  # fmt: skip
+    for res in results.values():  # scenarios that bring their own tables (benchmarks.cpbench)
+        for table in res.extra.get("tables", []):
+            out.append(f"\n## {table['title']}\n")
+            out.append(_table(table["header"], table["rows"]))
     out.append("\n## Targets (BENCHMARKS.md)\n")
     trows = evaluate_targets(results)
     out.append(_table(

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import datasets
+from benchmarks import cpbench, datasets
 from benchmarks.measure import (
     analyse_rate_change,
     analyse_throttle,
@@ -37,6 +37,7 @@ from benchmarks.tools import ApiTool, Op, Outcome, Tool
 __all__ = ["SCENARIOS", "Context", "ScenarioResult", "run_scenario"]
 
 MIB = datasets.MIB
+NO_DATASET = "—"  # a scenario that generates no data set
 
 
 @dataclass
@@ -65,6 +66,8 @@ class Context:
     tools: list[Tool]
     seed: int = datasets.DEFAULT_SEED
     log: Callable[[str], None] = print
+    serve_args: list[str] = field(default_factory=list)  # added to `serve` (benchmarks.cpbench)
+    store_url: str | None = None  # a PostgreSQL URL for the `--store` variants
     generated: dict[str, Path] = field(default_factory=dict)
     pending: list[Path] = field(default_factory=list)
     _n: int = 0
@@ -526,6 +529,15 @@ SCENARIOS: dict[str, Scenario] = {
             "ms",
             _describe_latency,
         ),
+        Scenario(
+            "describe-openloop",
+            "DescribeTaskExecution open loop, 200 and 500 req/s",
+            "D3",
+            "ms",
+            cpbench.describe_openloop,
+        ),
+        Scenario("sign-cost", "CPU of one signed request", NO_DATASET, "µs", cpbench.sign_cost),
+        Scenario("fleet", "Simulated agent fleet, 200 calls/s", NO_DATASET, "ms", cpbench.fleet),
     ]
 }
 

@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -316,7 +317,7 @@ def _free_port() -> int:
 class ApiServer:
     """`datasync-local serve` as a subprocess, with a boto3 client pointed at it."""
 
-    def __init__(self, root: Path, workdir: Path) -> None:
+    def __init__(self, root: Path, workdir: Path, extra_args: Sequence[str] = ()) -> None:
         self.root = root
         self.data_dir = Path(tempfile.mkdtemp(prefix="serve-", dir=workdir))
         self.port = _free_port()
@@ -340,6 +341,7 @@ class ApiServer:
                 self.access_key,
                 "--secret-access-key",
                 self.secret,
+                *extra_args,  # e.g. --workers 2, --store postgresql://… (benchmarks.controlplane)
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log,

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 __all__ = ["main"]
 
@@ -16,7 +17,19 @@ _SUBCOMMANDS = {
     "agent": ("cli.agent", "Run an on-prem agent that pulls work from a control plane."),
 }
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def version_text() -> str:
+    """`datasync-local X.Y.Z`, from the installed distribution's metadata (one source: pyproject)."""
+    try:
+        return f"datasync-local {version('datasync-local')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "datasync-local (not installed)"
+
+
+def _add_version(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--version", action="version", version=version_text())
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -25,10 +38,11 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         prog="datasync-local",
         description="A self-hosted file-transfer engine that speaks the AWS DataSync API.",
     )
+    _add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module_name, help_text) in _SUBCOMMANDS.items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_text)
+            _add_version(sub.add_parser(name, help=help_text))
             continue
         try:
             module = importlib.import_module(module_name)
@@ -38,6 +52,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             continue  # subcommand not built yet
         sp = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(sp)
+        _add_version(sp)
         sp.set_defaults(_run=module.run)
     return parser
 
@@ -45,13 +60,13 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     chosen = next((a for a in argv if not a.startswith("-")), None)
-    parser = build_parser(chosen if chosen in _SUBCOMMANDS else None)
-    args = parser.parse_args(argv)
-    try:
+    try:  # a Ctrl-C while still importing is an interruption too, not a traceback
+        parser = build_parser(chosen if chosen in _SUBCOMMANDS else None)
+        args = parser.parse_args(argv)
         code: int = args._run(args)
     except KeyboardInterrupt:
         print("datasync-local: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     return code
 
 

@@ -11,38 +11,86 @@ import json
 import re
 import signal
 import sys
-import threading
-import time
 from typing import Any
 
+from cli.progress import PLAIN_INTERVAL, Watcher, summary_line
+from cli.sizes import parse_size
 from engine import FilterRules, InvalidOptionsError, LocationError, Options
 from engine.model import structure_members
 from engine.transfer import Transfer
 
 __all__ = ["add_arguments", "run"]
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-# Options that mean nothing to a local engine run are still accepted, for symmetry with the API.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+# Options that mean nothing to a local sync (queueing of an agent's executions, CloudWatch logs,
+# SMB security descriptors, S3 object tags and metadata): still accepted, for symmetry with the
+# API, but left out of `sync --help`.
+_HIDDEN_OPTIONS = frozenset(
+    {"TaskQueueing", "LogLevel", "SecurityDescriptorCopyFlags", "ObjectTags", "ObjectMetadata"}
+)
+
+EXAMPLES = """\
+examples:
+  datasync-local sync ~/photos /mnt/backup/photos
+  datasync-local sync src dst --verify-mode none --bytes-per-second 4M
+  datasync-local sync src dst --preserve-deleted-files remove --exclude '*.tmp|*/.cache'
+  datasync-local sync src dst --json > summary.json
+
+sizes: 4M = 4 MiB, 1.5GiB, 512K (powers of 1024, as rsync's and rclone's --bwlimit; 4MB = 4,000,000);
+a bare number is bytes, -1 is unlimited. Enum values are case-insensitive.
+exit codes: 0 success, 1 the transfer ended in error, 2 bad usage, 130 interrupted (Ctrl-C).
+"""
 
 
 def _flag(member: str) -> str:
     return "--" + re.sub(r"(?<!^)(?=[A-Z])", "-", member).lower()
 
 
+def _bytes_per_second(text: str) -> int:
+    try:
+        return parse_size(text, allow_unlimited=True)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Each block below adds one group of flags; a new flag is a new small block."""
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EXAMPLES
     parser.add_argument("source", metavar="SRC", help="source directory (its contents are synced)")
     parser.add_argument("destination", metavar="DST", help="destination directory")
+    _add_option_flags(parser)
+    _add_filter_flags(parser)
+    _add_output_flags(parser)
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per member of the model's `Options`, with DataSync's default shown."""
     group = parser.add_argument_group("DataSync Options (defaults as in DataSync)")
+    defaults = Options.defaults()
     for member, member_shape in structure_members("Options").items():
+        default = defaults.get(member)
+        hidden = member in _HIDDEN_OPTIONS
         if "enum" in member_shape:
+            text = f"{' | '.join(member_shape['enum'])} (default {default})"
             group.add_argument(
-                _flag(member), dest=member, choices=member_shape["enum"], metavar=member.upper(),
-                help=f"{member}: {' | '.join(member_shape['enum'])}",
+                _flag(member), dest=member, type=str.upper, choices=member_shape["enum"],
+                metavar=member.upper(), help=argparse.SUPPRESS if hidden else text,
+            )  # fmt: skip
+        elif member == "BytesPerSecond":
+            group.add_argument(
+                _flag(member), dest=member, type=_bytes_per_second, metavar="SIZE",
+                help="bandwidth limit: 1048576, 512K, 4M, 1.5GiB; -1 = unlimited (default -1)",
             )  # fmt: skip
         else:
             group.add_argument(
-                _flag(member), dest=member, type=int, metavar="N", help=f"{member} (-1 = unlimited)"
-            )
+                _flag(member), dest=member, type=int, metavar="N",
+                help=argparse.SUPPRESS if hidden else f"{member} (default {default})",
+            )  # fmt: skip
+
+
+def _add_filter_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--include", action="append", metavar="PATTERN",
         help="SIMPLE_PATTERN include filter, e.g. '/photos|/docs' (repeatable; joined with '|')",
@@ -51,10 +99,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--exclude", action="append", metavar="PATTERN",
         help="SIMPLE_PATTERN exclude filter, e.g. '*.tmp|*/.snapshot' (repeatable)",
     )  # fmt: skip
+
+
+def _add_output_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the final summary as JSON")
     parser.add_argument(
-        "--no-progress", action="store_true", help="no live progress line, even on a terminal"
-    )
+        "--progress", action=argparse.BooleanOptionalAction, default=True,
+        help="progress on stderr: redrawn in place on a terminal, a plain line every "
+        f"{PLAIN_INTERVAL:.0f} s otherwise (default: on)",
+    )  # fmt: skip
 
 
 def _options(args: argparse.Namespace) -> Options:
@@ -73,60 +126,12 @@ def _filters(args: argparse.Namespace) -> FilterRules:
     return FilterRules.from_rules(rule(args.include), rule(args.exclude))
 
 
-def _size(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
-
-
-def _progress_line(snap: dict[str, Any], rate: float) -> str:
-    status = snap["Status"]
-    if status in ("LAUNCHING", "PREPARING"):
-        return f"{status:<12} {snap['FilesListed']['AtSource']:,} items listed"
-    done_b, total_b = snap["BytesWritten"], snap["EstimatedBytesToTransfer"]
-    line = (
-        f"{status:<12} {snap['FilesTransferred']:,}/{snap['EstimatedFilesToTransfer']:,} items  "
-        f"{_size(done_b)}/{_size(total_b)}  {_size(rate)}/s"
-    )
-    if status == "TRANSFERRING" and rate > 0 and total_b > done_b:
-        eta = int((total_b - done_b) / rate)
-        line += f"  ETA {eta // 3600}:{eta // 60 % 60:02d}:{eta % 60:02d}"
-    if status == "VERIFYING":
-        line += f"  verified {snap['FilesVerified']:,}"
-    return line
-
-
-def _watch(transfer: Transfer, stop: threading.Event, interval: float = 0.2) -> None:
-    """Redraw the progress line until `stop` is set (on its own thread)."""
-    last_bytes, last_t, rate = 0, time.monotonic(), 0.0
-    width = 0
-    while not stop.wait(interval):
-        snap = transfer.snapshot()
-        now = time.monotonic()
-        instant = (snap["BytesWritten"] - last_bytes) / max(now - last_t, 1e-6)
-        rate = instant if rate == 0 else 0.7 * rate + 0.3 * instant
-        last_bytes, last_t = snap["BytesWritten"], now
-        line = _progress_line(snap, rate)
-        sys.stderr.write("\r" + line.ljust(width))
-        sys.stderr.flush()
-        width = len(line)
-
-
-def _run_with_progress(transfer: Transfer, show: bool) -> dict[str, Any]:
+def _run_with_progress(transfer: Transfer, show: bool, verify_mode: str) -> dict[str, Any]:
     """Run on this thread: a one-off sync needs no event loop (and skips its ~70 ms start-up)."""
     if not show:
         return transfer.run_blocking()
-    stop = threading.Event()
-    watcher = threading.Thread(target=_watch, args=(transfer, stop), name="dsl-progress")
-    watcher.start()
-    try:
+    with Watcher(transfer, sys.stderr, verify_mode):
         return transfer.run_blocking()
-    finally:
-        stop.set()
-        watcher.join()
-        sys.stderr.write("\r\033[K")
 
 
 def _summary(result: dict[str, Any], failures: list[str]) -> str:
@@ -152,19 +157,22 @@ def _summary(result: dict[str, Any], failures: list[str]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        transfer = Transfer(args.source, args.destination, _options(args), _filters(args))
+        options = _options(args)
+        transfer = Transfer(args.source, args.destination, options, _filters(args))
         transfer.check_locations()
     except (InvalidOptionsError, LocationError) as exc:
         print(f"datasync-local sync: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    interrupted: list[int] = []
+
     def on_signal(signum: int, _frame: object) -> None:
+        interrupted.append(signum)  # the transfer stops cleanly: temporaries go, files stay
         transfer.cancel()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        show = sys.stderr.isatty() and not args.no_progress and not args.json
-        result = _run_with_progress(transfer, show)
+        result = _run_with_progress(transfer, args.progress, options.enum("VerifyMode"))
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
@@ -173,4 +181,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps({**result, "Failures": failures}, indent=2))
     else:
         print(_summary(result, failures))
+        print(summary_line(result))
+    if interrupted:
+        return EXIT_INTERRUPTED if interrupted[0] == signal.SIGINT else 128 + interrupted[0]
     return EXIT_OK if result["Status"] == "SUCCESS" else EXIT_FAILED

@@ -87,7 +87,7 @@ def test_failed_transfer_exits_1_and_names_the_file(tmp_path: Path) -> None:
     assert list((tmp_path / "dst/sub").iterdir()) == []
 
 
-def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
+def test_sigint_cancels_cleanly_and_exits_130(tmp_path: Path) -> None:
     write(tmp_path / "src/big.bin", os.urandom(4 << 20))
     write(tmp_path / "dst/big.bin", "previous version")
     proc = subprocess.Popen(
@@ -95,10 +95,13 @@ def test_ctrl_c_cancels_cleanly(tmp_path: Path) -> None:
          "--verify-mode", "NONE", "--bytes-per-second", str(512 << 10)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=Path(__file__).parents[2],
     )  # fmt: skip
-    time.sleep(1.5)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 30  # wait for the copy to be under way (plain progress lines)
+    while "transferring" not in proc.stderr.readline():
+        assert proc.poll() is None and time.monotonic() < deadline
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=10)
-    assert proc.returncode == 1, out + err
+    assert proc.returncode == 130, out + err  # interrupted, not failed
     assert "ErrorCode: Cancelled" in out
     assert "Traceback" not in err
     assert (tmp_path / "dst/big.bin").read_text() == "previous version"

@@ -1,0 +1,30 @@
+# datasync-local: the DataSync API server with its SQLite store and embedded agent.
+#   docker build -t datasync-local .
+#   docker run -p 8080:8080 -v dsl-state:/var/lib/datasync-local -v /srv/data:/srv/datasync datasync-local
+# The first start generates an operator key pair, stores it in the state volume and prints it once
+# (docker logs); set DATASYNC_LOCAL_ACCESS_KEY_ID / DATASYNC_LOCAL_SECRET_ACCESS_KEY to choose one.
+FROM python:3.11-slim
+
+# The package only (the wheel ships engine, api, agents, cli; no benchmarks, no dev tools).
+COPY pyproject.toml README.md LICENSE /src/
+COPY engine /src/engine
+COPY api /src/api
+COPY agents /src/agents
+COPY cli /src/cli
+RUN pip install --no-cache-dir --disable-pip-version-check /src && rm -rf /src
+
+# A non-root user owns the state directory and the served root; files it writes are its own.
+RUN useradd --system --uid 10001 --create-home --home-dir /var/lib/datasync-local datasync \
+    && mkdir -p /srv/datasync && chown datasync: /srv/datasync
+USER datasync
+WORKDIR /var/lib/datasync-local
+VOLUME ["/var/lib/datasync-local", "/srv/datasync"]
+EXPOSE 8080
+
+# No /health route yet (it comes with the metrics work): any HTTP answer from the API below 500
+# (an unsigned POST / is refused with a DataSync-shaped 4xx) means the server is up and serving.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',8080,timeout=4); c.request('POST','/',body=b'{}'); sys.exit(c.getresponse().status>=500)"]
+
+ENTRYPOINT ["datasync-local"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/var/lib/datasync-local", "--root", "/srv/datasync"]
