@@ -271,11 +271,15 @@ class EngineTool(Tool):
     ours = True
     ops = frozenset({"copy", "resync", "throttle"})
 
-    def __init__(self, verify_mode: str = "NONE") -> None:
+    def __init__(self, verify_mode: str = "NONE", hash_cache: Path | None = None) -> None:
         self.verify_mode = verify_mode
-        self.key = f"dsl-sync-{verify_mode}"
         short = {"ONLY_FILES_TRANSFERRED": "ONLY_FILES"}.get(verify_mode, verify_mode)
-        self.label = f"datasync-local sync ({short})"
+        # Without a cache directory: --no-hash-cache, so every run verifies by reading, as before
+        # the verification cache existed; with one, POINT_IN_TIME_CONSISTENT keeps its digests
+        # there (engine/hashcache.py) from run to run.
+        self.hash_cache = hash_cache
+        self.key = f"dsl-sync-{verify_mode}" + ("-cache" if hash_cache else "")
+        self.label = f"datasync-local sync ({short}{', hash cache' if hash_cache else ''})"
         self._why: str | None = None
         self._checked = False
 
@@ -299,6 +303,9 @@ class EngineTool(Tool):
     def start(self, src: Path, dst: Path, op: Op, bytes_per_second: int | None = None) -> Handle:
         cmd = [*_datasync_local_cmd(), "sync", str(src), str(dst), "--no-progress", "--json"]
         cmd += ["--verify-mode", self.verify_mode]
+        cmd += (
+            ["--hash-cache-dir", str(self.hash_cache)] if self.hash_cache else ["--no-hash-cache"]
+        )
         if bytes_per_second:
             cmd += ["--bytes-per-second", str(bytes_per_second)]
         return ProcessHandle(cmd)
@@ -539,6 +546,7 @@ def all_tools(root: Path, workdir: Path) -> list[Tool]:
         EngineTool("NONE"),
         EngineTool("ONLY_FILES_TRANSFERRED"),
         EngineTool("POINT_IN_TIME_CONSISTENT"),
+        EngineTool("POINT_IN_TIME_CONSISTENT", hash_cache=workdir / "hash-cache"),
         ApiTool(root, workdir, "NONE"),
         ApiTool(root, workdir, "ONLY_FILES_TRANSFERRED"),
         CpTool(),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import signal
 import sys
@@ -99,6 +100,50 @@ def _add_filter_flags(parser: argparse.ArgumentParser) -> None:
         "--exclude", action="append", metavar="PATTERN",
         help="SIMPLE_PATTERN exclude filter, e.g. '*.tmp|*/.snapshot' (repeatable)",
     )  # fmt: skip
+    # -- verification cache (engine/hashcache.py) --
+    parser.add_argument(
+        "--hash-cache-dir", metavar="DIR", default=None,
+        help="where POINT_IN_TIME_CONSISTENT keeps the digests of unchanged files "
+        "(default: $XDG_CACHE_HOME/datasync-local, else ~/.cache/datasync-local)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-hash-cache", action="store_true",
+        help="verify by reading every file on both sides, without the verification cache",
+    )  # fmt: skip
+    _add_safety_arguments(parser)
+
+
+# -- safety rails (engine options beyond DataSync's; see engine/transfer.Transfer) ---------------
+def _add_safety_arguments(parser: argparse.ArgumentParser) -> None:
+    rails = parser.add_argument_group("safety rails")
+    rails.add_argument(
+        "--allow-empty-source", action="store_true",
+        help="with --preserve-deleted-files REMOVE, let an empty source empty the destination",
+    )  # fmt: skip
+    rails.add_argument(
+        "--max-delete", type=int, metavar="N",
+        help="delete at most N items (as rsync/rclone); more planned: stop deleting, exit 1",
+    )  # fmt: skip
+    rails.add_argument(
+        "-n", "--dry-run", action="store_true",
+        help="print the plan itemized like rsync -i, with totals; write nothing",
+    )  # fmt: skip
+    rails.add_argument(
+        "--fsync", action="store_true",
+        help="flush each file's data before its rename and each directory entry after it",
+    )  # fmt: skip
+
+
+def _safety(args: argparse.Namespace, items: list[str]) -> dict[str, Any]:
+    if args.max_delete is not None and args.max_delete < 0:
+        raise InvalidOptionsError("--max-delete must be 0 or more.")
+    return {
+        "allow_empty_source": args.allow_empty_source,
+        "max_delete": args.max_delete,
+        "fsync": args.fsync,
+        "dry_run": args.dry_run,
+        "on_item": items.append if args.json else (lambda line: print(line, flush=True)),
+    }
 
 
 def _add_output_flags(parser: argparse.ArgumentParser) -> None:
@@ -117,6 +162,15 @@ def _options(args: argparse.Namespace) -> Options:
         if getattr(args, member, None) is not None
     }
     return Options.create(raw)
+
+
+def _hash_cache_dir(args: argparse.Namespace) -> str | None:
+    if args.no_hash_cache:
+        return None
+    if args.hash_cache_dir:
+        return str(args.hash_cache_dir)
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "datasync-local")
 
 
 def _filters(args: argparse.Namespace) -> FilterRules:
@@ -158,7 +212,11 @@ def _summary(result: dict[str, Any], failures: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     try:
         options = _options(args)
-        transfer = Transfer(args.source, args.destination, options, _filters(args))
+        items: list[str] = []  # dry-run lines, for --json
+        transfer = Transfer(
+            args.source, args.destination, options, _filters(args),
+            hash_cache_dir=_hash_cache_dir(args), **_safety(args, items),
+        )  # fmt: skip
         transfer.check_locations()
     except (InvalidOptionsError, LocationError) as exc:
         print(f"datasync-local sync: error: {exc}", file=sys.stderr)
@@ -178,7 +236,11 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(s, handler)
     failures = [f"{f.phase}: {f}" for f in transfer.failures]
     if args.json:
-        print(json.dumps({**result, "Failures": failures}, indent=2))
+        print(
+            json.dumps(
+                {**result, "Failures": failures, **({"Itemized": items} if items else {})}, indent=2
+            )
+        )
     else:
         print(_summary(result, failures))
         print(summary_line(result))

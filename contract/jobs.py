@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from engine.progress import counter_names
+
 __all__ = [
     "CANCEL_KEY",
     "COUNTERS",
@@ -76,8 +78,10 @@ COUNTERS = (
     "FilesSkipped",
     "FilesVerified",
     "FilesDeleted",
+    # the Folders* twins, in models that carry them (engine/progress.py counts them apart)
+    *(n for n in counter_names()[0] if "Folders" in n),
 )
-NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared")
+NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared", *counter_names()[1])
 
 
 class InvalidBytesPerSecond(ValueError):
@@ -159,9 +163,11 @@ def encode_report(snapshot: Mapping[str, Any]) -> dict[str, str]:
     counters = {k: v for k, v in snapshot.items() if k not in ("Status", "Result")}
     result = dict(snapshot.get("Result") or {})
     encoded_result = compact(result)
-    if len(encoded_result) > MAX_DETAIL_VALUE and "ErrorDetail" in result:
+    detail = str(result.get("ErrorDetail", ""))
+    while len(encoded_result) > MAX_DETAIL_VALUE and detail:  # keep the start: count, failures
         overflow = len(encoded_result) - MAX_DETAIL_VALUE + 3
-        result["ErrorDetail"] = str(result["ErrorDetail"])[: max(0, -overflow)] + "..."
+        detail = detail[: max(0, len(detail) - overflow)]
+        result["ErrorDetail"] = detail + "..."
         encoded_result = compact(result)
     encoded_counters = compact(counters)
     if len(encoded_counters) > MAX_DETAIL_VALUE:

@@ -1,13 +1,14 @@
 """Copying one regular file: data to a temporary beside its final name, then rename into place.
 
-* No reader ever sees half a file under its real name: data goes to ``.~dsl.<hex>`` in the
+* No reader ever sees half a file under its real name: data goes to ``.~dsl.<hex><check>`` in the
   destination directory and is renamed over the final name only when complete, metadata applied.
 * Without hashing, data moves inside the kernel (`copy_file_range`, falling back to `sendfile`
   and then read/write); with hashing (ONLY_FILES_TRANSFERRED), one read feeds xxh3-128 and write.
 * Limited bandwidth: every chunk is paid for in the shared `TokenBucket` *before* it is written,
   in chunks of ~1/20 s of the current rate, so a rate change applies from the next chunk.
-* The source is re-checked after the copy (size and mtime of the open file): a file that changed
-  while being copied fails instead of being recorded as transferred.
+* The source is re-checked after the copy (size, mtime, ctime and inode of the open file): a file
+  that changed while being copied is never renamed into place; it is copied again a bounded
+  number of times, then fails, and the previous destination copy stays.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ import xxhash
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
-from engine.scan import DIR, TEMP_PREFIX
+from engine.scan import DIR, TEMP_PREFIX, temp_check
+from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
 __all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
@@ -45,17 +47,35 @@ class SourceChanged(OSError):
     """The source file changed while it was being copied."""
 
 
+ATTEMPTS = 3  # copies of a file that keeps changing under the copier before it fails
+
+
+def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
+    """Whether the open source is the same version after the copy as before it. mtime alone is
+    not enough: `cp -p`, `tar x` and `rsync -t --inplace` rewrite a file in place and put its
+    mtime back, but no one can put back ctime (any write or utime changes it)."""
+    return (
+        before.st_size == after.st_size
+        and before.st_mtime_ns == after.st_mtime_ns
+        and before.st_ctime_ns == after.st_ctime_ns
+        and before.st_ino == after.st_ino
+        and before.st_dev == after.st_dev
+    )
+
+
 def _name_prefix() -> str:
-    return f"{TEMP_PREFIX}{os.getpid() & 0xFFFFFFFF:08x}"
+    return f"{os.getpid() & 0xFFFFFFFF:08x}"
 
 
-_prefix = _name_prefix()
-os.register_at_fork(after_in_child=lambda: globals().update(_prefix=_name_prefix()))
+_prefix_body = _name_prefix()
+os.register_at_fork(after_in_child=lambda: globals().update(_prefix_body=_name_prefix()))
 
 
 def temporary_name() -> str:
-    """A unique short name (pid + counter); O_EXCL creation guards against a stale twin."""
-    return f"{_prefix}{next(_counter) & 0xFFFFFFFF:08x}"
+    """A unique short name (pid + counter + check, see scan.TEMP_PREFIX); O_EXCL creation guards
+    against a stale twin."""
+    body = f"{_prefix_body}{next(_counter) & 0xFFFFFFFF:08x}"
+    return f"{TEMP_PREFIX}{body}{temp_check(body)}"
 
 
 def _buffer() -> memoryview:
@@ -115,19 +135,32 @@ class Copier:
         metadata: MetadataPolicy,
         hashing: bool,
         cancelled: Callable[[], bool],
+        fsync: bool = False,
     ) -> None:
         self.bucket = bucket
         self.progress = progress
         self.metadata = metadata
         self.hashing = hashing
         self.cancelled = cancelled
+        self.fsync = fsync  # data flushed before the rename, the directory entry after it
         self._kernel_copy = True
 
     def copy(self, src_dir: int, dst_dir: int, name: str, replace: str | None) -> CopyResult:
         """Copy `name` from the source directory fd to the destination directory fd atomically.
 
-        Raises OSError (incl. SourceChanged) or TransferCancelled; on any failure the temporary
-        is removed and the destination's `name` is untouched."""
+        A source that changed while it was copied (see `_unchanged`) is copied again, at most
+        `ATTEMPTS` times in all; then SourceChanged. Raises OSError (incl. SourceChanged) or
+        TransferCancelled; on any failure the temporary is removed and the destination's `name`
+        is untouched."""
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return self._copy_once(src_dir, dst_dir, name, replace)
+            except SourceChanged:
+                if attempt == ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _copy_once(self, src_dir: int, dst_dir: int, name: str, replace: str | None) -> CopyResult:
         src_fd = open_for_reading(name, src_dir)
         try:
             st = os.fstat(src_fd)
@@ -136,23 +169,25 @@ class Copier:
             tmp, dst_fd = self._create_temporary(dst_dir)
             try:
                 try:
-                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size)
-                    after = os.fstat(src_fd)
-                    if (
-                        copied != st.st_size
-                        or after.st_size != st.st_size
-                        or after.st_mtime_ns != st.st_mtime_ns
-                    ):
+                    copied, digest = self._copy_data(src_fd, dst_fd, st.st_size, is_sparse(st))
+                    if copied != st.st_size or not _unchanged(st, os.fstat(src_fd)):
                         raise SourceChanged(
-                            errno.EAGAIN, "source changed while it was being copied"
+                            errno.EAGAIN,
+                            f"source changed while it was being copied ({ATTEMPTS} attempts)",
                         )
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=False)
                     self.metadata.apply_fd(
                         dst_fd, False, st.st_mode, st.st_uid, st.st_gid, st.st_atime_ns,
                         st.st_mtime_ns,
                     )  # fmt: skip
+                    self.metadata.copy_xattrs(src_fd, dst_fd, after_chown=True)
+                    if self.fsync:
+                        os.fsync(dst_fd)
                 finally:
                     os.close(dst_fd)
                 place(dst_dir, tmp, name, replace)
+                if self.fsync:
+                    os.fsync(dst_dir)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp, dir_fd=dst_dir)
@@ -192,7 +227,10 @@ class Copier:
         self._pay(min(want, size - copied))
         return want
 
-    def _copy_data(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
+    def _copy_data(self, src_fd: int, dst_fd: int, size: int, sparse: bool = False) -> CopyResult:
+        if sparse and seeks_data(src_fd):  # holes stay holes (engine/sparse.py)
+            return copy_sparse(src_fd, dst_fd, size, _buffer(), self._chunk, self._pay,
+                               self.progress.add_bytes, self.hashing)  # fmt: skip
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
         if self.hashing or not self._kernel_copy:

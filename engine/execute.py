@@ -28,8 +28,9 @@ from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.plan import Action, Op, Plan
 from engine.progress import Progress
-from engine.scan import BLK, DIR, LNK
+from engine.scan import BLK, DIR, LNK, REG
 from engine.spool import Spool
+from engine.xattrs import at
 
 __all__ = ["Executor", "VerifyRecord"]
 
@@ -48,6 +49,8 @@ class Executor:
         verify_log: Spool | None,
         workers: int,
         large_file_size: int,
+        max_delete: int | None = None,
+        fsync: bool = False,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -58,18 +61,21 @@ class Executor:
         self.verify_log = verify_log
         self.workers = workers
         self.large_file_size = large_file_size
+        self.max_delete = max_delete  # as rsync/rclone --max-delete: at most this many, then stop
+        self.fsync = fsync
+        self.deletes_stopped = False
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
         self._src = DirTree(source)
         self._dst = DirTree(destination)
 
-    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer") -> None:
-        self.progress.fail(phase, rel, exc.strerror or str(exc))
+    def _fail(self, rel: str, exc: OSError, phase: str = "Transfer", folder: bool = False) -> None:
+        self.progress.fail(phase, rel, exc.strerror or str(exc), folder=folder)
 
     def _done(self, action: Action, size: int = 0, digest: bytes | None = None) -> None:
         if not action.counted:
             return
-        self.progress.add("FilesTransferred")
+        self.progress.add("FilesTransferred", folder=action.kind == DIR)
         if self.verify_log is not None:
             with self._log_lock:
                 self.verify_log.append((action.rel, action.kind, size, digest))
@@ -116,11 +122,16 @@ class Executor:
             self._hardlink(action)
         if plan.deletes.count and plan.source_complete and self.progress.failed() == 0:
             # never delete after a failure or from an incomplete listing
+            deleted = 0
             for action in plan.deletes:
                 if self.cancelled():
                     raise TransferCancelled()
+                if action.counted and self.max_delete is not None and deleted >= self.max_delete:
+                    self.deletes_stopped = True
+                    break
                 if self._remove(action) and action.counted:
-                    self.progress.add("FilesDeleted")
+                    deleted += 1
+                    self.progress.add("FilesDeleted", folder=action.kind == DIR)
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
 
@@ -183,8 +194,10 @@ class Executor:
                 if action.replace is not None:  # a non-directory where the source has one
                     os.unlink(name, dir_fd=dst_dir)
                 os.mkdir(name, 0o700, dir_fd=dst_dir)
+                if self.fsync:
+                    os.fsync(dst_dir)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         dir_meta.append(action._replace(counted=False))
         self._done(action)
@@ -240,6 +253,8 @@ class Executor:
             if with_metadata:
                 self._apply_to(dst_dir, tmp, action)
             place(dst_dir, tmp, name, action.replace)
+            if self.fsync:
+                os.fsync(dst_dir)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp, dir_fd=dst_dir)
@@ -257,19 +272,26 @@ class Executor:
             return False
         except OSError as exc:
             if action.counted:
-                self._fail(action.rel, exc, "Delete")
+                self._fail(action.rel, exc, "Delete", folder=action.kind == DIR)
             return False
         return True
 
     # -- metadata --------------------------------------------------------------------------------
     def _apply(self, action: Action) -> None:
+        parent, name = split(action.rel) if action.rel != "/" else ("", "")
+        dst_dir = self._dst.fd(parent)
+        # engine/xattrs.py: extended attributes and ACLs of files and directories
+        xattrs = self.metadata.xattrs is not None and action.kind in (DIR, REG)
+        if xattrs:
+            src, dst = at(self._src.fd(parent), name), at(dst_dir, name)
+            self.metadata.copy_xattrs(src, dst, after_chown=False)
         if action.rel == "/":
-            root = self._dst.fd("")
-            self.metadata.apply_fd(root, True, action.mode, action.uid, action.gid,
+            self.metadata.apply_fd(dst_dir, True, action.mode, action.uid, action.gid,
                                    action.atime_ns, action.mtime_ns)  # fmt: skip
-            return
-        parent, name = split(action.rel)
-        self._apply_to(self._dst.fd(parent), name, action)
+        else:
+            self._apply_to(dst_dir, name, action)
+        if xattrs:
+            self.metadata.copy_xattrs(src, dst, after_chown=True)
 
     def _apply_to(self, dir_fd: int, name: str, action: Action) -> None:
         self.metadata.apply_at(
@@ -281,6 +303,6 @@ class Executor:
         try:
             self._apply(action)
         except OSError as exc:
-            self._fail(action.rel, exc)
+            self._fail(action.rel, exc, folder=True)
             return
         self._done(action)

@@ -26,7 +26,16 @@ from types import TracebackType
 from typing import Any
 
 from engine import scan
-from engine.scan import REQUEST, RESPONSE, Entry, FastCompare, Pair, encode_fast, list_pair
+from engine.scan import (
+    REQUEST,
+    RESPONSE,
+    Entry,
+    FastCompare,
+    Pair,
+    Roots,
+    encode_fast,
+    list_pair_beneath,
+)
 
 __all__ = ["HELPER_AFTER", "Lister"]
 
@@ -152,6 +161,7 @@ class Lister:
         (on one core the planner is better off listing alone)."""
         self.source = source
         self.destination = destination
+        self.roots = Roots(source, destination)  # what every directory is opened beneath
         self.fast = fast
         self.ahead = ahead
         cores = usable_cores()
@@ -215,9 +225,7 @@ class Lister:
         ready = self._ready.pop(rel, None)
         if ready is not None:
             return ready
-        pair = list_pair(
-            self.source + rel, self.destination + rel if dst_exists else None, self.fast
-        )
+        pair = list_pair_beneath(self.roots, rel, dst_exists, self.fast)
         self._listed_here += len(pair.source) + len(pair.destination) + 2 * pair.unchanged
         if 0 <= self._helper_after <= self._listed_here:
             self._start_helpers()
@@ -251,6 +259,7 @@ class Lister:
                 del self._wanted[rel]  # get() lists it here
 
     def close(self) -> None:
+        self.roots.close()
         helpers, self._helpers, self._ready_helpers = self._helpers, [], []
         for helper in helpers:
             helper.stop()

@@ -8,6 +8,8 @@ writer's ownership and verification does not compare owners.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import grp
 import os
 import pwd
@@ -16,8 +18,13 @@ from collections.abc import Callable
 from functools import cache
 
 from engine.options import Options
+from engine.xattrs import Target, Xattrs
 
 __all__ = ["MetadataPolicy"]
+
+# Opening an item only to change its metadata: never through a final symlink, never blocking
+# (a FIFO), never making it the controlling terminal (a tty), no atime bump.
+_META_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
 
 @cache
@@ -53,6 +60,8 @@ class MetadataPolicy:
         self.is_root = os.geteuid() == 0
         self.compare_owner = self.is_root
         self._numeric_ids = self.uid_mode == self.gid_mode == "INT_VALUE"  # the common case
+        # Extended attributes and ACLs travel with the permissions (engine/xattrs.py).
+        self.xattrs = Xattrs(self.is_root) if self.permissions else None
 
     def owner(self, uid: int, gid: int) -> tuple[int, int]:
         """Destination (uid, gid); -1 leaves that id unchanged."""
@@ -107,15 +116,47 @@ class MetadataPolicy:
         atime_ns: int,
         mtime_ns: int,
     ) -> None:
-        """On `name` inside `dir_fd`, never following it if it is a symlink."""
+        """On `name` inside `dir_fd`, never following it if it is a symlink.
+
+        A directory or regular file is opened (O_NOFOLLOW) and changed through its fd, so one
+        swapped for a symlink since it was planned fails with ELOOP instead of changing what
+        the link points to (or Python's ValueError); a device or a symlink is changed by name,
+        never followed, and never opened."""
+        if not is_symlink:
+            fmt = stat.S_IFMT(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+            if fmt == stat.S_IFLNK:
+                raise OSError(errno.ELOOP, "replaced by a symbolic link during the transfer")
+            fd = -1  # devices are never opened: by name, never followed
+            if fmt in (stat.S_IFDIR, stat.S_IFREG):
+                flags = _META_FLAGS | (os.O_DIRECTORY if fmt == stat.S_IFDIR else 0)
+                with contextlib.suppress(PermissionError):  # e.g. write-only, not root: by name
+                    fd = os.open(name, flags, dir_fd=dir_fd)
+            if fd >= 0:
+                try:
+                    self.apply_fd(fd, is_dir, mode, uid, gid, atime_ns, mtime_ns)
+                finally:
+                    os.close(fd)
+                return
         self._chown(
             lambda u, g: os.chown(name, u, g, dir_fd=dir_fd, follow_symlinks=False), uid, gid
         )
         if not is_symlink:  # a symlink's own mode means nothing on Linux
-            os.chmod(name, self.mode_for(mode, is_dir), dir_fd=dir_fd, follow_symlinks=False)
+            try:
+                os.chmod(name, self.mode_for(mode, is_dir), dir_fd=dir_fd, follow_symlinks=False)
+            except (ValueError, NotImplementedError) as exc:  # Python's word for "a symlink now"
+                raise OSError(
+                    errno.ELOOP, "replaced by a symbolic link during the transfer"
+                ) from exc
         times = self.times(atime_ns, mtime_ns)
         if times is not None:
             os.utime(name, ns=times, dir_fd=dir_fd, follow_symlinks=False)
+
+    def copy_xattrs(self, src: Target, dst: Target, after_chown: bool) -> None:
+        """Called before and after the other metadata; copies in one of the two: as root after
+        chown (which drops security.capability), as anyone else before chmod (user.* needs write
+        permission, which the final mode may not give)."""
+        if self.xattrs is not None and after_chown == self.is_root:
+            self.xattrs.copy(src, dst)
 
     def _chown(self, chown: Callable[[int, int], None], uid: int, gid: int) -> None:
         u, g = self.owner(uid, gid)

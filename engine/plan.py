@@ -28,9 +28,11 @@ from engine.scan import (
     SOCK,
     Entry,
     FastCompare,
+    Roots,
     is_temporary,
     kind_of,
     list_dir,
+    open_beneath,
 )
 from engine.spool import Spool
 
@@ -74,11 +76,15 @@ def _action(op: str, rel: str, kind: str, st: os.stat_result, **kw: object) -> A
 class Plan:
     actions: Spool = field(default_factory=Spool)
     deletes: Spool = field(default_factory=Spool)
-    files: int = 0
+    files: int = 0  # files to transfer (any non-directory item)
+    folders: int = 0  # folders to transfer (the root directory is counted in neither)
     bytes: int = 0
     listed_source: int = 0
     listed_destination: int = 0
-    delete_items: int = 0  # counted deletes (temporaries excluded)
+    listed_source_folders: int = 0
+    listed_destination_folders: int = 0
+    delete_items: int = 0  # counted file deletes (temporaries excluded)
+    delete_folders: int = 0
     source_complete: bool = True
     helped: int = 0  # directories listed by helper processes (engine/lister.py)
     never_skipped: set[str] = field(default_factory=set)
@@ -86,6 +92,13 @@ class Plan:
     def close(self) -> None:
         self.actions.close()
         self.deletes.close()
+
+
+def _count_listed_destination(plan: Plan, st: os.stat_result) -> None:
+    if stat.S_ISDIR(st.st_mode):
+        plan.listed_destination_folders += 1
+    else:
+        plan.listed_destination += 1
 
 
 _Dir = tuple[str, os.stat_result, bool, bool]  # a directory still to walk, see Planner.run
@@ -123,6 +136,7 @@ class Planner:
             else None
         )
         self._helper_after = helper_after
+        self._roots = Roots(source, destination)  # replaced by the lister's during run()
         # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
 
@@ -134,17 +148,17 @@ class Planner:
             dst_root_st: os.stat_result | None = os.lstat(self.destination)
         except FileNotFoundError:
             dst_root_st = None
+        # The root is the location itself: created or updated, but counted as no item.
         if dst_root_st is None:
-            plan.actions.append(_action(Op.MKDIR, "/", DIR, src_root_st))
-            plan.files += 1
+            plan.actions.append(_action(Op.MKDIR, "/", DIR, src_root_st, counted=False))
         elif self._meta_differs(src_root_st, dst_root_st):
-            plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st))
-            plan.files += 1
+            plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st, counted=False))
         # stack of (rel dir, its source lstat, dst exists, included by an ancestor's include)
         stack: list[_Dir] = [("", src_root_st, dst_root_st is not None, False)]
         with Lister(
             self.source, self.destination, self._fast, helper_after=self._helper_after
         ) as lister:
+            self._roots = lister.roots
             while stack:
                 if self.cancelled():
                     break
@@ -180,7 +194,7 @@ class Planner:
             if pair.failed_side == "source":
                 plan.source_complete = False
             self.progress.fail(
-                "Prepare", rel_dir or "/", f"cannot list {pair.failed_side}: {pair.error}"
+                "List", rel_dir or "/", f"cannot list {pair.failed_side}: {pair.error}", folder=True
             )
             return []
         src_entries, dst_entries = pair.source, pair.destination
@@ -215,25 +229,30 @@ class Planner:
             if d is not None and is_temporary(d.name):
                 d = None
             if selected:
-                plan.listed_source += 1
-                if self.remove and d is not None:
-                    plan.listed_destination += 1
+                if kind == DIR:
+                    plan.listed_source_folders += 1
+                    if self.remove and d is not None:
+                        plan.listed_destination_folders += 1
+                else:
+                    plan.listed_source += 1
+                    if self.remove and d is not None:
+                        plan.listed_destination += 1
             if kind == DIR:
                 dst_is_dir = d is not None and kind_of(d.st) == DIR
                 if d is not None and not dst_is_dir and self.never:
-                    self._skip(plan, rel)
+                    self._skip(plan, rel, folder=True)
                     continue
                 if not dst_is_dir:
                     plan.actions.append(
                         _action(Op.MKDIR, rel, DIR, s.st, replace=kind_of(d.st) if d else None)
                     )
-                    plan.files += 1
+                    plan.folders += 1
                     touched = True
                 elif not self.never and (
                     not self.changed_only or self._meta_differs(s.st, d.st)  # type: ignore[union-attr]
                 ):
                     plan.actions.append(_action(Op.DIRMETA, rel, DIR, s.st))
-                    plan.files += 1
+                    plan.folders += 1
                 subdirs.append(
                     (rel, s.st, dst_is_dir, included or (selected and self.filters.active))
                 )
@@ -287,7 +306,7 @@ class Planner:
             if self._data_differs(st, d.st):
                 return self._create(plan, rel, kind, st, replace)
         elif kind == LNK:
-            if self._readlink(self.source + rel) != self._readlink(self.destination + rel):
+            if self._readlink(0, rel) != self._readlink(1, rel):
                 return self._create(plan, rel, kind, st, replace)
         elif st.st_rdev != d.st.st_rdev:
             return self._create(plan, rel, kind, st, replace)
@@ -303,7 +322,7 @@ class Planner:
             plan.actions.append(_action(Op.COPY, rel, kind, st, replace=replace))
             plan.bytes += st.st_size
         elif kind == LNK:
-            target = self._readlink(self.source + rel)
+            target = self._readlink(0, rel)
             if target is None:
                 self.progress.fail("Prepare", rel, "cannot read symbolic link")
                 return False
@@ -315,8 +334,8 @@ class Planner:
         plan.files += 1
         return True
 
-    def _skip(self, plan: Plan, rel: str) -> None:
-        self.progress.add("FilesSkipped")
+    def _skip(self, plan: Plan, rel: str, folder: bool = False) -> None:
+        self.progress.add("FilesSkipped", folder=folder)
         plan.never_skipped.add(rel)
 
     # -- destination-only items ------------------------------------------------------------------
@@ -332,7 +351,7 @@ class Planner:
         selected, walk = self.filters.decide(rel, kind_of(d.st) == DIR, included)
         if not selected and not walk:
             return False  # excluded items at the destination are left alone
-        plan.listed_destination += 1
+        _count_listed_destination(plan, d.st)
         return self._plan_delete(plan, rel, d.st, selected, included)
 
     def _plan_delete(
@@ -346,9 +365,13 @@ class Planner:
                 plan.delete_items += 1
             return selected
         try:
-            children = list_dir(self.destination + rel)
+            fd = open_beneath(self._roots.fd(1), rel)
+            try:
+                children = list_dir(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
-            self.progress.fail("Prepare", rel, f"cannot list destination: {exc.strerror}")
+            self.progress.fail("List", rel, f"cannot list destination: {exc.strerror}", folder=True)
             return False
         all_removed = True
         sub_included = included or (selected and self.filters.active)
@@ -362,11 +385,11 @@ class Planner:
             if not c_sel and not c_walk:
                 all_removed = False
                 continue
-            plan.listed_destination += 1
+            _count_listed_destination(plan, child.st)
             all_removed &= self._plan_delete(plan, child_rel, child.st, c_sel, sub_included)
         if selected and all_removed:
             plan.deletes.append(_action(Op.DELETE, rel, DIR, st))
-            plan.delete_items += 1
+            plan.delete_folders += 1
             return True
         return False
 
@@ -383,9 +406,15 @@ class Planner:
             return True
         return self.check_mtime and s.st_mtime_ns != d.st_mtime_ns
 
-    @staticmethod
-    def _readlink(path: str) -> str | None:
+    def _readlink(self, side: int, rel: str) -> str | None:
+        """The target of the symlink `rel` of the source (0) or destination (1), read through
+        its parent directory's fd."""
+        parent, _, name = rel.rpartition("/")
         try:
-            return os.readlink(path)
+            fd = open_beneath(self._roots.fd(side), parent)
+            try:
+                return os.readlink(name, dir_fd=fd)
+            finally:
+                os.close(fd)
         except OSError:
             return None

@@ -1,8 +1,10 @@
 """Counters and phases of one transfer, named as DescribeTaskExecution names them.
 
-The counter names are read from botocore's `DescribeTaskExecutionResponse` shape (the BASIC-mode
-subset: folders count as files there, so the `Folders*` members are left out), so the engine, the
-agent and the API share one vocabulary with no renaming layer. Every update takes one short lock;
+The counter names are read from botocore's `DescribeTaskExecutionResponse` shape (every long and
+every structure of longs it has: `Files*` and, in models that carry them, `Folders*`), so the
+engine, the agent and the API share one vocabulary with no renaming layer. Files and folders are
+counted apart: a directory counts in the `Folders*` counters only, and the location's root
+directory in none (it is the location, not an item of it). Every update takes one short lock;
 `snapshot()` copies everything under it, so a reader never sees half an update.
 """
 
@@ -25,13 +27,29 @@ _MAX_FAILURES_KEPT = 1000
 
 @cache
 def counter_names() -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """(flat long counters, {nested structure: its long members}) for BASIC mode."""
+    """(flat long counters, {nested structure: its long members})."""
     members = structure_members("DescribeTaskExecutionResponse")
-    flat = tuple(
-        name for name, m in members.items() if m.get("type") == "long" and "Folder" not in name
-    )
-    nested = {name: tuple(members[name]["members"]) for name in ("FilesListed", "FilesFailed")}
+    flat = tuple(name for name, m in members.items() if m.get("type") == "long")
+    nested = {
+        name: tuple(m["members"])
+        for name, m in members.items()
+        if name.startswith(("Files", "Folders")) and m.get("type") == "structure"
+    }
     return flat, nested
+
+
+def folder_counter(name: str, folder: bool) -> str:
+    """`FilesTransferred` -> `FoldersTransferred` for a folder (when the model has it)."""
+    return name.replace("Files", "Folders", 1) if folder and name in _HAS_FOLDER_TWIN else name
+
+
+def _folder_twins() -> frozenset[str]:
+    flat, nested = counter_names()
+    names = set(flat) | set(nested)
+    return frozenset(n for n in names if "Files" in n and n.replace("Files", "Folders", 1) in names)
+
+
+_HAS_FOLDER_TWIN = _folder_twins()
 
 
 @dataclass(frozen=True)
@@ -65,9 +83,10 @@ class Progress:
         self.failures: list[FileFailure] = []
 
     # -- counters --------------------------------------------------------------------------------
-    def add(self, name: str, n: int = 1) -> None:
+    def add(self, name: str, n: int = 1, folder: bool = False) -> None:
+        """Add to a flat counter; `folder` turns a `Files*` name into its `Folders*` twin."""
         with self._lock:
-            self._flat[name] += n
+            self._flat[folder_counter(name, folder)] += n
 
     def add_bytes(self, n: int) -> None:
         """Data written to the destination (no compression here: all three byte counters agree)."""
@@ -77,24 +96,54 @@ class Progress:
             flat["BytesTransferred"] += n
             flat["BytesCompressed"] += n
 
-    def set_estimates(self, files: int, nbytes: int, deletes: int, listed: dict[str, int]) -> None:
+    def set_estimates(
+        self,
+        files: int,
+        nbytes: int,
+        deletes: int,
+        listed: dict[str, int],
+        folders: int = 0,
+        folder_deletes: int = 0,
+        folders_listed: dict[str, int] | None = None,
+    ) -> None:
         with self._lock:
-            self._flat["EstimatedFilesToTransfer"] = files
-            self._flat["EstimatedBytesToTransfer"] = nbytes
-            self._flat["EstimatedFilesToDelete"] = deletes
-            self._flat["FilesPrepared"] = files
+            flat = self._flat
+            flat["EstimatedFilesToTransfer"] = files
+            flat["EstimatedBytesToTransfer"] = nbytes
+            flat["EstimatedFilesToDelete"] = deletes
+            flat["FilesPrepared"] = files
             self._nested["FilesListed"].update(listed)
+            if "FoldersPrepared" in flat:  # a model with the Folders* members
+                flat["EstimatedFoldersToTransfer"] = folders
+                flat["EstimatedFoldersToDelete"] = folder_deletes
+                flat["FoldersPrepared"] = folders
+                self._nested["FoldersListed"].update(folders_listed or {})
 
-    def fail(self, phase: str, path: str, reason: str) -> None:
+    def fail(self, phase: str, path: str, reason: str, folder: bool = False) -> None:
+        """One item failed in `phase` (Prepare | Transfer | Verify | Delete, or List: a folder
+        that could not be listed, which is a failure of PREPARING)."""
+        counters = self._nested["FoldersFailed" if folder and "FoldersFailed" in self._nested
+                                else "FilesFailed"]  # fmt: skip
+        key = phase if phase in counters else "Prepare"
         with self._lock:
-            self._nested["FilesFailed"][phase] += 1
+            counters[key] += 1
             if len(self.failures) < _MAX_FAILURES_KEPT:
-                self.failures.append(FileFailure(phase, path, reason))
+                self.failures.append(FileFailure("Prepare" if phase == "List" else phase, path,
+                                                 reason))  # fmt: skip
 
     def failed(self, phase: str | None = None) -> int:
+        """Items (files and folders) that failed in `phase` (all phases if None)."""
         with self._lock:
-            counts = self._nested["FilesFailed"]
-            return counts[phase] if phase else sum(counts.values())
+            total = 0
+            for name in ("FilesFailed", "FoldersFailed"):
+                counts = self._nested.get(name, {})
+                if phase is None:
+                    total += sum(counts.values())
+                else:
+                    total += counts.get(phase, 0) + (
+                        counts.get("List", 0) if phase == "Prepare" else 0
+                    )
+            return total
 
     # -- phases ----------------------------------------------------------------------------------
     def begin(self, phase: str) -> None:

@@ -19,24 +19,40 @@ import signal
 import stat
 import struct
 import sys
+import zlib
 from typing import Any, BinaryIO, NamedTuple
 
 __all__ = [
     "TEMP_PREFIX",
     "Entry",
     "Pair",
+    "Roots",
     "is_temporary",
     "kind_of",
     "list_dir",
     "list_pair",
+    "list_pair_beneath",
+    "open_beneath",
     "open_dir",
     "serve",
+    "temp_check",
 ]
 
-# Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits, always short enough
-# for any file system. They are never copied, counted or deleted as user files; a later run in
-# the same destination removes the ones a crash left behind.
+# Temporaries of the atomic placement are named TEMP_PREFIX + 16 hex digits (pid, counter) + 8
+# hex digits of a check over those 16 and TEMP_MARK, always short enough for any file system.
+# They are never copied, counted or deleted as user files; a later run in the same destination
+# removes the ones a crash left behind. The check is what makes a name the engine's: a user's
+# file that merely starts with the prefix (1 in 4 billion names of the right shape pass it) is an
+# ordinary file, copied and kept like any other.
 TEMP_PREFIX = ".~dsl."
+TEMP_MARK = b"datasync-local temporary v2"
+_TEMP_LEN = len(TEMP_PREFIX) + 24
+
+
+def temp_check(body: str) -> str:
+    """The 8 hex digits that follow the 16 of a temporary's `body`."""
+    return f"{zlib.crc32(TEMP_MARK + body.encode('ascii')):08x}"
+
 
 REG, DIR, LNK, CHR, BLK, FIFO, SOCK = "file", "dir", "symlink", "chr", "blk", "fifo", "sock"
 _KINDS = {
@@ -60,7 +76,16 @@ def kind_of(st: os.stat_result) -> str:
 
 
 def is_temporary(name: str) -> bool:
-    return name.startswith(TEMP_PREFIX) and len(name) == len(TEMP_PREFIX) + 16
+    """Whether the engine made `name` (see TEMP_PREFIX): prefix, length, lower hex and check."""
+    if len(name) != _TEMP_LEN or not name.startswith(TEMP_PREFIX):
+        return False
+    body, check = name[len(TEMP_PREFIX) : -8], name[-8:]
+    if not all(c in _HEX for c in body):
+        return False
+    return temp_check(body) == check
+
+
+_HEX = frozenset("0123456789abcdef")
 
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -72,6 +97,68 @@ def open_dir(path: str, dir_fd: int | None = None) -> int:
         return os.open(path, _DIR_FLAGS | os.O_NOATIME, dir_fd=dir_fd)
     except PermissionError:
         return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+
+
+class Roots:
+    """The source and destination roots, opened once (lazily: the destination may not exist
+    yet), that every directory is opened beneath (see `open_beneath`)."""
+
+    def __init__(self, source: str, destination: str) -> None:
+        self.paths = (source, destination)
+        self.fds: list[int | None] = [None, None]
+
+    def fd(self, side: int) -> int:
+        """0: the source root, 1: the destination root."""
+        fd = self.fds[side]
+        if fd is None:
+            fd = self.fds[side] = open_dir(self.paths[side])
+        return fd
+
+    def close(self) -> None:
+        for i, fd in enumerate(self.fds):
+            if fd is not None:
+                os.close(fd)
+                self.fds[i] = None
+
+
+def open_beneath(root: int, rel: str) -> int:
+    """A new fd of the directory `rel` ("/a/b"; "" is the root) below the directory fd `root`,
+    opened one component at a time with O_NOFOLLOW: a path of any length (no PATH_MAX), and a
+    directory swapped for a symlink fails (ELOOP/ENOTDIR) instead of leading outside the root.
+    The names come from readdir, so none is "." or "..". The caller closes it."""
+    fd = os.dup(root)
+    for part in rel.split("/"):
+        if part:
+            try:
+                child = open_dir(part, fd)
+            finally:
+                os.close(fd)
+            fd = child
+    return fd
+
+
+def list_pair_beneath(roots: Roots, rel: str, dst_exists: bool, fast: FastCompare) -> Pair:
+    """`list_pair` of the directory `rel` of both roots, opened beneath them."""
+    try:
+        src_fd = open_beneath(roots.fd(0), rel)
+    except OSError as exc:
+        return Pair([], [], 0, "source", exc.strerror or str(exc))
+    try:
+        if not dst_exists:
+            return list_pair(src_fd, None, fast)
+        try:
+            dst_fd = open_beneath(roots.fd(1), rel)
+        except OSError as exc:
+            try:
+                return Pair(list_dir(src_fd), [], 0, "destination", exc.strerror or str(exc))
+            except OSError as src_exc:
+                return Pair([], [], 0, "source", src_exc.strerror or str(src_exc))
+        try:
+            return list_pair(src_fd, dst_fd, fast)
+        finally:
+            os.close(dst_fd)
+    finally:
+        os.close(src_fd)
 
 
 def _lstat_all(path: str | int) -> dict[str, os.stat_result]:
@@ -120,7 +207,7 @@ class Pair(NamedTuple):
 FastCompare = tuple[bool, bool] | None
 
 
-def list_pair(source: str, destination: str | None, fast: FastCompare) -> Pair:
+def list_pair(source: str | int, destination: str | int | None, fast: FastCompare) -> Pair:
     """List `source` and (unless None) `destination`. With `fast`, pass over the files that need
     nothing: single-link regular files equal in mode, size, mtime and (if checked) owner on both
     sides. Names starting with "." are never passed over (temporaries need the planner).
@@ -201,13 +288,14 @@ def _write_frame(out: BinaryIO, payload: Any) -> None:
 def serve(source: str, destination: str, fast: FastCompare, inp: BinaryIO, out: BinaryIO) -> None:
     """Answer listing requests, in the order they come, until the requests end."""
     _write_frame(out, (sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()))
+    roots = Roots(source, destination)
     while True:
         header = inp.read(REQUEST.size)
         if len(header) < REQUEST.size:
             return  # the parent is done (or gone)
         size, dst_exists = REQUEST.unpack(header)
         rel = os.fsdecode(inp.read(size))
-        pair = list_pair(source + rel, destination + rel if dst_exists else None, fast)
+        pair = list_pair_beneath(roots, rel, bool(dst_exists), fast)
         _write_frame(
             out,
             (

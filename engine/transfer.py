@@ -17,13 +17,16 @@ import anyio
 import anyio.to_thread
 
 from engine.copier import Copier
-from engine.errors import InvalidOptionsError, LocationError, TransferCancelled
+from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.execute import Executor
 from engine.filters import FilterRules
+from engine.hashcache import HashCache
+from engine.itemize import Totals, itemize
 from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
+from engine.scan import is_temporary
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
 from engine.verify import WholeTreeVerifier, verify_transferred
@@ -34,13 +37,30 @@ log = logging.getLogger(__name__)
 
 LARGE_FILE_SIZE = 1 << 20
 _DETAIL_ITEMS = 5
+# Result.ErrorDetail travels in a 1024-character statusDetails value beside the phase durations
+# and statuses (~200 characters), so the engine keeps its details well inside that.
+DETAIL_LIMIT = 768
 
 
-def _detail(what: str, failures: list[FileFailure], phase: str, total: int) -> str:
+def result_detail(
+    what: str, failures: list[FileFailure], phase: str, total: int, limit: int = DETAIL_LIMIT
+) -> str:
+    """ "N items <what>: first; second (and M more)", the count and as many of the first failures
+    as fit in `limit` characters (the first one shortened if even it alone does not fit)."""
+    head = f"{total} {'item' if total == 1 else 'items'} {what}: "
     named = [str(f) for f in failures if f.phase == phase][:_DETAIL_ITEMS]
-    more = total - len(named)
-    text = f"{total} {'item' if total == 1 else 'items'} {what}: " + "; ".join(named)
-    return text + (f" (and {more} more)" if more > 0 else "")
+    for keep in range(len(named), 0, -1):
+        more = total - keep
+        tail = f" (and {more} more)" if more > 0 else ""
+        text = head + "; ".join(named[:keep]) + tail
+        if len(text) <= limit:
+            return text
+    tail = f" (and {total - 1} more)" if total > 1 else ""
+    room = max(0, limit - len(head) - len(tail) - 3)
+    first = named[0] if named else ""
+    if len(first) > room:  # keep the end: the reason follows the (long) path
+        first = "..." + first[len(first) - room :] if room else ""
+    return (head + first + tail)[:limit]
 
 
 class Transfer:
@@ -57,7 +77,20 @@ class Transfer:
         helper_after: int | None = None,
         niceness: int = 0,
         on_phase: Callable[[str], None] | None = None,
+        allow_empty_source: bool = False,
+        max_delete: int | None = None,
+        fsync: bool = False,
+        dry_run: bool = False,
+        on_item: Callable[[str], None] | None = None,
+        hash_cache_dir: str | None = None,
     ) -> None:
+        """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
+        destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
+        `allow_empty_source`; `max_delete` (rsync/rclone --max-delete) deletes at most that many
+        items, then ends in ERROR (MaxDeleteExceeded); `fsync` flushes each file's data before
+        its rename and each directory entry after it; `dry_run` plans only, writes nothing and
+        hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
+        the totals."""
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
@@ -71,10 +104,17 @@ class Transfer:
         self._helper_after = helper_after  # see engine/lister.Lister (-1: no listing helpers)
         self._verify_log: Spool | None = None
         self._on_phase = on_phase
+        # POINT_IN_TIME_CONSISTENT's digests of unchanged inodes are kept here (hashcache.py)
+        self._hash_cache_dir = hash_cache_dir
         # Added to the nice value of the threads `run()` starts (and so of the copier pools and
         # listing helpers they start): a server running transfers beside its API lowers them,
         # so requests are still answered promptly while a transfer takes every core.
         self._niceness = niceness
+        self._allow_empty_source = allow_empty_source
+        self._max_delete = max_delete
+        self._fsync = fsync
+        self._dry_run = dry_run
+        self._on_item = on_item
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -139,10 +179,14 @@ class Transfer:
         try:
             self.check_locations()
             plan = self._prepare()
-            if self._transfer(plan):
+            if self._dry_run:
+                self._itemize(plan)
+                self.progress.skip("Transfer")
+                self.progress.skip("Verify")
+            elif self._transfer(plan):
                 self._verify(plan)
             self._finish()
-        except TransferCancelled as exc:
+        except TransferError as exc:  # incl. TransferCancelled
             self.progress.finish(exc.error_code, exc.error_detail)
         except LocationError as exc:
             self.progress.finish("LocationUnavailable", str(exc))
@@ -201,9 +245,39 @@ class Transfer:
                 "AtSource": plan.listed_source,
                 "AtDestinationForDelete": plan.listed_destination,
             },
+            folders=plan.folders + plan.delete_folders,
+            folder_deletes=plan.delete_folders,
+            folders_listed={
+                "AtSource": plan.listed_source_folders,
+                "AtDestinationForDelete": plan.listed_destination_folders,
+            },
         )
         self.progress.end("Prepare", ok=self.progress.failed("Prepare") == 0)
+        if plan.delete_items + plan.delete_folders and not self._allow_empty_source:
+            self._refuse_empty_source()
         return plan
+
+    def _refuse_empty_source(self) -> None:
+        """An unmounted NAS looks exactly like an empty source: never mirror it."""
+        fd = os.open(self.source, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            empty = not any(not is_temporary(name) for name in os.listdir(fd))
+        finally:
+            os.close(fd)
+        if empty:
+            raise TransferError(
+                "SourceLocationEmpty",
+                f"the source location {self.source} is empty while the destination is not; "
+                "nothing was deleted (an unmounted file system looks like this). Allow it with "
+                "--allow-empty-source.",
+            )
+
+    def _itemize(self, plan: Plan) -> None:
+        totals = Totals()
+        emit = self._on_item or (lambda _line: None)
+        for line in itemize(plan.actions, plan.deletes, totals):
+            emit(line)
+        emit(f"dry run: {totals}")
 
     def _transfer(self, plan: Plan) -> bool:
         self._begin("Transfer")
@@ -216,8 +290,9 @@ class Transfer:
             metadata,
             hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
             cancelled=self._cancel.is_set,
+            fsync=self._fsync,
         )
-        Executor(
+        executor = Executor(
             self.source,
             self.destination,
             self.progress,
@@ -227,7 +302,17 @@ class Transfer:
             self._verify_log,
             workers=self._workers,
             large_file_size=self._large_file_size,
-        ).run(plan)
+            max_delete=self._max_delete,
+            fsync=self._fsync,
+        )
+        executor.run(plan)
+        if executor.deletes_stopped:
+            raise TransferError(
+                "MaxDeleteExceeded",
+                f"more than {self._max_delete} items to delete "
+                f"({plan.delete_items + plan.delete_folders} planned): deletes stopped after "
+                f"{self._max_delete}",
+            )
         ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0
@@ -250,16 +335,23 @@ class Transfer:
                     large_file_size=self._large_file_size,
                 )
         else:
-            WholeTreeVerifier(
-                self.source,
-                self.destination,
-                self.filters,
-                MetadataPolicy(self.options),
-                self.progress,
-                self._cancel.is_set,
-                excused=plan.never_skipped,
-                extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
-            ).run()
+            cache = HashCache(self._hash_cache_dir) if self._hash_cache_dir else None
+            try:
+                WholeTreeVerifier(
+                    self.source,
+                    self.destination,
+                    self.filters,
+                    MetadataPolicy(self.options),
+                    self.progress,
+                    self._cancel.is_set,
+                    excused=plan.never_skipped,
+                    extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
+                    devices=self.options["PreserveDevices"] == "PRESERVE",
+                    cache=cache,
+                ).run()
+            finally:
+                if cache is not None:
+                    cache.close()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
 
     def _finish(self) -> None:
@@ -273,7 +365,7 @@ class Transfer:
         ):
             count = p.failed(phase)
             if count:
-                p.finish(code, _detail(what, failures, phase, count))
+                p.finish(code, result_detail(what, failures, phase, count))
                 return
         p.finish()
 

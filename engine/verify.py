@@ -20,9 +20,11 @@ from engine.copier import hash_file
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.filters import FilterRules
+from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
+from engine.xattrs import at
 
 __all__ = ["WholeTreeVerifier", "verify_transferred"]
 
@@ -49,7 +51,9 @@ def verify_transferred(
                 try:
                     dir_fd = tree.fd(parent)
                 except OSError as exc:
-                    progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+                    progress.fail(
+                        "Verify", rel, f"cannot read destination: {exc.strerror}", kind == DIR
+                    )
                     continue
                 if pool is not None and kind == REG and size >= large_file_size:
                     own_fd = os.dup(dir_fd)  # the tree's fd moves on; the job keeps this one
@@ -81,15 +85,16 @@ def _verify_one(
                 progress.fail("Verify", rel, "checksum mismatch between source and destination")
                 return
         elif kind_of(os.stat(name, dir_fd=dir_fd, follow_symlinks=False)) != kind:
-            progress.fail("Verify", rel, f"expected a {kind} at the destination")
+            progress.fail("Verify", rel, f"expected a {kind} at the destination", kind == DIR)
             return
     except OSError as exc:
-        progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}")
+        progress.fail("Verify", rel, f"cannot read destination: {exc.strerror}", kind == DIR)
         return
     finally:
         if close_dir:
             os.close(dir_fd)
-    progress.add("FilesVerified")
+    if rel != "/":  # the root is the location, not an item of it
+        progress.add("FilesVerified", folder=kind == DIR)
 
 
 class WholeTreeVerifier:
@@ -105,6 +110,8 @@ class WholeTreeVerifier:
         cancelled: Callable[[], bool],
         excused: set[str],
         extras_are_errors: bool,
+        devices: bool = True,
+        cache: HashCache | None = None,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -114,11 +121,14 @@ class WholeTreeVerifier:
         self.cancelled = cancelled
         self.excused = excused
         self.extras_are_errors = extras_are_errors
+        self.cache = cache
+        # what is never transferred by design: FIFOs, sockets, and devices unless preserved
+        self.left_out = {"fifo", "sock", "unknown"} | (set() if devices else {"chr", "blk"})
         self.src_tree = DirTree(source)
         self.dst_tree = DirTree(destination)
 
-    def mismatch(self, rel: str, reason: str) -> None:
-        self.progress.fail("Verify", rel, reason)
+    def mismatch(self, rel: str, reason: str, folder: bool = False) -> None:
+        self.progress.fail("Verify", rel, reason, folder=folder)
 
     def run(self) -> None:
         try:
@@ -133,8 +143,7 @@ class WholeTreeVerifier:
         except OSError as exc:
             self.mismatch("/", f"cannot stat location root: {exc.strerror}")
             return
-        if self.compare_items("/", Entry("", src_root), Entry("", dst_root)):
-            self.progress.add("FilesVerified")
+        self.compare_items("/", Entry("", src_root), Entry("", dst_root))  # counted as no item
         stack: list[tuple[str, bool]] = [("", False)]
         while stack:
             if self.cancelled():
@@ -147,10 +156,14 @@ class WholeTreeVerifier:
             src_list = list_dir(self.src_tree.fd(rel_dir))
             dst_list = list_dir(self.dst_tree.fd(rel_dir))
         except OSError as exc:
-            self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}")
+            self.mismatch(rel_dir or "/", f"cannot list directory: {exc.strerror}", True)
             return []
         src = {e.name: e for e in src_list if not is_temporary(e.name)}
         dst = {e.name: e for e in dst_list if not is_temporary(e.name)}
+        if self.cache is not None:  # this directory's digests in one query per side
+            self.cache.prefetch(
+                [e.st for e in (*src.values(), *dst.values()) if stat.S_ISREG(e.st.st_mode)]
+            )
         subdirs: list[tuple[str, bool]] = []
         for name in sorted(src.keys() | dst.keys()):
             rel = f"{rel_dir}/{name}"
@@ -163,16 +176,16 @@ class WholeTreeVerifier:
                 continue
             if s is None:
                 if self.extras_are_errors and selected:
-                    self.mismatch(rel, "present at the destination but not at the source")
+                    self.mismatch(rel, "present at the destination but not at the source", is_dir)
                 continue
-            if selected and kind_of(s.st) in ("fifo", "sock", "unknown"):
-                continue  # never transferred by design
+            if selected and kind_of(s.st) in self.left_out:
+                continue  # never transferred by design (counted as skipped)
             if d is None:
                 if selected:
-                    self.mismatch(rel, "missing at the destination")
+                    self.mismatch(rel, "missing at the destination", is_dir)
                 continue
             if selected and self.compare_items(rel, s, d):
-                self.progress.add("FilesVerified")
+                self.progress.add("FilesVerified", folder=is_dir)
             if is_dir and kind_of(d.st) == DIR:
                 subdirs.append((rel, included or (selected and self.filters.active)))
         return subdirs
@@ -180,14 +193,20 @@ class WholeTreeVerifier:
     def compare_items(self, rel: str, s: Entry, d: Entry) -> bool:
         skind, dkind = kind_of(s.st), kind_of(d.st)
         if skind != dkind:
-            self.mismatch(rel, f"kind differs: {skind} at the source, {dkind} at the destination")
+            self.mismatch(
+                rel,
+                f"kind differs: {skind} at the source, {dkind} at the destination",
+                skind == DIR,
+            )
             return False
         if skind in ("chr", "blk") and s.st.st_rdev != d.st.st_rdev:
             self.mismatch(rel, "device numbers differ")
             return False
         reason = self.metadata_difference(s.st, d.st, skind)
+        if reason is None and self.metadata.xattrs is not None and skind in (DIR, REG):
+            reason = self.xattr_difference(rel)
         if reason:
-            self.mismatch(rel, reason)
+            self.mismatch(rel, reason, skind == DIR)
             return False
         if skind not in (LNK, REG):
             return True
@@ -202,13 +221,41 @@ class WholeTreeVerifier:
                 if s.st.st_size != d.st.st_size:
                     self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}")
                     return False
-                if hash_file(name, src_dir) != hash_file(name, dst_dir):
+                if self.digest(name, src_dir, s.st) != self.digest(name, dst_dir, d.st):
                     self.mismatch(rel, "checksum mismatch between source and destination")
                     return False
         except OSError as exc:
             self.mismatch(rel, f"cannot read: {exc.strerror}")
             return False
         return True
+
+    def digest(self, name: str, dir_fd: int, st: os.stat_result) -> tuple[int, bytes]:
+        """(size, xxh3-128) of a listed file: from the verification cache (engine/hashcache.py)
+        when this inode is in the state it was hashed in, else read, and stored if the file
+        stayed in its listed state while it was read (a rename or write moves the ctime)."""
+        cache = self.cache
+        if cache is None:
+            return hash_file(name, dir_fd)
+        digest = cache.get(st)
+        if digest is not None:
+            return st.st_size, digest
+        before = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        result = hash_file(name, dir_fd)
+        after = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        if key_of(before) == key_of(after) == key_of(st) and result[0] == st.st_size:
+            cache.put(st, result[1])
+        return result
+
+    def xattr_difference(self, rel: str) -> str | None:
+        """Extended attributes and ACLs (engine/xattrs.py), when permissions are preserved."""
+        assert self.metadata.xattrs is not None
+        parent, name = split(rel) if rel != "/" else ("", "")
+        try:
+            return self.metadata.xattrs.difference(
+                at(self.src_tree.fd(parent), name), at(self.dst_tree.fd(parent), name)
+            )
+        except OSError as exc:
+            return f"cannot read extended attributes: {exc.strerror}"
 
     def metadata_difference(self, s: os.stat_result, d: os.stat_result, kind: str) -> str | None:
         m = self.metadata

@@ -16,10 +16,11 @@ from typing import Any
 import pytest
 
 from engine import FilterRules, Options
+from engine.copier import temporary_name
 from engine.lister import Lister
 from engine.plan import Planner
 from engine.progress import Progress
-from engine.scan import TEMP_PREFIX, list_dir, list_pair
+from engine.scan import list_dir, list_pair
 from tests.engine.trees import MTIME_NS, write
 
 FAST = (True, True)
@@ -86,6 +87,10 @@ def plan_of(src: Path, dst: Path, helper_after: int, **options: Any) -> dict[str
                 plan.listed_destination,
                 plan.delete_items,
                 plan.source_complete,
+                plan.folders,
+                plan.listed_source_folders,
+                plan.listed_destination_folders,
+                plan.delete_folders,
             ),
             "failures": [str(f) for f in progress.failures],
             "skipped": progress.snapshot()["FilesSkipped"],
@@ -104,7 +109,7 @@ def changed_destination(tmp_path: Path) -> tuple[Path, Path]:
     os.chmod(src / "d2/sub0/f1.txt", 0o600)  # metadata only
     write(dst / "d3/only-here.txt", "extra")
     write(dst / "d4/gone/deep.txt", "extra dir")
-    write(dst / f"d5/{TEMP_PREFIX}0123456789abcdef", "a crashed run's temporary")
+    write(dst / f"d5/{temporary_name()}", "a crashed run's temporary")
     os.unlink(dst / "link")
     write(dst / "link", "a file where the source has a link")
     return src, dst
@@ -158,7 +163,7 @@ def test_helpers_start_by_themselves_on_a_big_walk(tmp_path: Path) -> None:
     subprocess.run(["cp", "-a", f"{src}/.", str(dst)], check=True)
     result = plan_of(src, dst, 2048)  # the default threshold, given explicitly (any core count)
     assert result["actions"] == []
-    assert result["counts"][2] == 40 + 4000
+    assert result["counts"][2] == 4000 and result["counts"][7] == 40  # files, folders apart
     assert result["helped"] > 0
 
 

@@ -46,6 +46,7 @@ def sync(
         Options.create({"VerifyMode": "POINT_IN_TIME_CONSISTENT", **options}),
         rules,
         helper_after=0 if helpers else -1,  # listing helper processes from the first directory
+        allow_empty_source=True,  # a tree changed to nothing is a case to converge on here
     )
     result: dict[str, object] = anyio.run(t.run)
     return result

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from engine import FilterRules, Options
-from engine.scan import TEMP_PREFIX
+from engine.copier import temporary_name
 from engine.transfer import Transfer
 from tests.engine.trees import (
     ATIME_NS,
@@ -68,10 +68,11 @@ def test_initial_copy_preserves_kinds_metadata_and_counts(src: Path, tmp_path: P
     assert os.lstat(dst / "a.txt").st_ino == os.lstat(dst / "dir/a-hard.txt").st_ino
     assert os.lstat(dst).st_mtime_ns == MTIME_NS + 7  # root directory metadata too
     assert r["FilesSkipped"] == 1  # the FIFO
-    # 3 files + hard link + 2 symlinks + 3 directories + the root itself
-    assert r["EstimatedFilesToTransfer"] == r["FilesTransferred"] == 10
+    # 3 files + hard link + 2 symlinks; the 3 directories apart; the root is counted as no item
+    assert r["EstimatedFilesToTransfer"] == r["FilesTransferred"] == 6
+    assert r["EstimatedFoldersToTransfer"] == r["FoldersTransferred"] == 3
     assert r["BytesWritten"] == r["EstimatedBytesToTransfer"] == 5 + (3 << 20) + 5
-    assert r["FilesVerified"] >= 9
+    assert r["FilesVerified"] == 6 and r["FoldersVerified"] == 3
     assert r["Result"]["PrepareStatus"] == r["Result"]["VerifyStatus"] == "SUCCESS"
     assert temporaries(dst) == []
 
@@ -127,7 +128,7 @@ def test_overwrite_never_leaves_existing_items_alone(src: Path, tmp_path: Path) 
     assert (dst / "a.txt").read_text() == "mine, keep me"
     assert (dst / "dir").read_text() == "a file where the source has a directory"
     assert (dst / "empty").is_dir()  # new items are still created
-    assert r["FilesSkipped"] == 3  # a.txt, dir, and the FIFO
+    assert r["FilesSkipped"] == 2 and r["FoldersSkipped"] == 1  # a.txt, the FIFO; dir
 
 
 def test_type_changes_replace_the_destination_item(src: Path, tmp_path: Path) -> None:
@@ -159,8 +160,10 @@ def test_remove_deletes_what_the_filtered_source_lacks(src: Path, tmp_path: Path
     assert r["Status"] == "SUCCESS", r
     assert not (dst / "extra.txt").exists() and not (dst / "old").exists()
     assert (dst / "keep.tmp").exists()
-    assert r["FilesDeleted"] == r["EstimatedFilesToDelete"] == 4  # extra.txt, old, deep, file
-    assert r["FilesListed"]["AtDestinationForDelete"] >= 4
+    assert r["FilesDeleted"] == r["EstimatedFilesToDelete"] == 2  # extra.txt, file
+    assert r["FoldersDeleted"] == r["EstimatedFoldersToDelete"] == 2  # old, deep
+    assert r["FilesListed"]["AtDestinationForDelete"] >= 2
+    assert r["FoldersListed"]["AtDestinationForDelete"] >= 2
 
 
 def test_filters_select_what_moves(src: Path, tmp_path: Path) -> None:
@@ -173,8 +176,8 @@ def test_filters_select_what_moves(src: Path, tmp_path: Path) -> None:
 
 def test_stale_temporaries_are_removed_and_source_ones_ignored(src: Path, tmp_path: Path) -> None:
     dst = tmp_path / "dst"
-    write(dst / f"dir/{TEMP_PREFIX}0123456789abcdef", "half a file from a crashed run")
-    write(src / f"{TEMP_PREFIX}fedcba9876543210", "never copied")
+    write(dst / f"dir/{temporary_name()}", "half a file from a crashed run")
+    write(src / temporary_name(), "never copied")
     r = sync(src, dst, VerifyMode="POINT_IN_TIME_CONSISTENT", PreserveDeletedFiles="REMOVE")
     assert r["Status"] == "SUCCESS", r
     assert temporaries(dst) == []
@@ -398,7 +401,7 @@ def test_unreadable_items_fail_alone_and_block_deletes() -> None:
         assert r["Status"] == "ERROR"
         assert (dst / "ok.txt").read_text() == "fine"
         assert not (dst / "secret.txt").exists()
-        assert r["FilesFailed"]["Transfer"] == 1 and r["FilesFailed"]["Prepare"] == 1
+        assert r["FilesFailed"]["Transfer"] == 1 and r["FoldersFailed"]["List"] == 1
         assert any("/secret.txt" in f and "Permission denied" in f for f in r["_failures"])
         assert any(f.startswith("/locked") for f in r["_failures"])
         assert (dst / "stale.txt").exists()  # the source was not listed completely: no deletes

@@ -59,7 +59,7 @@ def test_destination_full_fails_the_file_and_keeps_what_was_there(
     assert temporaries(dst) == []
 
 
-def test_a_source_growing_during_its_copy_is_not_recorded_as_transferred(tmp_path: Path) -> None:
+def test_a_source_growing_during_its_copy_is_copied_again_whole(tmp_path: Path) -> None:
     src, dst = tmp_path / "src", tmp_path / "dst"
     write(src / "log.bin", os.urandom(2 << 20))
     t = Transfer(src, dst, Options.create({"VerifyMode": "ONLY_FILES_TRANSFERRED",
@@ -71,6 +71,32 @@ def test_a_source_growing_during_its_copy_is_not_recorded_as_transferred(tmp_pat
 
     threading.Timer(0.4, append).start()
     r = run(t)
+    assert r["Status"] == "SUCCESS", r
+    assert (dst / "log.bin").read_bytes() == (src / "log.bin").read_bytes()  # all, not a mix
+    assert temporaries(dst) == []
+
+
+def test_a_source_that_keeps_growing_is_not_recorded_as_transferred(tmp_path: Path) -> None:
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    write(src / "log.bin", os.urandom(256 << 10))
+    t = Transfer(src, dst, Options.create({"VerifyMode": "ONLY_FILES_TRANSFERRED",
+                                           "BytesPerSecond": 512 << 10}))  # fmt: skip
+    stop = threading.Event()
+
+    def append() -> None:
+        for _ in range(400):  # bounded: at most ~20 s
+            if stop.wait(0.05):
+                return
+            with open(src / "log.bin", "ab") as fh:
+                fh.write(b"appended while being copied")
+
+    writer = threading.Thread(target=append)
+    writer.start()
+    try:
+        r = run(t)
+    finally:
+        stop.set()
+        writer.join()
     assert r["Status"] == "ERROR"
     assert any("/log.bin: source changed while it was being copied" in f for f in r["_failures"])
     assert r["FilesVerified"] == 0
