@@ -49,7 +49,7 @@ debian-tools:
 run: $(RUNTIME_STAMP)
 	@$(PY) -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("$(HOST)", $(PORT)))' 2>/dev/null \
 	  || { echo "make run: $(HOST):$(PORT) is already in use; pick another port, e.g. make run PORT=$$(( $(PORT) + 1 ))" >&2; exit 1; }
-	$(PY) -m compileall -q engine api agents cli  # bytecode, as an installed package has it
+	$(PY) -m compileall -q engine contract api agents cli  # bytecode, as an installed package has it
 	mkdir -p $(DATA_DIR) $(ROOT)
 	$(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
 

@@ -5,5 +5,5 @@
     client.py      the jobs client (httpx, SigV4 by botocore's signer) and the activation client
     locations.py   a job's location → a directory inside the agent's roots (with --mount maps)
 
-`agents` imports `engine`, never `api`; `cli.agent` (on-prem) and `cli.serve` (embedded) wire it.
+`agents` imports `contract` and `engine`, never `api`; `cli.agent` (on-prem) and `cli.serve` (embedded) wire it.
 """

@@ -22,12 +22,20 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from typing import Any
 
 import anyio
 
 from agents.client import JobsClient, JobsError
 from agents.locations import Mount, resolve_location
+from contract import Doc
+from contract.jobs import (
+    MAX_DETAIL_VALUE,
+    SESSION_KEY,
+    Control,
+    InvalidBytesPerSecond,
+    compact,
+    encode_report,
+)
 from engine import DataSyncLocalError, FilterRules, Options
 from engine.transfer import Transfer
 
@@ -35,34 +43,10 @@ __all__ = ["SESSION_KEY", "Agent", "AgentRevoked", "encode_details"]
 
 log = logging.getLogger("datasync_local.agent")
 
-Doc = dict[str, Any]
-MAX_DETAIL = 1024
-SESSION_KEY = "agent:session"
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-def encode_details(snapshot: Doc) -> dict[str, str]:
-    """statusDetails for a snapshot: ``phase``, ``counters`` and ``result`` (each ≤ 1024 chars)."""
-    counters = {k: v for k, v in snapshot.items() if k not in ("Status", "Result")}
-    result = dict(snapshot.get("Result") or {})
-    encoded_result = _compact(result)
-    detail = str(result.get("ErrorDetail", ""))
-    while len(encoded_result) > MAX_DETAIL and detail:  # keep the start: the count, first failures
-        overflow = len(encoded_result) - MAX_DETAIL + 3
-        detail = detail[: max(0, len(detail) - overflow)]
-        result["ErrorDetail"] = detail + "..."
-        encoded_result = _compact(result)
-    encoded_counters = _compact(counters)
-    if len(encoded_counters) > MAX_DETAIL:  # keep the flat counters, drop the nested ones
-        encoded_counters = _compact({k: v for k, v in counters.items() if isinstance(v, int)})
-    return {
-        "phase": str(snapshot.get("Status", "LAUNCHING")),
-        "counters": encoded_counters,
-        "result": encoded_result[:MAX_DETAIL],
-    }
+# the protocol's encoding of a snapshot (kept under its old name for callers of this module)
+encode_details = encode_report
+_compact = compact
+MAX_DETAIL = MAX_DETAIL_VALUE
 
 
 class AgentRevoked(Exception):
@@ -170,8 +154,8 @@ class Agent:
             await self._idle.wait()
 
     def poke(self) -> None:
-        """The control plane wants something: look for work now, or report (and so hear the
-        wish in the reply) now instead of at the next interval."""
+        """The control plane wants something: look for work now, or read the running jobs'
+        state (and so hear the wish) now instead of at the next report."""
         self._pokes += 1
         self._signal()
 
@@ -230,6 +214,17 @@ class Agent:
                         due = now - last_sent >= self.report_interval
                         if phase == last_phase and not due and not poked:
                             continue
+                        if phase == last_phase and not due:
+                            # poked: the control plane has news (a rate, a cancel). Read the
+                            # job's state to learn it; nothing new to report, so write nothing.
+                            try:
+                                state = await self.client.describe(self.thing, job_id)
+                            except Exception as exc:  # the next report hears it instead
+                                log.warning("agent %s: cannot read job state: %s", self.thing, exc)
+                                continue
+                            execution = state.get("execution") or {}
+                            self._apply(transfer, execution.get("statusDetails") or {})
+                            continue
                         last_phase, last_sent = phase, now
                         details = {**encode_details(snapshot), SESSION_KEY: session}
                         try:
@@ -281,17 +276,22 @@ class Agent:
 
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""
-        if details.get("control:cancel") == "true":
+        try:
+            control = Control.from_details(details)
+        except InvalidBytesPerSecond as exc:
+            log.warning("agent %s: ignoring the control plane's wish: %s", self.thing, exc)
+            return
+        if control is None:
+            return
+        if control.cancel:
             self._cancel_wished.add(id(transfer))
             transfer.cancel()
-        wanted = details.get("control:bytesPerSecond")
-        if wanted is not None:
+        rate = control.bytes_per_second
+        if rate is not None and rate != transfer.bytes_per_second:
             try:
-                rate = int(wanted)
-                if rate != transfer.bytes_per_second:
-                    transfer.set_bytes_per_second(rate)
+                transfer.set_bytes_per_second(rate)
             except (ValueError, DataSyncLocalError) as exc:
-                log.warning("agent %s: ignoring BytesPerSecond %r: %s", self.thing, wanted, exc)
+                log.warning("agent %s: ignoring BytesPerSecond %r: %s", self.thing, rate, exc)
 
     async def _report(
         self,

@@ -9,7 +9,6 @@ sent, which for a version conflict or a terminal job holds the current `executio
 from __future__ import annotations
 
 import json
-from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
@@ -17,9 +16,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-__all__ = ["ActivationClient", "JobsClient", "JobsError"]
+from contract import Doc
 
-Doc = dict[str, Any]
+__all__ = ["ActivationClient", "JobsClient", "JobsError"]
 
 
 class JobsError(Exception):

@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from contract.paths import inside_roots, is_local_host
 from engine import LocationError
-from engine.paths import inside_roots, is_local_host
 
 __all__ = ["Mount", "parse_mount", "resolve_location"]
 

@@ -3,8 +3,15 @@
     app.py         ASGI routes, body limit, SigV4, the one place errors meet the wire
     auth.py        SigV4 verification with botocore's signer; operator credentials
     validation.py  requests checked against botocore's model shapes
-    responses.py   X-Amz-Target dispatch and output rendering (thin)
-    models.py      the backend: agents, locations, tasks, executions, tags (rich)
+    edge.py        the request edge of every route: body limit and timeout, strict JSON, errors
+    responses.py   X-Amz-Target → validate → handler → output rendering (thin)
+    dispatch.py    the table from DataSync operation to handler
+    models.py      Backend: the composition of the resource handlers
+    resources/     one module per resource: agents, locations, tasks, executions, tags (+ base)
+    credentials.py activated agents' credentials, in the store only
+    scheduler.py   where an execution is scheduled: agent choice, admission, the one claim path,
+                   leases and step timers, takeover, nobody-online, recovery after a restart
+    config.py      ServerConfig (region, account, agent and unclaimed timeouts)
     lifecycle.py   an execution's status machine and its job (the agent's view)
     jobs.py        the IoT Jobs data plane the agents speak
     listing.py     pagination (opaque NextToken) and List filters
@@ -12,5 +19,6 @@
     store.py       the single source of truth: SQLite or PostgreSQL through SQLAlchemy Core
     errors.py      every error, with the hierarchy drawn
 
-`api` imports `engine` only for Options/FilterRules validation and never imports `agents`.
+`api` imports `contract` (the jobs protocol, botocore models, path rules), `engine` only for
+Options/FilterRules validation, and never imports `agents`.
 """

@@ -31,12 +31,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from api.edge import BODY_TIMEOUT_SECONDS, error_response, parse_object, read_body, response
 from api.errors import ApiError, InvalidRequestException, ResourceNotFoundException
 from api.models import Backend
+from contract import Doc
 
 __all__ = ["ACTIVATION_PREFIX", "KEY_ALPHABET", "Activation", "ThrottlingException", "new_key"]
 
-Doc = dict[str, Any]
 ACTIVATION_PREFIX = "activation:"
 KEY_ALPHABET = string.ascii_uppercase + string.digits
 MAX_BODY = 16 * 1024
@@ -152,52 +153,29 @@ class Activation:
             if record["ExpiresAt"] < self.backend.now():
                 raise ResourceNotFoundException(f"Activation key {key} has expired.")
             return {"Status": "PENDING", "ExpiresAt": int(record["ExpiresAt"])}
-        agent = self.store.get("agent", arn)
-        if agent is None or "_Credentials" not in agent:
+        credential = self.backend.credentials.secret_of(arn)
+        if self.store.get("agent", arn) is None or credential is None:
             raise ResourceNotFoundException(f"The agent activated with {key} was deleted.")
-        credentials = agent["_Credentials"]
         return {
             "Status": "ACTIVATED",
             "AgentArn": arn,
             "ThingName": arn.rsplit("/", 1)[1],
             "Region": self.backend.config.region,
-            "AccessKeyId": credentials["AccessKeyId"],
-            "SecretAccessKey": credentials["SecretAccessKey"],
+            "AccessKeyId": credential.access_key_id,
+            "SecretAccessKey": credential.secret_access_key,
         }
 
     # HTTP -------------------------------------------------------------------------------------
-    def routes(self) -> list[Route]:
+    def routes(self, body_timeout: float = BODY_TIMEOUT_SECONDS) -> list[Route]:
         async def handle(request: Request) -> Response:
             request_id = str(uuid.uuid4())
             try:
-                length = request.headers.get("content-length")
-                if length is not None and (not length.isdigit() or int(length) > MAX_BODY):
-                    raise InvalidRequestException(f"The request body exceeds {MAX_BODY} bytes.")
-                raw = b""
-                async for chunk in request.stream():
-                    raw += chunk
-                    if len(raw) > MAX_BODY:
-                        raise InvalidRequestException(f"The request body exceeds {MAX_BODY} bytes.")
-                try:
-                    body = json.loads(raw) if raw.strip() else {}
-                except (ValueError, UnicodeDecodeError, RecursionError):
-                    body = None
-                if not isinstance(body, dict):
-                    raise InvalidRequestException("The request body must be a JSON object.")
+                body = parse_object(await read_body(request, body_timeout, MAX_BODY))
                 key = request.path_params.get("key")
                 result = self.register(body) if key is None else self.poll(key, body)
-                status = 200
-            except ApiError as exc:
-                result, status = exc.to_body(), exc.status
-            response = Response(
-                json.dumps(result, separators=(",", ":")),
-                status_code=status,
-                media_type="application/json",
-                headers={"x-amzn-RequestId": request_id},
-            )
-            if status >= 400:
-                response.headers["x-amzn-ErrorType"] = str(result.get("__type", "Error"))
-            return response
+            except Exception as exc:
+                return error_response(exc, True, request_id)
+            return response(result, 200, "application/json", request_id)
 
         return [
             Route("/agent-activation", handle, methods=["POST"]),

@@ -3,14 +3,13 @@
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
     GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
 
-Every error leaves through `_error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
+Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
 unexpected is logged and answered `InternalException` (500) without a traceback.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -27,13 +26,19 @@ from starlette.routing import Route
 
 from api.activation import Activation
 from api.auth import verify_request
+from api.dispatch import handlers
+from api.edge import (
+    BODY_TIMEOUT_SECONDS,
+    DATASYNC_CONTENT_TYPE,
+    MAX_BODY_BYTES,
+    error_response,
+    parse_object,
+    read_body,
+    response,
+)
 from api.errors import (
-    ApiError,
-    InternalException,
+    InvalidRequestException,
     InvalidSignatureException,
-    RequestEntityTooLargeException,
-    RequestTimeoutException,
-    SerializationException,
     UnknownOperationException,
 )
 from api.jobs import Jobs
@@ -44,72 +49,9 @@ __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "c
 
 log = logging.getLogger("datasync_local.api")
 
-DATASYNC_CONTENT_TYPE = "application/x-amz-json-1.1"
-MAX_BODY_BYTES = 1024 * 1024
-# No DataSync or jobs input nests deeper than a few levels; deeper JSON is refused before any
-# recursive walk over it (a body nested ~950 deep parsed, then overflowed the stack: a 500).
-MAX_JSON_DEPTH = 32
-# The whole body must arrive this long after the headers (a slow or stalled upload is cut off).
-BODY_TIMEOUT_SECONDS = 30.0
 REAP_INTERVAL_SECONDS = 1.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
-
-
-def _json(body: Any) -> bytes:
-    return json.dumps(body, separators=(",", ":")).encode()
-
-
-def _response(body: Any, status: int, content_type: str, request_id: str) -> Response:
-    return Response(
-        _json(body),
-        status_code=status,
-        media_type=content_type,
-        headers={"x-amzn-RequestId": request_id},
-    )
-
-
-def _error_response(exc: Exception, rest_json: bool, request_id: str) -> Response:
-    if not isinstance(exc, ApiError):
-        log.exception("unexpected error handling request %s", request_id)
-        exc = InternalException(f"An internal error occurred (request id {request_id}).")
-    response = _response(
-        exc.to_body(),
-        exc.status,
-        "application/json" if rest_json else DATASYNC_CONTENT_TYPE,
-        request_id,
-    )
-    if rest_json:
-        response.headers["x-amzn-ErrorType"] = exc.code
-    if isinstance(exc, RequestTimeoutException):
-        response.headers["connection"] = "close"  # the rest of that body is not awaited
-    return response
-
-
-async def _read_body(request: Request, timeout: float = BODY_TIMEOUT_SECONDS) -> bytes:
-    with anyio.move_on_after(timeout) as scope:
-        body = await _read_body_unbounded(request)
-    if scope.cancelled_caught:
-        raise RequestTimeoutException(
-            f"The request body did not arrive within {timeout:g} seconds."
-        )
-    return body
-
-
-async def _read_body_unbounded(request: Request) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        raise RequestEntityTooLargeException(f"The request body exceeds {MAX_BODY_BYTES} bytes.")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise RequestEntityTooLargeException(
-                f"The request body exceeds {MAX_BODY_BYTES} bytes."
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 _SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([^,\s]+)")
@@ -126,40 +68,6 @@ def _require_signed(request: Request, header: str) -> None:
         raise InvalidSignatureException(f"The {header} header must be signed (in SignedHeaders).")
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def _parse_object(body: bytes) -> dict[str, Any]:
-    """The body as a JSON object: strict JSON (no NaN/Infinity), bounded nesting."""
-    if not body.strip():
-        return {}
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        # RecursionError: nesting deeper than the interpreter's stack (`[[[[...` bodies)
-        raise SerializationException("The request body is not valid JSON.") from None
-    if not isinstance(value, dict):
-        raise SerializationException("The request body must be a JSON object.")
-    if _depth_exceeds(value, MAX_JSON_DEPTH):
-        raise SerializationException(f"The request body nests deeper than {MAX_JSON_DEPTH} levels.")
-    return value
-
-
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    """Whether `value` nests lists/objects deeper than `limit` (iteratively: no recursion)."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return False
-
-
 def create_app(
     backend: Backend,
     secrets_by_key: Mapping[str, str],
@@ -172,6 +80,7 @@ def create_app(
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
     jobs = Jobs(backend)
+    table = handlers(backend)  # DataSync operation → handler
     activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
     secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
 
@@ -184,24 +93,25 @@ def create_app(
             body=body,
             secrets_by_key=secrets_by_key,
             services=(service,),
+            region=backend.config.region,
         )
 
     async def datasync(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            body = await _read_body(request, body_timeout)
+            body = await read_body(request, body_timeout)
             await authenticate(request, body, "datasync")
             _require_signed(request, "x-amz-target")
-            params = _parse_object(body)
-            result = dispatch(backend, request.headers.get("x-amz-target"), params)
+            params = parse_object(body)
+            result = dispatch(table, backend, request.headers.get("x-amz-target"), params)
         except Exception as exc:
-            return _error_response(exc, False, request_id)
-        return _response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+            return error_response(exc, False, request_id)
+        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
 
     async def things(request: Request) -> Response:
         request_id = str(uuid.uuid4())
         try:
-            body = await _read_body(request, body_timeout)
+            body = await read_body(request, body_timeout)
             await authenticate(request, body, "iot-jobs-data")
             thing = request.path_params["thing"]
             job_id = request.path_params.get("job_id")
@@ -209,24 +119,29 @@ def create_app(
             if job_id is None and method == "GET":
                 result = jobs.get_pending(thing)
             elif job_id == "$next" and method == "PUT":
-                result = jobs.start_next(thing, _parse_object(body))
+                result = jobs.start_next(thing, parse_object(body))
             elif job_id is not None and method == "GET":
                 flag = request.query_params.get("includeJobDocument", "true").lower()
-                result = jobs.describe(thing, job_id, flag != "false")
+                number = request.query_params.get("executionNumber")
+                if number is not None and not number.lstrip("-").isdigit():
+                    raise InvalidRequestException("executionNumber must be an integer.")
+                result = jobs.describe(
+                    thing, job_id, flag != "false", None if number is None else int(number)
+                )
             elif job_id is not None and method == "POST":
-                result = jobs.update(thing, job_id, _parse_object(body))
+                result = jobs.update(thing, job_id, parse_object(body))
             else:
                 raise UnknownOperationException(f"No operation for {method} {request.url.path}.")
         except Exception as exc:
-            return _error_response(exc, True, request_id)
-        return _response(result, 200, "application/json", request_id)
+            return error_response(exc, True, request_id)
+        return response(result, 200, "application/json", request_id)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
             f"No operation for {request.method} {request.url.path} (HTTP {status})."
         )
-        return _error_response(error, False, str(uuid.uuid4()))
+        return error_response(error, False, str(uuid.uuid4()))
 
     async def reaper() -> None:
         while True:
@@ -256,7 +171,7 @@ def create_app(
         Route("/", datasync, methods=["POST"]),
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
-        *activation.routes(),
+        *activation.routes(body_timeout),
     ]
     app = Starlette(
         routes=routes,

@@ -142,6 +142,7 @@ def verify_request(
     body: bytes,
     secrets_by_key: Mapping[str, str],
     services: Iterable[str],
+    region: str | None = None,
     now: dt.datetime | None = None,
 ) -> Principal:
     """Check a request's SigV4 signature; return its principal or raise an AuthError."""
@@ -164,7 +165,14 @@ def verify_request(
         raise InvalidSignatureException(
             "Credential scope is malformed: expected KEY/DATE/REGION/SERVICE/aws4_request."
         )
-    access_key, date, region, service, _ = scope
+    access_key, date, scope_region, service, _ = scope
+    if region is not None and scope_region != region:
+        # a request signed for another region is not for this server (as on AWS)
+        raise InvalidSignatureException(
+            f"Credential should be scoped to a valid region: this server is {region!r}, not "
+            f"{scope_region!r}."
+        )
+    region = scope_region
     allowed = tuple(services)
     if service not in allowed:
         raise InvalidSignatureException(

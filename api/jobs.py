@@ -5,19 +5,15 @@
     GET  /things/{thing}/jobs/{jobId}    DescribeJobExecution
     POST /things/{thing}/jobs/{jobId}    UpdateJobExecution (phase + counters, expectedVersion)
 
-A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`). An agent
-runs one job at a time: `$next` hands back its IN_PROGRESS job if it has one (re-attach), else
-claims the oldest QUEUED one. An agent allowed several (`--concurrency`) names the jobs it runs
-and its slots in the `$next` statusDetails (`agent:running`, `agent:slots`). Every call is a heartbeat. The lease of an IN_PROGRESS job is the
-agent timeout or `stepTimeoutInMinutes`, whichever is longer; when it runs out the job is
-TIMED_OUT and the execution ends in ERROR (`AgentTimeout`). Replies carry the control plane's
-wishes in `statusDetails` (see `api.lifecycle`).
+A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`). This
+module speaks the protocol; which job an agent gets, leases, step timers and takeovers are decided
+by `api.scheduler` alone. `$next` is the one way to claim a job; `UpdateJobExecution` reports on a
+claimed one (a QUEUED job is refused) and is a heartbeat. `executionNumber`, when given, must be the
+job's current one (a job taken over from a lost agent has the next). Replies carry the control
+plane's wishes in `statusDetails` (`contract.jobs.Control`).
 """
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from api import lifecycle
 from api.errors import (
@@ -27,20 +23,16 @@ from api.errors import (
     VersionConflictException,
 )
 from api.models import Backend
+from api.scheduler import CANCEL_GRACE_SECONDS, change_execution
 from api.validation import validate_input
+from contract import Doc
+from contract.jobs import DEVICE_STATUSES, MAX_DETAIL_VALUE, RUNNING_KEY, SLOTS_KEY
 
 __all__ = ["CANCEL_GRACE_SECONDS", "RUNNING_KEY", "SLOTS_KEY", "Jobs"]
-
-Doc = dict[str, Any]
-CANCEL_GRACE_SECONDS = 30.0
-RUNNING_KEY = "agent:running"  # $next statusDetails: the job ids the agent runs now ("-": none)
-SLOTS_KEY = "agent:slots"  # $next statusDetails: how many jobs the agent runs at once
-MAX_DETAIL_VALUE = 1024  # IoT Jobs' documented limit (the model only has min 1)
-_DEVICE_STATUSES = ("IN_PROGRESS", "SUCCEEDED", "FAILED", "REJECTED")
+_DEVICE_STATUSES = DEVICE_STATUSES
 
 
-def _job_id(doc: Doc) -> str:
-    return str(doc["TaskExecutionArn"].rsplit("/", 1)[1])
+_job_id = lifecycle.job_id
 
 
 class Jobs:
@@ -62,11 +54,18 @@ class Jobs:
         self.backend.touch_agent(arn)
         return arn
 
-    def _job(self, thing: str, job_id: str) -> Doc:
+    def _job(self, thing: str, job_id: str, execution_number: int | None = None) -> Doc:
         agent = self._agent(thing)
         doc = self.store.execution_by_id(agent, job_id)
         if doc is None or _job_id(doc) != job_id:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        current = doc["Job"]["executionNumber"]
+        if execution_number is not None and execution_number != current:
+            # an earlier run of this job (its agent was lost and it was offered again)
+            raise ResourceNotFoundException(
+                f"Job {job_id} of thing {thing} has no execution number {execution_number}; "
+                f"its current execution number is {current}."
+            )
         return doc
 
     def _details(self, doc: Doc) -> dict[str, str]:
@@ -103,12 +102,11 @@ class Jobs:
             "status": job["status"],
             "statusDetails": self._details(doc),
         }
-        if "leaseExpiresAt" in job:
-            out["approximateSecondsBeforeTimedOut"] = max(
-                0, int(job["leaseExpiresAt"] - self.backend.now())
-            )
+        deadline = job.get("stepDeadline", job.get("leaseExpiresAt"))
+        if deadline is not None:
+            out["approximateSecondsBeforeTimedOut"] = max(0, int(deadline - self.backend.now()))
         if include_document:
-            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+            out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
 
     # operations -------------------------------------------------------------------------------
@@ -129,12 +127,9 @@ class Jobs:
             "StartNextPendingJobExecution", {"thingName": thing, **body}, "iot-jobs-data"
         )
         agent = self._agent(thing)
-        now = self.backend.now()
-        lease = self.backend.config.agent_timeout
         details = dict(body.get("statusDetails") or {})
-        # An agent running several jobs says which it runs and how many it may: then $next hands
-        # back an IN_PROGRESS job it does not run (re-attach after its restart), else claims a
-        # QUEUED one while it has a free slot. Without these, one job at a time.
+        # An agent running several jobs says which it runs and how many it may (`agent:running`,
+        # `agent:slots`); without these, one job at a time. The scheduler decides the rest.
         running_ids = set(details.pop(RUNNING_KEY, "").replace(",", " ").split()) - {"-"}
         try:
             slots = max(1, int(details.pop(SLOTS_KEY, "1")))
@@ -142,36 +137,30 @@ class Jobs:
             raise InvalidRequestException(
                 f"statusDetails.{SLOTS_KEY} must be an integer."
             ) from None
-        running = self.store.executions(agent_arn=agent, active=True, job_status="IN_PROGRESS")
-        orphans = [d for d in running if _job_id(d) not in running_ids]
-        if orphans:
-            doc = orphans[0]
-            lifecycle.renew_lease(doc, now, body.get("stepTimeoutInMinutes"), lease)
-            self.store.save_execution(doc)
-            return {"execution": self.execution(thing, doc)}
-        if len(running) >= slots:
-            return {}
-        queued = self.store.executions(agent_arn=agent, active=True, job_status="QUEUED")
-        if not queued:
-            return {}
-        doc = queued[0]
-        lifecycle.claim(doc, now, body.get("stepTimeoutInMinutes"), lease)
-        if details:
-            doc["Job"]["statusDetails"] = details
-        self.store.save_execution(doc)
-        return {"execution": self.execution(thing, doc)}
+        doc = self.backend.scheduler.claim(
+            agent, running_ids, slots, body.get("stepTimeoutInMinutes"), details
+        )
+        return {} if doc is None else {"execution": self.execution(thing, doc)}
 
-    def describe(self, thing: str, job_id: str, include_document: bool) -> Doc:
+    def describe(
+        self,
+        thing: str,
+        job_id: str,
+        include_document: bool,
+        execution_number: int | None = None,
+    ) -> Doc:
         if job_id == "$next":
             pending = self.get_pending(thing)
             first = (pending["inProgressJobs"] or pending["queuedJobs"] or [None])[0]
             if first is None:
                 raise ResourceNotFoundException(f"Thing {thing} has no pending job.")
             job_id = first["jobId"]
-        validate_input(
-            "DescribeJobExecution", {"thingName": thing, "jobId": job_id}, "iot-jobs-data"
-        )
-        return {"execution": self.execution(thing, self._job(thing, job_id), include_document)}
+        request: Doc = {"thingName": thing, "jobId": job_id}
+        if execution_number is not None:
+            request["executionNumber"] = execution_number
+        validate_input("DescribeJobExecution", request, "iot-jobs-data")
+        doc = self._job(thing, job_id, execution_number)
+        return {"execution": self.execution(thing, doc, include_document)}
 
     def update(self, thing: str, job_id: str, body: Doc) -> Doc:
         validate_input(
@@ -182,77 +171,60 @@ class Jobs:
                 raise InvalidRequestException(
                     f"statusDetails.{key} must have at most {MAX_DETAIL_VALUE} characters."
                 )
-        doc = self._job(thing, job_id)
-        job = doc["Job"]
         status = body["status"]
         if status not in _DEVICE_STATUSES:
             raise InvalidRequestException(
                 f"status must be one of {', '.join(_DEVICE_STATUSES)}; {status} is set by the "
                 "service."
             )
-        if job["status"] in lifecycle.JOB_TERMINAL:
-            raise InvalidStateTransitionException(
-                f"Job {job_id} is {job['status']}, a terminal state; it cannot become {status}.",
-                self._state(doc),
-            )
-        expected = body.get("expectedVersion")
-        if expected is not None and expected != job["versionNumber"]:
-            raise VersionConflictException(
-                f"expectedVersion {expected} does not match the current version "
-                f"{job['versionNumber']}.",
-                self._state(doc),
-            )
+        found = self._job(thing, job_id, body.get("executionNumber"))
+        owner = found["AgentArn"]
         now = self.backend.now()
-        if job["status"] == "QUEUED":
-            busy = self.store.executions(
-                agent_arn=doc["AgentArn"], active=True, job_status="IN_PROGRESS"
-            )
-            if busy:
+
+        def report(doc: Doc) -> bool:
+            # checked again on the copy being written: another process may have moved it
+            job = doc["Job"]
+            if doc["AgentArn"] != owner:
+                raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+            if job["status"] in lifecycle.JOB_TERMINAL:
                 raise InvalidStateTransitionException(
-                    f"Thing {thing} already runs job {_job_id(busy[0])}.", self._state(doc)
+                    f"Job {job_id} is {job['status']}, a terminal state; it cannot become "
+                    f"{status}.",
+                    self._state(doc),
                 )
-            lifecycle.claim(
-                doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
-            )
-        else:
+            expected = body.get("expectedVersion")
+            if expected is not None and expected != job["versionNumber"]:
+                raise VersionConflictException(
+                    f"expectedVersion {expected} does not match the current version "
+                    f"{job['versionNumber']}.",
+                    self._state(doc),
+                )
+            if job["status"] == "QUEUED":
+                # claims go through the scheduler alone (it honours agent:slots and takeovers)
+                raise InvalidStateTransitionException(
+                    f"Job {job_id} is QUEUED: claim it with StartNextPendingJobExecution "
+                    "(PUT /things/{thing}/jobs/$next) before reporting on it.",
+                    self._state(doc),
+                )
             lifecycle.renew_lease(
                 doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
             )
-        details = {**job["statusDetails"], **body.get("statusDetails", {})}
-        lifecycle.apply_report(doc, status, details, now)
-        self.store.save_execution(doc)
+            details = {**job["statusDetails"], **body.get("statusDetails", {})}
+            lifecycle.apply_report(doc, status, details, now)
+            return True
+
+        changed = change_execution(self.store, found["TaskExecutionArn"], report)
+        if changed is None:
+            raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        doc = changed[0]
         out: Doc = {}
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._state(doc)
         if body.get("includeJobDocument"):
-            out["jobDocument"] = json.dumps(job["document"], separators=(",", ":"))
+            out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
 
     # housekeeping -----------------------------------------------------------------------------
     def reap(self) -> int:
-        """Time out lost agents' jobs and force-end cancels nobody acted on; returns how many."""
-        now = self.backend.now()
-        ended = 0
-        for doc in self.store.executions(active=True, job_status="IN_PROGRESS"):
-            job = doc["Job"]
-            cancelled_at = doc.get("CancelRequestedAt")
-            if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS:
-                lifecycle.finish(
-                    doc, "ERROR", now, "Cancelled", "The task execution was cancelled."
-                )
-            elif job.get("leaseExpiresAt", now + 1) < now:
-                silent = now - job.get("lastUpdatedAt", now)
-                lifecycle.finish(
-                    doc,
-                    "ERROR",
-                    now,
-                    "AgentTimeout",
-                    f"The agent was lost: {doc['AgentArn']} sent no report for this execution "
-                    f"for {silent:.0f} s (the agent timeout is "
-                    f"{self.backend.config.agent_timeout:g} s).",
-                )
-            else:
-                continue
-            self.store.save_execution(doc)
-            ended += 1
-        return ended
+        """Leases, step timers, forgotten cancels, unclaimable executions: see `api.scheduler`."""
+        return self.backend.scheduler.reap()

@@ -15,11 +15,18 @@ DescribeTaskExecution names). The control plane's wishes go back in the reply's
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.progress import counter_names
+from contract import Doc
+from contract.jobs import (
+    COUNTERS,
+    JOB_TERMINAL,
+    PHASES,
+    Control,
+    JobDocument,
+    decode_report,
+)
 
 __all__ = [
     "COUNTERS",
@@ -30,30 +37,15 @@ __all__ = [
     "control_details",
     "describe",
     "finish",
+    "job_document",
+    "job_id",
     "location_for_agent",
     "new_execution",
+    "renew_lease",
     "request_cancel",
+    "requeue",
 ]
 
-Doc = dict[str, Any]
-
-PHASES = ("QUEUED", "LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING")
-JOB_TERMINAL = ("SUCCEEDED", "FAILED", "REJECTED", "TIMED_OUT", "CANCELED", "REMOVED")
-COUNTERS = (
-    "EstimatedFilesToTransfer",
-    "EstimatedBytesToTransfer",
-    "EstimatedFilesToDelete",
-    "FilesTransferred",
-    "BytesWritten",
-    "BytesTransferred",
-    "BytesCompressed",
-    "FilesSkipped",
-    "FilesVerified",
-    "FilesDeleted",
-    # the Folders* twins, in models that carry them (engine/progress.py counts them apart)
-    *(n for n in counter_names()[0] if "Folders" in n),
-)
-_NESTED_COUNTERS = ("FilesListed", "FilesFailed", "FilesPrepared", *counter_names()[1])
 _PENDING_RESULT = {
     "PrepareDuration": 0,
     "PrepareStatus": "PENDING",
@@ -85,7 +77,8 @@ def new_execution(
     includes: Any,
     excludes: Any,
     filters_key: str,
-    document: Doc,
+    source: Doc,
+    destination: Doc,
     queued: bool,
     now: float,
 ) -> Doc:
@@ -104,6 +97,8 @@ def new_execution(
         "Result": dict(_PENDING_RESULT),
         "History": [[status, now]],
         "_FiltersKey": filters_key,
+        "_Source": source,
+        "_Destination": destination,
         "Job": {
             "status": "QUEUED",
             "statusDetails": {},
@@ -111,7 +106,6 @@ def new_execution(
             "lastUpdatedAt": int(now),
             "versionNumber": 1,
             "executionNumber": 1,
-            "document": document,
         },
     }
 
@@ -134,6 +128,7 @@ def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds:
     job["versionNumber"] += 1
     renew_lease(doc, now, step_timeout_minutes, lease_seconds)
     doc["LaunchTime"] = now
+    doc["_ReportedAt"] = now  # the last time an agent spoke for it (see api.scheduler.recover)
     if doc["Status"] == "QUEUED":
         _set_status(doc, "LAUNCHING", now)
 
@@ -141,33 +136,42 @@ def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds:
 def renew_lease(
     doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds: float
 ) -> None:
+    """A heartbeat: the lease runs `lease_seconds` from now. A step timeout given with it sets
+    the step timer (IoT Jobs: from now; -1 clears it); without one the timer stays as it is."""
     job = doc["Job"]
-    if step_timeout_minutes is not None:
+    job["leaseExpiresAt"] = now + lease_seconds
+    if step_timeout_minutes is None:
+        return
+    if step_timeout_minutes < 0:
+        job.pop("stepTimeoutInMinutes", None)
+        job.pop("stepDeadline", None)
+    else:
         job["stepTimeoutInMinutes"] = step_timeout_minutes
-    step = job.get("stepTimeoutInMinutes")
-    seconds = lease_seconds if step is None or step < 0 else max(lease_seconds, step * 60.0)
-    job["leaseExpiresAt"] = now + seconds
+        job["stepDeadline"] = now + step_timeout_minutes * 60.0
+
+
+def job_id(doc: Doc) -> str:
+    """The job id of an execution: its `exec-…` part."""
+    return str(doc["TaskExecutionArn"].rsplit("/", 1)[1])
+
+
+def requeue(doc: Doc, agent_arn: str, now: float) -> None:
+    """Its agent was lost: offer the job again, to `agent_arn`, as the next execution number.
+    The DataSync phase stays (phases only move forward); the new run re-plans from the trees."""
+    job = doc["Job"]
+    for key in ("leaseExpiresAt", "stepDeadline", "stepTimeoutInMinutes", "startedAt"):
+        job.pop(key, None)
+    job.update(status="QUEUED", statusDetails={}, lastUpdatedAt=int(now))
+    job["versionNumber"] += 1
+    job["executionNumber"] += 1
+    doc["AgentArn"] = agent_arn
 
 
 def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
-    for key in ("counters", "result"):
-        raw = details.get(key)
-        if not raw:
-            continue
-        try:
-            values = json.loads(raw)
-        except ValueError:
-            continue
-        if not isinstance(values, dict):
-            continue
-        if key == "result":
-            doc["Result"] = {**doc["Result"], **values}
-            continue
-        for name, value in values.items():
-            if (name in COUNTERS and isinstance(value, int)) or (
-                name in _NESTED_COUNTERS and isinstance(value, dict | int)
-            ):
-                doc[name] = value
+    report = decode_report(details)
+    doc.update(report.counters)
+    if report.result:
+        doc["Result"] = {**doc["Result"], **report.result}
 
 
 def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> None:
@@ -176,17 +180,20 @@ def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> 
     job["statusDetails"] = details
     job["status"] = status
     job["lastUpdatedAt"] = int(now)
+    doc["_ReportedAt"] = now
     job["versionNumber"] += 1
     _merge_counters(doc, details)
     if status == "IN_PROGRESS":
-        phase = details.get("phase")
+        phase = decode_report(details).phase
         current = doc["Status"]
         if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
             _set_status(doc, phase, now)
         return
-    if status == "SUCCEEDED":
+    if status == "SUCCEEDED" and doc.get("CancelRequestedAt") is None:
         _end(doc, "SUCCESS", now)
         return
+    # a cancel the API accepted is final: an agent finishing first still ends the execution in
+    # ERROR / Cancelled, never SUCCESS
     result = doc["Result"]
     if doc.get("CancelRequestedAt") is not None:
         result.setdefault("ErrorCode", "Cancelled")
@@ -201,6 +208,7 @@ def _end(doc: Doc, status: str, now: float) -> None:
     _set_status(doc, status, now)
     doc["EndTime"] = now
     doc["Job"].pop("leaseExpiresAt", None)
+    doc["Job"].pop("stepDeadline", None)
     result = doc["Result"]
     result.setdefault("TotalDuration", int((now - doc["StartTime"]) * 1000))
     if result.get("TotalDuration", 0) == 0:
@@ -216,9 +224,9 @@ def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str
     """End an execution from the control plane's side (cancel of a queued one, timeout, restart)."""
     job = doc["Job"]
     if job["status"] not in JOB_TERMINAL:
-        job["status"] = "CANCELED" if error_code == "Cancelled" else "TIMED_OUT"
-        if error_code == "ServiceRestarted":
-            job["status"] = "CANCELED"
+        # the service ended it (cancel, restart, nobody to run it), or its time ran out
+        ended_by_service = error_code in ("Cancelled", "ServiceRestarted", "AgentUnavailable")
+        job["status"] = "CANCELED" if ended_by_service else "TIMED_OUT"
         job["lastUpdatedAt"] = int(now)
         job["versionNumber"] += 1
     doc["Result"]["ErrorCode"] = error_code
@@ -237,7 +245,24 @@ def request_cancel(doc: Doc, now: float) -> None:
 
 def control_details(doc: Doc) -> dict[str, str]:
     """What the control plane wants the agent to do, as statusDetails entries."""
-    wishes = {"control:bytesPerSecond": str(doc["Options"]["BytesPerSecond"])}
-    if doc.get("CancelRequestedAt") is not None:
-        wishes["control:cancel"] = "true"
-    return wishes
+    control = Control(
+        int(doc["Options"]["BytesPerSecond"]), doc.get("CancelRequestedAt") is not None
+    )
+    return control.to_details()
+
+
+def job_document(doc: Doc) -> JobDocument:
+    """The document the execution is offered as, derived from it on every read: its Options are
+    the execution's own (one BytesPerSecond, changed in one place). Executions stored by an
+    earlier release keep their locations inside ``Job.document``."""
+    old = doc["Job"].get("document") or {}
+    return JobDocument(
+        TaskExecutionArn=doc["TaskExecutionArn"],
+        TaskArn=doc["TaskArn"],
+        TaskMode=doc["TaskMode"],
+        Options=doc["Options"],
+        Includes=list(doc.get("Includes") or []),
+        Excludes=list(doc.get("Excludes") or []),
+        Source=doc.get("_Source") or old.get("Source") or {},
+        Destination=doc.get("_Destination") or old.get("Destination") or {},
+    )

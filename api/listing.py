@@ -1,7 +1,10 @@
 """Pagination and Filters for the List operations.
 
-Pages follow the items' sort key (ARNs): `NextToken` is the last key returned, base64url-encoded
-(so it matches the model's `[a-zA-Z0-9=_-]+`) and opaque to clients. Filters (ListTasks,
+Pages follow the items' sort key (ARNs): `NextToken` is the last key returned with a digest of
+it, base64url-encoded (so it matches the model's `[a-zA-Z0-9=_-]+`) and opaque to clients. A token
+that decodes but carries no matching digest was not issued here: InvalidRequestException, never
+an empty page. (The digest needs no secret: tokens are not credentials, they only must not be
+mistaken for a real position; any process of a shared store reads any other's.) Filters (ListTasks,
 ListLocations) are ANDed; each operator is allowed only for the attribute types DataSync
 documents (CreationTime compares as a time, the others as strings).
 """
@@ -11,15 +14,36 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import hashlib
 import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from api.errors import InvalidRequestException
+from contract import Doc
 
 __all__ = ["matches", "page"]
 
-Doc = dict[str, Any]
+_SEPARATOR = "\x00"
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _token(key: str) -> str:
+    return base64.urlsafe_b64encode(f"{key}{_SEPARATOR}{_digest(key)}".encode()).decode()
+
+
+def _position(token: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        text = ""
+    key, separator, digest = text.rpartition(_SEPARATOR)
+    if not separator or digest != _digest(key):
+        raise _invalid("NextToken is not a token this server issued.", "InvalidNextToken")
+    return key
 
 
 def _invalid(message: str, code: str) -> InvalidRequestException:
@@ -32,16 +56,11 @@ def page(items: Sequence[Doc], key: str, params: Doc) -> tuple[list[Doc], str | 
     token = params.get("NextToken")
     start = 0
     if token is not None:
-        try:
-            after = base64.urlsafe_b64decode(token.encode()).decode()
-        except (binascii.Error, UnicodeDecodeError, ValueError):
-            raise _invalid(
-                "NextToken is not a token this server issued.", "InvalidNextToken"
-            ) from None
+        after = _position(token)
         start = next((i for i, item in enumerate(items) if item[key] > after), len(items))
     page = list(items[start : start + limit])
     more = start + limit < len(items)
-    next_token = base64.urlsafe_b64encode(page[-1][key].encode()).decode() if more else None
+    next_token = _token(page[-1][key]) if more else None
     return page, next_token
 
 

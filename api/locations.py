@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from api.errors import InvalidRequestException
-from engine.paths import is_local_host
+from contract.paths import is_local_host
 
 __all__ = ["local_path", "location_uri"]
 

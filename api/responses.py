@@ -1,30 +1,27 @@
 """The DataSync JSON 1.1 front: `X-Amz-Target` → validate → backend method → render.
 
-Thin by design: parse, validate against botocore's input shape, call the backend's snake_case
-method, and render the result through the output shape (members the model does not have, and
+Thin by design: parse, validate against botocore's input shape, call the operation's handler
+from the table in `api.dispatch`, and render the result through the output shape (members the model does not have, and
 `None`s, are dropped, so internal state never leaks and absent members are omitted).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
+from api.dispatch import Handler
 from api.errors import InvalidRequestException, UnknownOperationException
 from api.models import Backend
 from api.validation import validate_input
-from engine.model import load_service_model
+from contract.model import load_service_model
 
 __all__ = ["TARGET_PREFIX", "dispatch", "render"]
 
 TARGET_PREFIX = "FmrsService."
 _SUPPORTED_LOCATIONS = {"Nfs", "Smb"}
-
-
-@cache
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
 @cache
@@ -63,8 +60,11 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def dispatch(backend: Backend, target: str | None, params: Any) -> dict[str, Any]:
-    """Run one DataSync operation named by an `X-Amz-Target` header value."""
+def dispatch(
+    table: Mapping[str, Handler], backend: Backend, target: str | None, params: Any
+) -> dict[str, Any]:
+    """Run one DataSync operation named by an `X-Amz-Target` header value, through `table`
+    (`api.dispatch.handlers(backend)`, built once per app)."""
     if not target:
         raise UnknownOperationException("Missing X-Amz-Target header (FmrsService.<Operation>).")
     if not target.startswith(TARGET_PREFIX):
@@ -75,7 +75,7 @@ def dispatch(backend: Backend, target: str | None, params: Any) -> dict[str, Any
         raise UnknownOperationException(f"Unknown operation {operation!r}.")
     params = _without_nulls(params)
     validate_input(operation, params)
-    method = getattr(backend, _snake(operation), None)
+    method = table.get(operation)
     if method is None:
         kind = re.fullmatch(r"(?:Create|Describe|Update)Location(\w+)", operation)
         if kind and kind.group(1) not in _SUPPORTED_LOCATIONS:

@@ -20,7 +20,7 @@ from functools import cache
 from typing import Any
 
 from api.errors import InvalidRequestException
-from engine.model import load_service_model
+from contract.model import load_service_model
 
 __all__ = ["compile_pattern", "validate_input"]
 
@@ -46,7 +46,9 @@ def compile_pattern(pattern: str) -> Matcher:
     if "\\p{" in translated:  # pragma: no cover - a pattern this botocore does not have
         return lambda value: True
     compiled = re.compile(translated)
-    return lambda value: compiled.search(value) is not None
+    # the whole value must match, as Java's Pattern.matches does on AWS: with re.search a `$`
+    # also matches before a trailing newline, so "/data\n" passed "^...$"
+    return lambda value: compiled.fullmatch(value) is not None
 
 
 class _Validator:

@@ -100,7 +100,7 @@ class Server:
     def client(self, service: str = "datasync", **overrides: Any) -> Any:
         kwargs: dict[str, Any] = {
             "endpoint_url": self.url,
-            "region_name": REGION,
+            "region_name": self.region,  # the server refuses other regions (issue 10)
             "aws_access_key_id": ACCESS_KEY,
             "aws_secret_access_key": SECRET_KEY,
             "config": _CONFIG,

@@ -1,0 +1,31 @@
+"""The control plane's settings, shared by the scheduler and the resource handlers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["ServerConfig"]
+
+
+@dataclass
+class ServerConfig:
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    # an agent silent this long is OFFLINE, and a job it runs is lost
+    agent_timeout: float = 300.0
+    # how long an unclaimed execution waits while every agent that could run it is OFFLINE
+    # (None: the agent timeout) before it ends in ERROR / AgentUnavailable; see api.scheduler
+    unclaimed_timeout: float | None = None
+    # how long an agent's activation key stays valid (DataSync: 30 minutes); the environment
+    # variable exists for tests that watch a key expire
+    activation_ttl: float = field(
+        default_factory=lambda: float(os.environ.get("DATASYNC_LOCAL_ACTIVATION_TTL", "1800"))
+    )
+    clock: Callable[[], float] = field(default=time.time)
+
+    @property
+    def unclaimed_wait(self) -> float:
+        return self.agent_timeout if self.unclaimed_timeout is None else self.unclaimed_timeout

@@ -1,0 +1,1 @@
+"""The DataSync resources' handlers: one module per resource, over one shared base."""

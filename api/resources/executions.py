@@ -1,0 +1,133 @@
+"""Task executions: start (admitted by `api.scheduler`), describe, list, cancel, and the live
+BytesPerSecond update; every change is a compare-and-swap on the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from api import lifecycle
+from api.listing import page
+from api.resources.base import (
+    _execution_not_found,
+    _filters_key,
+    _hex17,
+    _invalid,
+    _options_error,
+)
+from api.resources.tasks import TaskHandlers
+from api.scheduler import change_execution
+from api.store import TERMINAL_STATUSES
+from contract import Doc
+from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
+from engine import InvalidOptionsError, Options
+
+__all__ = ["ExecutionHandlers"]
+
+
+class ExecutionHandlers(TaskHandlers):
+    # executions -------------------------------------------------------------------------------
+    def start_task_execution(self, p: Doc) -> Doc:
+        task = self._get("task", p["TaskArn"], "Task")
+        self._reject_unsupported_task_members(p)
+        base = self._task_options(task["Options"], task["TaskMode"])
+        try:
+            options = base.merged(p.get("OverrideOptions"))
+        except InvalidOptionsError as exc:
+            raise _options_error(exc) from None
+        includes = p.get("Includes", task["Includes"])
+        excludes = p.get("Excludes", task["Excludes"])
+        self._check_filters(includes, excludes)
+        key = _filters_key(includes, excludes)
+        admission = self.scheduler.admit(task, options, key)
+        agent_arn = admission.agent_arn
+        source = self._location(task["SourceLocationArn"])
+        destination = self._location(task["DestinationLocationArn"])
+        arn = f"{task['TaskArn']}/execution/exec-{_hex17()}"
+        doc = lifecycle.new_execution(
+            arn=arn,
+            task=task,
+            agent_arn=agent_arn,
+            options=options.to_dict(),
+            includes=includes,
+            excludes=excludes,
+            filters_key=key,
+            source=lifecycle.location_for_agent(source),
+            destination=lifecycle.location_for_agent(destination),
+            queued=admission.queued,
+            now=self.now(),
+        )
+        self.store.add_execution(doc)
+        self._tag(arn, p.get("Tags"))
+        task["CurrentTaskExecutionArn"] = arn
+        self.store.put("task", task["TaskArn"], task["CreationTime"], task)
+        self._notify(agent_arn)
+        return {"TaskExecutionArn": arn}
+
+    def describe_task_execution(self, p: Doc) -> Mapping[str, Any]:
+        view = self.store.execution_view(p["TaskExecutionArn"])
+        if view is None:
+            raise _execution_not_found(p["TaskExecutionArn"])
+        return lifecycle.describe(view)
+
+    def list_task_executions(self, p: Doc) -> Doc:
+        if "TaskArn" in p:
+            self._get("task", p["TaskArn"], "Task")
+        found = sorted(
+            self.store.executions(task_arn=p.get("TaskArn")), key=lambda e: e["TaskExecutionArn"]
+        )
+        items, token = page(found, "TaskExecutionArn", p)
+        return {"TaskExecutions": items, "NextToken": token}
+
+    def cancel_task_execution(self, p: Doc) -> Doc:
+        def cancel(doc: Doc) -> bool:
+            if doc["Status"] in TERMINAL_STATUSES:
+                raise _invalid(
+                    f"Task execution {doc['TaskExecutionArn']} cannot be cancelled in its "
+                    f"current status: {doc['Status']}.",
+                    "InvalidExecutionStatus",
+                )
+            lifecycle.request_cancel(doc, self.now())
+            return True
+
+        changed = change_execution(self.store, p["TaskExecutionArn"], cancel)
+        if changed is None:
+            raise _execution_not_found(p["TaskExecutionArn"])
+        self._notify(changed[0]["AgentArn"])
+        return {}
+
+    def update_task_execution(self, p: Doc) -> Doc:
+        changes = p["Options"]
+        others = sorted(set(changes) - {"BytesPerSecond"})
+        if others:
+            raise _invalid(
+                f"UpdateTaskExecution can change only Options.BytesPerSecond, not "
+                f"{', '.join('Options.' + o for o in others)}.",
+                "InvalidOptions",
+            )
+        if "BytesPerSecond" not in changes:
+            raise _invalid("Options.BytesPerSecond is required.", "InvalidOptions")
+        try:
+            check_bytes_per_second(changes["BytesPerSecond"])
+        except InvalidBytesPerSecond as exc:
+            raise _invalid(str(exc), "InvalidOptions") from None
+
+        def set_rate(doc: Doc) -> bool:
+            try:
+                options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
+            except InvalidOptionsError as exc:
+                raise _options_error(exc) from None
+            if doc["Status"] in TERMINAL_STATUSES or doc["Status"] == "CANCELLING":
+                raise _invalid(
+                    f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: only a queued "
+                    "or running execution can be updated.",
+                    "InvalidExecutionStatus",
+                )
+            doc["Options"] = options.to_dict()
+            return True
+
+        changed = change_execution(self.store, p["TaskExecutionArn"], set_rate)
+        if changed is None:
+            raise _execution_not_found(p["TaskExecutionArn"])
+        self._notify(changed[0]["AgentArn"])
+        return {}
