@@ -22,6 +22,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import anyio
 
@@ -53,6 +54,20 @@ class AgentRevoked(Exception):
     """The control plane no longer accepts this agent's credentials (deleted, or a new store)."""
 
 
+@dataclass(frozen=True)
+class EngineSettings:
+    """How this agent runs the engine, whatever the job: the operator's choices, not the task's.
+
+    `allow_empty_source` lets REMOVE empty a destination whose source root is empty; `fsync`
+    flushes data and directory entries around each placement; `hash_cache_dir` keeps
+    POINT_IN_TIME_CONSISTENT digests between runs (None: no cache). See engine.Transfer.
+    """
+
+    allow_empty_source: bool = False
+    fsync: bool = False
+    hash_cache_dir: str | None = None
+
+
 class Agent:
     def __init__(
         self,
@@ -67,6 +82,7 @@ class Agent:
         final_report_timeout: float = 120.0,
         stopped_code: str | None = None,
         transfer_niceness: int = 0,
+        engine: EngineSettings = EngineSettings(),
     ) -> None:
         self.client = client
         self.thing = thing_name
@@ -80,6 +96,7 @@ class Agent:
         # engine's own "Cancelled")
         self.stopped_code = stopped_code
         self.transfer_niceness = transfer_niceness  # see engine.Transfer's `niceness`
+        self.engine = engine
         self.revoked: AgentRevoked | None = None
         self._stopping = False
         self._wake = anyio.Event()  # set and replaced by _signal(): wakes whoever waits now
@@ -182,7 +199,14 @@ class Agent:
                 document.get("Includes") or None, document.get("Excludes") or None
             )
             transfer = Transfer(
-                source, destination, options, filters, niceness=self.transfer_niceness
+                source,
+                destination,
+                options,
+                filters,
+                niceness=self.transfer_niceness,
+                allow_empty_source=self.engine.allow_empty_source,
+                fsync=self.engine.fsync,
+                hash_cache_dir=self.engine.hash_cache_dir,
             )
         except (DataSyncLocalError, KeyError, ValueError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"

@@ -23,6 +23,8 @@ import sys
 
 import anyio
 
+from cli.engine_flags import add_engine_flags, engine_settings
+
 __all__ = ["add_arguments", "run"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -92,6 +94,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often a running execution reports progress (1.0)",
     )
+    add_engine_flags(parser, _env)
     parser.set_defaults(
         _env_roots=[r for r in (_env("ROOT") or "").split(":") if r],
         _env_mounts=[m.strip() for m in (_env("MOUNT") or "").split(",") if m.strip()],
@@ -201,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
                 poll_interval=args.poll_interval,
                 report_interval=args.report_interval,
                 stopped_code="AgentStopped",
+                engine=engine_settings(args, args.state_dir),
             )
             agent_box.append(agent)
             try:

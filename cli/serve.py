@@ -42,6 +42,7 @@ from api.server import (
     serve_workers,
     uvicorn_config,
 )
+from cli.engine_flags import add_engine_flags
 
 __all__ = [
     "HEADER_TIMEOUT_SECONDS",
@@ -119,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_env("ACCOUNT_ID", "000000000000"),
         help="12-digit account id in ARNs (000000000000)",
     )
+    add_engine_flags(parser, _env)
     parser.add_argument(
         "--no-embedded-agent",
         action="store_true",
@@ -168,6 +170,9 @@ class ServeConfig:
     # None: env DATASYNC_LOCAL_STORE, else SQLite in data_dir (api.store.store_url)
     store: str | None = None
     workers: int = 1
+    allow_empty_source: bool = False
+    fsync: bool = False
+    hash_cache: bool = True  # in data_dir/hash-cache
 
 
 @dataclass
@@ -200,12 +205,15 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         body_timeout=args.body_timeout,
         store=args.store,
         workers=args.workers,
+        allow_empty_source=args.allow_empty_source,
+        fsync=args.fsync,
+        hash_cache=not args.no_hash_cache,
     )
 
 
 def build(config: ServeConfig) -> Served:
     """Assemble store, backend, app and (optionally) the embedded agent."""
-    from agents.agent import Agent
+    from agents.agent import Agent, EngineSettings
     from agents.client import JobsClient
     from api.app import create_app
     from api.auth import load_or_create_credentials
@@ -278,6 +286,13 @@ def build(config: ServeConfig) -> Served:
         roots,
         poll_interval=config.agent_poll_interval,
         transfer_niceness=EMBEDDED_TRANSFER_NICENESS,
+        engine=EngineSettings(
+            allow_empty_source=config.allow_empty_source,
+            fsync=config.fsync,
+            hash_cache_dir=os.path.join(config.data_dir, "hash-cache")
+            if config.hash_cache
+            else None,
+        ),
     )
 
     def poke(arn: str) -> None:

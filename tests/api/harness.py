@@ -41,8 +41,10 @@ class Server:
         *,
         embedded_agent: bool = True,
         agent_timeout: float = 300.0,
+        allow_empty_source: bool = False,
     ) -> None:
         self.data_dir = data_dir
+        self.allow_empty_source = allow_empty_source
         self.roots = roots
         self.embedded_agent = embedded_agent
         self.region = REGION
@@ -65,6 +67,7 @@ class Server:
                 embedded_agent=self.embedded_agent,
                 agent_timeout=self.agent_timeout,
                 agent_poll_interval=0.1,
+                allow_empty_source=self.allow_empty_source,
             )
         )
         config = uvicorn.Config(
