@@ -152,6 +152,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+POKE_POLL_SECONDS = 0.05  # how soon news from another process reaches the embedded agent
+
+
 @dataclass
 class ServeConfig:
     data_dir: str
@@ -303,9 +306,13 @@ def build(config: ServeConfig) -> Served:
 
     async def pokes_from_other_processes() -> None:
         channel = f"agent:{agent_arn}"
+        # Polled from the event loop rather than blocking in Store.wait on a worker thread: a
+        # shutdown cancels the sleep at once instead of waiting out a thread's wait (which cost
+        # every server stop a second).
         seen = await anyio.to_thread.run_sync(store.change_count, channel)
         while True:
-            now = await anyio.to_thread.run_sync(store.wait, channel, seen, 1.0)
+            await anyio.sleep(POKE_POLL_SECONDS)
+            now = await anyio.to_thread.run_sync(store.change_count, channel)
             if now != seen:
                 seen = now
                 agent.poke()
