@@ -46,7 +46,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from engine.model import load_service_model
+from contract.model import load_service_model
 
 __all__ = [
     "Cursor",
