@@ -75,7 +75,10 @@ class Executor:
     def _done(self, action: Action, size: int = 0, digest: bytes | None = None) -> None:
         if not action.counted:
             return
-        self.progress.add("FilesTransferred", folder=action.kind == DIR)
+        is_file = action.kind == REG
+        self.progress.transferred(
+            action.rel, action.kind == DIR, size if is_file else None, digest if is_file else None
+        )
         if self.verify_log is not None:
             with self._log_lock:
                 self.verify_log.append((action.rel, action.kind, size, digest))
@@ -131,7 +134,9 @@ class Executor:
                     break
                 if self._remove(action) and action.counted:
                     deleted += 1
-                    self.progress.add("FilesDeleted", folder=action.kind == DIR)
+                    self.progress.deleted(
+                        action.rel, action.kind == DIR, action.size if action.kind == REG else None
+                    )
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
 

@@ -271,7 +271,7 @@ class Planner:
         """Decide for a non-directory source item; True if the destination directory changes."""
         st = s.st
         if kind in (FIFO, SOCK) or (kind in (CHR, BLK) and not self.devices) or kind == "unknown":
-            self.progress.add("FilesSkipped")
+            self.progress.skipped(rel, False, f"a {kind} is not transferred")
             return False
         dkind = kind_of(d.st) if d is not None else None
         if d is not None and self.never:
@@ -335,7 +335,7 @@ class Planner:
         return True
 
     def _skip(self, plan: Plan, rel: str, folder: bool = False) -> None:
-        self.progress.add("FilesSkipped", folder=folder)
+        self.progress.skipped(rel, folder, "exists at the destination (OverwriteMode=NEVER)")
         plan.never_skipped.add(rel)
 
     # -- destination-only items ------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from engine.events import EventSink, FileEvent, FileEventKind, FileFacts
 from engine.model import structure_members
 
 __all__ = ["PHASES", "FileFailure", "Progress", "counter_names"]
@@ -65,7 +66,11 @@ class FileFailure:
 
 
 class Progress:
-    def __init__(self) -> None:
+    """The one place an item is counted; `sink` (engine/events.py) hears of every counted item
+    from the same call, so logs, reports and journals agree with the counters."""
+
+    def __init__(self, sink: EventSink | None = None) -> None:
+        self.sink = sink
         flat, nested = counter_names()
         self._lock = threading.Lock()
         self._flat: dict[str, int] = dict.fromkeys(flat, 0)
@@ -87,6 +92,40 @@ class Progress:
         """Add to a flat counter; `folder` turns a `Files*` name into its `Folders*` twin."""
         with self._lock:
             self._flat[folder_counter(name, folder)] += n
+
+    def transferred(
+        self, path: str, folder: bool, size: int | None = None, digest: bytes | None = None
+    ) -> None:
+        """An item placed under its real name (FilesTransferred / FoldersTransferred)."""
+        self.add("FilesTransferred", folder=folder)
+        self._emit(FileEventKind.TRANSFERRED, path, folder, size, digest)
+
+    def verified(
+        self, path: str, folder: bool, size: int | None = None, digest: bytes | None = None
+    ) -> None:
+        self.add("FilesVerified", folder=folder)
+        self._emit(FileEventKind.VERIFIED, path, folder, size, digest)
+
+    def deleted(self, path: str, folder: bool, size: int | None = None) -> None:
+        self.add("FilesDeleted", folder=folder)
+        self._emit(FileEventKind.DELETED, path, folder, size)
+
+    def skipped(self, path: str, folder: bool, reason: str, size: int | None = None) -> None:
+        self.add("FilesSkipped", folder=folder)
+        self._emit(FileEventKind.SKIPPED, path, folder, size, reason=reason)
+
+    def _emit(
+        self,
+        kind: FileEventKind,
+        path: str,
+        folder: bool,
+        size: int | None = None,
+        digest: bytes | None = None,
+        reason: str | None = None,
+    ) -> None:
+        if self.sink is not None:
+            checksum = digest.hex() if digest is not None else None
+            self.sink(FileEvent(kind, path, folder, size, checksum, reason=reason))
 
     def add_bytes(self, n: int) -> None:
         """Data written to the destination (no compression here: all three byte counters agree)."""
@@ -119,9 +158,18 @@ class Progress:
                 flat["FoldersPrepared"] = folders
                 self._nested["FoldersListed"].update(folders_listed or {})
 
-    def fail(self, phase: str, path: str, reason: str, folder: bool = False) -> None:
+    def fail(
+        self,
+        phase: str,
+        path: str,
+        reason: str,
+        folder: bool = False,
+        source: FileFacts | None = None,
+        destination: FileFacts | None = None,
+    ) -> None:
         """One item failed in `phase` (Prepare | Transfer | Verify | Delete, or List: a folder
-        that could not be listed, which is a failure of PREPARING)."""
+        that could not be listed, which is a failure of PREPARING); `source`/`destination` are
+        both sides of a verification failure, for the sink."""
         counters = self._nested["FoldersFailed" if folder and "FoldersFailed" in self._nested
                                 else "FilesFailed"]  # fmt: skip
         key = phase if phase in counters else "Prepare"
@@ -130,6 +178,18 @@ class Progress:
             if len(self.failures) < _MAX_FAILURES_KEPT:
                 self.failures.append(FileFailure("Prepare" if phase == "List" else phase, path,
                                                  reason))  # fmt: skip
+        if self.sink is not None:
+            self.sink(
+                FileEvent(
+                    FileEventKind.FAILED,
+                    path,
+                    folder,
+                    phase="Prepare" if phase == "List" else phase,
+                    reason=reason,
+                    source=source,
+                    destination=destination,
+                )
+            )
 
     def failed(self, phase: str | None = None) -> int:
         """Items (files and folders) that failed in `phase` (all phases if None)."""

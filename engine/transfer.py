@@ -18,6 +18,7 @@ import anyio.to_thread
 
 from engine.copier import Copier
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
+from engine.events import EventSink
 from engine.execute import Executor
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
@@ -83,6 +84,7 @@ class Transfer:
         dry_run: bool = False,
         on_item: Callable[[str], None] | None = None,
         hash_cache_dir: str | None = None,
+        on_event: EventSink | None = None,
     ) -> None:
         """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
         destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
@@ -90,12 +92,13 @@ class Transfer:
         items, then ends in ERROR (MaxDeleteExceeded); `fsync` flushes each file's data before
         its rename and each directory entry after it; `dry_run` plans only, writes nothing and
         hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
-        the totals."""
+        the totals. `on_event` hears of every counted item as it is counted
+        (engine/events.py), from worker threads; a dry run sends it nothing."""
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
         self.filters = filters or FilterRules()
-        self.progress = Progress()
+        self.progress = Progress(sink=None if dry_run else on_event)
         self._bucket = TokenBucket(self.options.bytes_per_second, clock)
         self._cancel = threading.Event()
         self._done = threading.Event()

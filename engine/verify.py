@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from engine.copier import hash_file
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
+from engine.events import FileFacts
 from engine.filters import FilterRules
 from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy
@@ -94,7 +95,7 @@ def _verify_one(
         if close_dir:
             os.close(dir_fd)
     if rel != "/":  # the root is the location, not an item of it
-        progress.add("FilesVerified", folder=kind == DIR)
+        progress.verified(rel, kind == DIR, size if kind == REG else None, digest)
 
 
 class WholeTreeVerifier:
@@ -127,8 +128,16 @@ class WholeTreeVerifier:
         self.src_tree = DirTree(source)
         self.dst_tree = DirTree(destination)
 
-    def mismatch(self, rel: str, reason: str, folder: bool = False) -> None:
-        self.progress.fail("Verify", rel, reason, folder=folder)
+    def mismatch(
+        self,
+        rel: str,
+        reason: str,
+        folder: bool = False,
+        sides: tuple[FileFacts, FileFacts] | None = None,
+    ) -> None:
+        """A verification failure; `sides` (source, destination) go to the event sink."""
+        source, destination = sides if sides is not None else (None, None)
+        self.progress.fail("Verify", rel, reason, folder, source, destination)
 
     def run(self) -> None:
         try:
@@ -184,50 +193,62 @@ class WholeTreeVerifier:
                 if selected:
                     self.mismatch(rel, "missing at the destination", is_dir)
                 continue
-            if selected and self.compare_items(rel, s, d):
-                self.progress.add("FilesVerified", folder=is_dir)
+            if selected:
+                ok, digest = self.compare_items(rel, s, d)
+                if ok:
+                    regular = stat.S_ISREG(s.st.st_mode)
+                    self.progress.verified(rel, is_dir, s.st.st_size if regular else None, digest)
             if is_dir and kind_of(d.st) == DIR:
                 subdirs.append((rel, included or (selected and self.filters.active)))
         return subdirs
 
-    def compare_items(self, rel: str, s: Entry, d: Entry) -> bool:
+    def compare_items(self, rel: str, s: Entry, d: Entry) -> tuple[bool, bytes | None]:
+        """(matches, the file's xxh3-128 when one was computed)."""
         skind, dkind = kind_of(s.st), kind_of(d.st)
+        sides = (FileFacts.of(s.st), FileFacts.of(d.st))
         if skind != dkind:
             self.mismatch(
                 rel,
                 f"kind differs: {skind} at the source, {dkind} at the destination",
                 skind == DIR,
+                sides,
             )
-            return False
+            return False, None
         if skind in ("chr", "blk") and s.st.st_rdev != d.st.st_rdev:
-            self.mismatch(rel, "device numbers differ")
-            return False
+            self.mismatch(rel, "device numbers differ", sides=sides)
+            return False, None
         reason = self.metadata_difference(s.st, d.st, skind)
         if reason is None and self.metadata.xattrs is not None and skind in (DIR, REG):
             reason = self.xattr_difference(rel)
         if reason:
-            self.mismatch(rel, reason, skind == DIR)
-            return False
+            self.mismatch(rel, reason, skind == DIR, sides)
+            return False, None
         if skind not in (LNK, REG):
-            return True
+            return True, None
         parent, name = split(rel)
         try:
             src_dir, dst_dir = self.src_tree.fd(parent), self.dst_tree.fd(parent)
             if skind == LNK:
                 if os.readlink(name, dir_fd=src_dir) != os.readlink(name, dir_fd=dst_dir):
-                    self.mismatch(rel, "symbolic link targets differ")
-                    return False
-            else:
-                if s.st.st_size != d.st.st_size:
-                    self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}")
-                    return False
-                if self.digest(name, src_dir, s.st) != self.digest(name, dst_dir, d.st):
-                    self.mismatch(rel, "checksum mismatch between source and destination")
-                    return False
+                    self.mismatch(rel, "symbolic link targets differ", sides=sides)
+                    return False, None
+                return True, None
+            if s.st.st_size != d.st.st_size:
+                self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}", sides=sides)
+                return False, None
+            _, src_digest = self.digest(name, src_dir, s.st)
+            _, dst_digest = self.digest(name, dst_dir, d.st)
+            if src_digest != dst_digest:
+                self.mismatch(
+                    rel,
+                    "checksum mismatch between source and destination",
+                    sides=(FileFacts.of(s.st, src_digest), FileFacts.of(d.st, dst_digest)),
+                )
+                return False, None
+            return True, src_digest
         except OSError as exc:
-            self.mismatch(rel, f"cannot read: {exc.strerror}")
-            return False
-        return True
+            self.mismatch(rel, f"cannot read: {exc.strerror}", sides=sides)
+            return False, None
 
     def digest(self, name: str, dir_fd: int, st: os.stat_result) -> tuple[int, bytes]:
         """(size, xxh3-128) of a listed file: from the verification cache (engine/hashcache.py)
