@@ -21,16 +21,18 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from agents.client import JobsClient, JobsError
 from agents.locations import Mount, resolve_location
+from agents.unattended import TaskReport, manifest_filters
 from contract import Doc
 from contract.jobs import (
     MAX_DETAIL_VALUE,
+    REPORT_KEY,
     SESSION_KEY,
     Control,
     InvalidBytesPerSecond,
@@ -76,6 +78,7 @@ class Agent:
         roots: Sequence[str],
         *,
         mounts: Sequence[Mount] = (),
+        buckets: Mapping[str, str] | None = None,
         concurrency: int = 1,
         poll_interval: float = 0.5,
         report_interval: float = 1.0,
@@ -88,6 +91,7 @@ class Agent:
         self.thing = thing_name
         self.roots = list(roots)
         self.mounts = list(mounts)
+        self.buckets = dict(buckets or {})  # bucket name → directory (contract/buckets.py)
         self.concurrency = max(1, concurrency)
         self.poll_interval = poll_interval
         self.report_interval = report_interval
@@ -198,6 +202,12 @@ class Agent:
             filters = FilterRules.from_rules(
                 document.get("Includes") or None, document.get("Excludes") or None
             )
+            filters = manifest_filters(document.get("ManifestConfig") or {}, self.buckets, filters)
+            report = (
+                await anyio.to_thread.run_sync(TaskReport, document, self.buckets)
+                if document.get("TaskReportConfig")
+                else None
+            )
             transfer = Transfer(
                 source,
                 destination,
@@ -207,6 +217,7 @@ class Agent:
                 allow_empty_source=self.engine.allow_empty_source,
                 fsync=self.engine.fsync,
                 hash_cache_dir=self.engine.hash_cache_dir,
+                on_event=report.on_event if report is not None else None,
             )
         except (DataSyncLocalError, KeyError, ValueError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"
@@ -282,6 +293,8 @@ class Agent:
             wished = id(transfer) in self._cancel_wished
             self._cancel_wished.discard(id(transfer))
         if abandoned:
+            if report is not None:
+                report.discard()
             return
         status = "SUCCEEDED" if final.get("Status") == "SUCCESS" else "FAILED"
         if status == "FAILED" and self._stopping and not wished and self.stopped_code:
@@ -294,9 +307,11 @@ class Agent:
                     "(temporaries removed); start the execution again.",
                 },
             }
-        await self._report(
-            job_id, status, {**encode_details(final), SESSION_KEY: session}, version, session
-        )
+        details = {**encode_details(final), SESSION_KEY: session}
+        if report is not None:
+            report_result = await anyio.to_thread.run_sync(report.finish, final)
+            details[REPORT_KEY] = _compact(report_result)[:MAX_DETAIL]
+        await self._report(job_id, status, details, version, session)
 
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""

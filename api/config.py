@@ -25,6 +25,9 @@ class ServerConfig:
         default_factory=lambda: float(os.environ.get("DATASYNC_LOCAL_ACTIVATION_TTL", "1800"))
     )
     clock: Callable[[], float] = field(default=time.time)
+    # local buckets (`serve --bucket NAME=DIR`): bucket name → directory, for task reports and
+    # manifests (contract/buckets.py)
+    buckets: dict[str, str] = field(default_factory=dict)
 
     @property
     def unclaimed_wait(self) -> float:

@@ -15,6 +15,7 @@ DescribeTaskExecution names). The control plane's wishes go back in the reply's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ from contract.jobs import (
     COUNTERS,
     JOB_TERMINAL,
     PHASES,
+    REPORT_KEY,
     Control,
     JobDocument,
     decode_report,
@@ -170,8 +172,21 @@ def requeue(doc: Doc, agent_arn: str, now: float) -> None:
 def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
     report = decode_report(details)
     doc.update(report.counters)
+    if doc.get("ReportResult") and REPORT_KEY in details:
+        doc["ReportResult"] = _report_result(details[REPORT_KEY])
     if report.result:
         doc["Result"] = {**doc["Result"], **report.result}
+
+
+def _report_result(raw: str) -> Doc:
+    """The agent's ReportResult (Status SUCCESS | ERROR, ErrorCode, ErrorDetail), else ERROR."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and value.get("Status") in ("SUCCESS", "ERROR"):
+        return {k: str(v) for k, v in value.items() if k in ("Status", "ErrorCode", "ErrorDetail")}
+    return {"Status": "ERROR", "ErrorCode": "InvalidReport", "ErrorDetail": "unreadable result"}
 
 
 def apply_report(doc: Doc, status: str, details: dict[str, str], now: float) -> None:
@@ -231,6 +246,14 @@ def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str
         job["versionNumber"] += 1
     doc["Result"]["ErrorCode"] = error_code
     doc["Result"]["ErrorDetail"] = error_detail
+    if (doc.get("ReportResult") or {}).get("Status") == "PENDING":
+        # no agent is left to write the report of an execution the service ended
+        doc["ReportResult"] = {
+            "Status": "ERROR",
+            "ErrorCode": error_code,
+            "ErrorDetail": "No task report was written: the execution ended before an agent "
+            "finished it.",
+        }
     _end(doc, status, now)
 
 
@@ -265,4 +288,6 @@ def job_document(doc: Doc) -> JobDocument:
         Excludes=list(doc.get("Excludes") or []),
         Source=doc.get("_Source") or old.get("Source") or {},
         Destination=doc.get("_Destination") or old.get("Destination") or {},
+        TaskReportConfig=doc.get("TaskReportConfig") or {},
+        ManifestConfig=doc.get("ManifestConfig") or {},
     )

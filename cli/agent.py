@@ -24,6 +24,7 @@ import sys
 import anyio
 
 from cli.engine_flags import add_engine_flags, engine_settings
+from contract.buckets import parse_buckets, split_env
 
 __all__ = ["add_arguments", "run"]
 
@@ -94,8 +95,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="how often a running execution reports progress (1.0)",
     )
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        default=None,
+        metavar="NAME=DIR",
+        help="this agent's directory for arn:aws:s3:::NAME: where it reads manifests and writes "
+        "task reports (repeatable; env DATASYNC_LOCAL_AGENT_BUCKET: comma- or space-separated)",
+    )
     add_engine_flags(parser, _env)
     parser.set_defaults(
+        _env_buckets=split_env(_env("BUCKET")),
         _env_roots=[r for r in (_env("ROOT") or "").split(":") if r],
         _env_mounts=[m.strip() for m in (_env("MOUNT") or "").split(",") if m.strip()],
     )
@@ -115,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
     mount_specs = list(args.mount or args._env_mounts)
     try:
         mounts = [parse_mount(spec) for spec in mount_specs]
+        buckets = parse_buckets(args.bucket or args._env_buckets)
     except ValueError as exc:
         print(f"datasync-local agent: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -200,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
                 identity.thing_name,
                 roots,
                 mounts=mounts,
+                buckets=buckets,
                 concurrency=args.concurrency,
                 poll_interval=args.poll_interval,
                 report_interval=args.report_interval,

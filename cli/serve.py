@@ -43,6 +43,7 @@ from api.server import (
     uvicorn_config,
 )
 from cli.engine_flags import add_engine_flags
+from contract.buckets import parse_buckets, split_env
 
 __all__ = [
     "HEADER_TIMEOUT_SECONDS",
@@ -91,6 +92,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a directory the embedded agent may read and write (repeatable)",
     )
     parser.set_defaults(_env_roots=[r for r in (roots or "").split(":") if r])
+    parser.add_argument(
+        "--bucket",
+        action="append",
+        default=None,
+        metavar="NAME=DIR",
+        help="serve arn:aws:s3:::NAME from DIR for task reports and manifests (repeatable; env "
+        "DATASYNC_LOCAL_BUCKET: comma- or space-separated)",
+    )
+    parser.set_defaults(_env_buckets=split_env(_env("BUCKET")))
     parser.add_argument(
         "--store",
         default=_env("STORE"),
@@ -159,6 +169,7 @@ POKE_POLL_SECONDS = 0.05  # how soon news from another process reaches the embed
 class ServeConfig:
     data_dir: str
     roots: list[str] = field(default_factory=list)
+    buckets: dict[str, str] = field(default_factory=dict)  # bucket name → directory
     host: str = "127.0.0.1"
     port: int = 8080
     access_key_id: str | None = None
@@ -196,6 +207,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
         data_dir=args.data_dir,
         roots=list(args.root or args._env_roots),
+        buckets=parse_buckets(args.bucket or args._env_buckets),
         host=args.host,
         port=args.port,
         access_key_id=args.access_key_id,
@@ -236,6 +248,7 @@ def build(config: ServeConfig) -> Served:
             region=config.region,
             account_id=config.account_id,
             agent_timeout=config.agent_timeout,
+            buckets=dict(config.buckets),
         ),
     )
     leader = LeaderDuty(store, backend.recover)
@@ -287,6 +300,7 @@ def build(config: ServeConfig) -> Served:
         client,
         agent_arn.rsplit("/", 1)[1],
         roots,
+        buckets=config.buckets,
         poll_interval=config.agent_poll_interval,
         transfer_niceness=EMBEDDED_TRANSFER_NICENESS,
         engine=EngineSettings(
@@ -401,7 +415,11 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the embedded agent's every poll
-    config = config_from_args(args)
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:  # a malformed --bucket
+        print(f"datasync-local serve: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     if config.workers < 1:
         print("datasync-local serve: --workers must be at least 1", file=sys.stderr)
         return EXIT_USAGE

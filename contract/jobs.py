@@ -34,6 +34,7 @@ __all__ = [
     "PHASES",
     "PHASE_KEY",
     "RATE_KEY",
+    "REPORT_KEY",
     "RESULT_KEY",
     "RUNNING_KEY",
     "SESSION_KEY",
@@ -57,6 +58,7 @@ RUNNING_KEY = "agent:running"  # $next: the job ids the agent runs now ("-": non
 SLOTS_KEY = "agent:slots"  # $next: how many jobs the agent runs at once
 RATE_KEY = "control:bytesPerSecond"  # reply: the BytesPerSecond the control plane wants
 CANCEL_KEY = "control:cancel"  # reply: "true" when the execution was cancelled
+REPORT_KEY = "report"  # final report: the task report's ReportResult (compact JSON)
 
 # limits -----------------------------------------------------------------------------------------
 MAX_DETAIL_VALUE = 1024  # IoT Jobs' documented limit for one statusDetails value
@@ -123,6 +125,10 @@ class JobDocument:
     Excludes: list[Any] = field(default_factory=list)
     Source: Mapping[str, Any] = field(default_factory=dict)
     Destination: Mapping[str, Any] = field(default_factory=dict)
+    # issue 13: the execution's TaskReportConfig / ManifestConfig (empty: none); the agent
+    # resolves their buckets through its own --bucket map
+    TaskReportConfig: Mapping[str, Any] = field(default_factory=dict)
+    ManifestConfig: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -142,6 +148,8 @@ class JobDocument:
             Excludes=list(raw.get("Excludes") or []),
             Source=dict(raw["Source"]),
             Destination=dict(raw["Destination"]),
+            TaskReportConfig=dict(raw.get("TaskReportConfig") or {}),
+            ManifestConfig=dict(raw.get("ManifestConfig") or {}),
         )
 
 

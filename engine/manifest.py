@@ -31,16 +31,18 @@ import enum
 import io
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from engine.errors import DataSyncLocalError
+from engine.filters import FilterRules
 
 __all__ = [
     "EntryKind",
     "ManifestEntry",
     "ManifestError",
+    "ManifestFilter",
     "ResolvedEntry",
     "count_entries",
     "open_manifest",
@@ -230,3 +232,59 @@ def _is_symlink(name: str, dir_fd: int) -> bool:
         return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except OSError:
         return False
+
+
+class ManifestFilter(FilterRules):
+    """The task's filters narrowed to the files a manifest lists (what the planner, the verifier
+    and the destination-only walk consult through `decide`).
+
+    `load` runs once at the start of PREPARING: it streams the manifest, resolves every entry
+    below the source root (`resolve_entry`), fails the entries that cannot be transferred
+    (FilesFailed, phase Prepare, with `ResolvedEntry.reason`) and keeps the listed files and
+    their ancestor directories in two sets, so the walk only descends where a listed file lies.
+    Those sets are the one thing held per entry (a path string each): the tree walk needs to
+    answer "is this listed?" for every item it meets. `entries` is FilesListed.AtSource.
+    """
+
+    def __init__(self, base: FilterRules, opener: Callable[[], BinaryIO], name: str) -> None:
+        super().__init__()
+        self.include, self.exclude = base.include, base.exclude
+        self._base = base
+        self._opener = opener
+        self._name = name
+        self._files: set[str] = set()
+        self._dirs: set[str] = set()
+        self.entries = 0
+
+    @property
+    def active(self) -> bool:
+        return True
+
+    def load(self, source_root: str, fail: Callable[[str, str], None]) -> None:
+        """Read and resolve the manifest; `fail(path, reason)` for each untransferable entry.
+        ManifestError if the manifest itself cannot be used."""
+        root_fd = os.open(source_root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            with self._opener() as stream:
+                for entry in read_manifest(stream, name=self._name):
+                    self.entries += 1
+                    resolved = resolve_entry(root_fd, entry)
+                    path = "/" + entry.path
+                    if resolved.kind is not EntryKind.FILE:
+                        fail(path, resolved.reason)
+                        continue
+                    self._files.add(path)
+                    parts = entry.path.split("/")[:-1]
+                    for i in range(1, len(parts) + 1):
+                        self._dirs.add("/" + "/".join(parts[:i]))
+        finally:
+            os.close(root_fd)
+
+    def decide(self, path: str, is_dir: bool, parent_included: bool) -> tuple[bool, bool]:
+        if is_dir:
+            return False, path in self._dirs and not self._base.excluded(path)
+        # a listed file is still subject to the task's filters, judged on its whole path
+        return path in self._files and self._base.selects(path), False
+
+    def selects(self, path: str) -> bool:
+        return path in self._files and self._base.selects(path)

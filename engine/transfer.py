@@ -23,6 +23,7 @@ from engine.execute import Executor
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
+from engine.manifest import ManifestError, ManifestFilter
 from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
@@ -228,6 +229,12 @@ class Transfer:
 
     def _prepare(self) -> Plan:
         self._begin("Prepare")
+        manifest = self.filters if isinstance(self.filters, ManifestFilter) else None
+        if manifest is not None:  # only the listed files are considered (engine/manifest.py)
+            try:
+                manifest.load(self.source, lambda p, why: self.progress.fail("Prepare", p, why))
+            except ManifestError as exc:
+                raise TransferError("ManifestError", str(exc)) from exc
         planner = Planner(
             self.source,
             self.destination,
@@ -245,7 +252,7 @@ class Transfer:
             nbytes=plan.bytes,
             deletes=plan.delete_items,
             listed={
-                "AtSource": plan.listed_source,
+                "AtSource": plan.listed_source if manifest is None else manifest.entries,
                 "AtDestinationForDelete": plan.listed_destination,
             },
             folders=plan.folders + plan.delete_folders,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from api import lifecycle
+from api import bucket_configs, lifecycle
 from api.listing import page
 from api.resources.base import (
     _execution_not_found,
@@ -39,6 +39,9 @@ class ExecutionHandlers(TaskHandlers):
         excludes = p.get("Excludes", task["Excludes"])
         self._check_filters(includes, excludes)
         key = _filters_key(includes, excludes)
+        unattended = {**task}
+        bucket_configs.updated(unattended, p, self.config.buckets)  # this execution's overrides
+        bucket_configs.recheck(unattended, self.config.buckets)
         admission = self.scheduler.admit(task, options, key)
         agent_arn = admission.agent_arn
         source = self._location(task["SourceLocationArn"])
@@ -57,6 +60,11 @@ class ExecutionHandlers(TaskHandlers):
             queued=admission.queued,
             now=self.now(),
         )
+        for name in ("TaskReportConfig", "ManifestConfig"):
+            if unattended.get(name):
+                doc[name] = unattended[name]
+        if doc.get("TaskReportConfig"):
+            doc["ReportResult"] = {"Status": "PENDING"}
         self.store.add_execution(doc)
         self._tag(arn, p.get("Tags"))
         task["CurrentTaskExecutionArn"] = arn

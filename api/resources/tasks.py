@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from api import bucket_configs
 from api.listing import matches, page
 from api.resources.base import (
     _hex17,
@@ -34,12 +35,6 @@ class TaskHandlers(LocationHandlers):
             raise _options_error(exc) from None
 
     def _reject_unsupported_task_members(self, p: Doc) -> None:
-        for name in ("ManifestConfig", "TaskReportConfig"):
-            if p.get(name):
-                raise _invalid(
-                    f"{name} needs Amazon S3 and is not supported by this server.",
-                    "UnsupportedFeature",
-                )
         if p.get("Schedule"):
             raise _invalid(
                 "Schedule is not supported by this server yet; start executions with "
@@ -76,6 +71,7 @@ class TaskHandlers(LocationHandlers):
         }
         if "CloudWatchLogGroupArn" in p:
             doc["CloudWatchLogGroupArn"] = p["CloudWatchLogGroupArn"]
+        bucket_configs.updated(doc, p, self.config.buckets)
         if not doc["Name"]:
             del doc["Name"]
         self.store.put("task", arn, now, doc)
@@ -102,6 +98,7 @@ class TaskHandlers(LocationHandlers):
         excludes = p.get("Excludes", task["Excludes"])
         self._check_filters(includes, excludes)
         task.update(Includes=includes, Excludes=excludes)
+        bucket_configs.updated(task, p, self.config.buckets)
         for name in ("Name", "CloudWatchLogGroupArn"):
             if name in p:
                 task[name] = p[name]

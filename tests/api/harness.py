@@ -42,8 +42,10 @@ class Server:
         embedded_agent: bool = True,
         agent_timeout: float = 300.0,
         allow_empty_source: bool = False,
+        buckets: dict[str, str] | None = None,
     ) -> None:
         self.data_dir = data_dir
+        self.buckets = dict(buckets or {})
         self.allow_empty_source = allow_empty_source
         self.roots = roots
         self.embedded_agent = embedded_agent
@@ -68,6 +70,7 @@ class Server:
                 agent_timeout=self.agent_timeout,
                 agent_poll_interval=0.1,
                 allow_empty_source=self.allow_empty_source,
+                buckets=self.buckets,
             )
         )
         config = uvicorn.Config(

@@ -1,0 +1,194 @@
+"""The agent's side of manifests and task reports: it sees the files, so it reads the one and
+writes the other, in its own mapped bucket directories (``agent --bucket``, contract/buckets.py).
+
+* `manifest_filters` narrows a job's filters to its manifest (engine/manifest.ManifestFilter);
+  the manifest is opened when PREPARING starts, so a bucket this agent does not map, or a
+  missing manifest object, fails the execution with ErrorCode ManifestError naming it.
+* `TaskReport` turns the engine's per-file events into task-report items, streamed to disk as
+  they come (engine/report.TaskReportWriter), and writes the summary when the transfer ends.
+  Its `result()` is the execution's ReportResult: SUCCESS, or ERROR with the reason (an
+  unmapped bucket, a write failure); a report failure never fails the transfer itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from contract.buckets import bucket_dir, bucket_name
+from engine import FilterRules
+from engine.events import FileEvent, FileEventKind
+from engine.manifest import ManifestError, ManifestFilter, open_manifest
+from engine.report import (
+    ExecutionSummary,
+    ItemList,
+    ReportConfig,
+    ReportError,
+    ReportItem,
+    TaskReportWriter,
+    open_report_dir,
+)
+
+__all__ = ["TaskReport", "manifest_filters"]
+
+log = logging.getLogger("datasync_local.agent")
+
+
+def _unmapped(arn: str) -> str:
+    return (
+        f"bucket {bucket_name(arn) or arn!r} is not mapped on this agent "
+        f"(start it with --bucket {bucket_name(arn) or 'NAME'}=DIR)"
+    )
+
+
+def manifest_filters(
+    config: Mapping[str, Any], buckets: Mapping[str, str], base: FilterRules
+) -> FilterRules:
+    """`base` itself without a ManifestConfig, else the manifest's narrowing of it."""
+    s3 = (config.get("Source") or {}).get("S3") if config else None
+    if not s3:
+        return base
+    arn, key = str(s3["S3BucketArn"]), str(s3["ManifestObjectPath"])
+    directory = bucket_dir(buckets, arn)
+
+    def opener() -> BinaryIO:
+        if directory is None:
+            raise ManifestError(f"manifest {key!r}: {_unmapped(arn)}")
+        return open_manifest(directory, key)
+
+    return ManifestFilter(base, opener, f"manifest {key!r}")
+
+
+_LISTS = {
+    FileEventKind.TRANSFERRED: ItemList.TRANSFERRED,
+    FileEventKind.VERIFIED: ItemList.VERIFIED,
+    FileEventKind.DELETED: ItemList.DELETED,
+    FileEventKind.SKIPPED: ItemList.SKIPPED,
+}
+_FAILED_LISTS = {"Verify": ItemList.VERIFIED, "Delete": ItemList.DELETED}
+
+
+def report_item(event: FileEvent, now: datetime) -> ReportItem:
+    """The task-report item for one engine event (a failure goes to the list of what failed:
+    verifying, deleting, else transferring)."""
+    kind = "DIRECTORY" if event.folder else "FILE"
+    if event.kind is FileEventKind.FAILED:
+        phase = event.phase or "Transfer"
+        src, dst = event.source, event.destination
+        return ReportItem(
+            _FAILED_LISTS.get(phase, ItemList.TRANSFERRED),
+            event.path,
+            kind,
+            size=event.size or (src.size if src else 0),
+            ok=False,
+            error_code=f"{phase}Failed",
+            error_detail=event.reason,
+            src_checksum=src.checksum if src else None,
+            dst_checksum=dst.checksum if dst else None,
+            timestamp=now,
+        )
+    item_list = _LISTS[event.kind]
+    return ReportItem(
+        item_list,
+        event.path,
+        kind,
+        size=event.size or 0,
+        transfer_type="CONTENT_AND_METADATA" if item_list is ItemList.TRANSFERRED else None,
+        reason=event.reason if item_list is ItemList.SKIPPED else None,
+        src_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
+        dst_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
+        timestamp=now,
+    )
+
+
+class TaskReport:
+    """One execution's task report, from the job document's TaskReportConfig."""
+
+    def __init__(self, document: Mapping[str, Any], buckets: Mapping[str, str]) -> None:
+        self.document = document
+        self.started = datetime.now(UTC)
+        self._lock = threading.Lock()
+        self._writer: TaskReportWriter | None = None
+        self._error: tuple[str, str] | None = None
+        config = dict(document.get("TaskReportConfig") or {})
+        s3 = (config.get("Destination") or {}).get("S3") or {}
+        arn = str(s3.get("S3BucketArn", ""))
+        directory = bucket_dir(buckets, arn)
+        if directory is None:
+            self._error = ("BucketNotMapped", _unmapped(arn))
+            return
+        try:
+            report_dir = open_report_dir(directory, str(s3.get("Subdirectory", "")))
+            try:
+                self._writer = TaskReportWriter(
+                    report_dir, ReportConfig.from_api(config), str(document["TaskExecutionArn"])
+                )
+            finally:
+                os.close(report_dir)
+        except ReportError as exc:
+            self._error = ("ReportError", str(exc))
+
+    def on_event(self, event: FileEvent) -> None:
+        """The engine's sink (any worker thread): one item, written now if its level wants it."""
+        with self._lock:
+            if self._writer is None:
+                return
+            try:
+                self._writer.record(report_item(event, datetime.now(UTC)))
+            except (OSError, ReportError) as exc:
+                self._fail("ReportError", f"writing the task report failed: {exc}")
+
+    def _fail(self, code: str, detail: str) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+        self._error = (code, detail)
+
+    def discard(self) -> None:
+        """Another run of the job took over: leave nothing of this report behind."""
+        with self._lock:
+            self._fail("Abandoned", "the job was taken over by another run")
+
+    def finish(self, final: Mapping[str, Any]) -> dict[str, str]:
+        """Write the summary (the transfer has ended: `final` is its last snapshot) and return
+        the ReportResult."""
+        with self._lock:
+            writer = self._writer
+            if writer is not None:
+                try:
+                    writer.finish(self._summary(final))
+                except (OSError, ReportError) as exc:
+                    self._fail("ReportError", str(exc))
+                self._writer = None
+        if self._error is not None:
+            log.warning("task report of %s: %s", self.document.get("TaskExecutionArn"), self._error)
+            return {"Status": "ERROR", "ErrorCode": self._error[0], "ErrorDetail": self._error[1]}
+        return {"Status": "SUCCESS"}
+
+    def _summary(self, final: Mapping[str, Any]) -> ExecutionSummary:
+        doc = self.document
+        result = dict(final.get("Result") or {})
+        source, destination = doc.get("Source") or {}, doc.get("Destination") or {}
+        return ExecutionSummary(
+            account_id=str(doc["TaskArn"]).split(":")[4],
+            task_arn=str(doc["TaskArn"]),
+            task_execution_arn=str(doc["TaskExecutionArn"]),
+            source_location_arn=str(source.get("LocationArn", "")),
+            destination_location_arn=str(destination.get("LocationArn", "")),
+            source_location_uri=source.get("LocationUri"),
+            destination_location_uri=destination.get("LocationUri"),
+            status="SUCCESS" if final.get("Status") == "SUCCESS" else "ERROR",
+            start_time=self.started,
+            end_time=datetime.now(UTC),
+            options=dict(doc.get("Options") or {}),
+            counters={k: v for k, v in final.items() if k not in ("Status", "Result")},
+            cancelled=result.get("ErrorCode") == "Cancelled",
+            error_code=result.get("ErrorCode"),
+            error_detail=result.get("ErrorDetail"),
+            includes=tuple(str(f.get("Value", "")) for f in doc.get("Includes") or []),
+            excludes=tuple(str(f.get("Value", "")) for f in doc.get("Excludes") or []),
+        )
