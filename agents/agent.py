@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import anyio
 
 from agents.client import JobsClient, JobsError
+from agents.event_shipper import EventShipper
 from agents.locations import Mount, resolve_location
 from agents.unattended import TaskReport, manifest_filters
 from contract import Doc
@@ -40,6 +41,7 @@ from contract.jobs import (
     encode_report,
 )
 from engine import DataSyncLocalError, FilterRules, Options
+from engine.events import EventSink, FileEvent
 from engine.transfer import Transfer
 
 __all__ = ["SESSION_KEY", "Agent", "AgentRevoked", "encode_details"]
@@ -203,6 +205,9 @@ class Agent:
                 document.get("Includes") or None, document.get("Excludes") or None
             )
             filters = manifest_filters(document.get("ManifestConfig") or {}, self.buckets, filters)
+            shipper = EventShipper(
+                self.client, self.thing, job_id, str(options.to_dict().get("LogLevel", "OFF"))
+            )
             report = (
                 await anyio.to_thread.run_sync(TaskReport, document, self.buckets)
                 if document.get("TaskReportConfig")
@@ -217,7 +222,7 @@ class Agent:
                 allow_empty_source=self.engine.allow_empty_source,
                 fsync=self.engine.fsync,
                 hash_cache_dir=self.engine.hash_cache_dir,
-                on_event=report.on_event if report is not None else None,
+                on_event=_sinks(report, shipper),
             )
         except (DataSyncLocalError, KeyError, ValueError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"
@@ -286,8 +291,12 @@ class Agent:
                         self._apply(transfer, state.get("statusDetails") or {})
 
                 tg.start_soon(reporter)
+                if shipper.active:
+                    tg.start_soon(shipper.run)
                 final = await transfer.run()
                 tg.cancel_scope.cancel()
+            if shipper.active:  # the log's file events before the end it reports
+                await shipper.flush()
         finally:
             self._transfers.pop(job_id, None)
             wished = id(transfer) in self._cancel_wished
@@ -365,6 +374,23 @@ class Agent:
             if attempt in (1, 10) or attempt % 50 == 0:
                 log.warning("agent %s: cannot report %s yet: %s", self.thing, job_id, error)
             await anyio.sleep(min(5.0, 0.25 * attempt))
+
+
+def _sinks(report: TaskReport | None, shipper: EventShipper) -> EventSink | None:
+    """The engine's one sink: the task report and the execution log, whichever want events."""
+    sinks = [s for s in (report.on_event if report else None, shipper.sink) if s is not None]
+    if not shipper.active:
+        sinks.remove(shipper.sink)
+    if not sinks:
+        return None
+    if len(sinks) == 1:
+        return sinks[0]
+
+    def both(event: FileEvent) -> None:
+        for sink in sinks:
+            sink(event)
+
+    return both
 
 
 def _foreign(state: Doc, session: str | None) -> bool:

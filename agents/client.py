@@ -151,6 +151,13 @@ class JobsClient:
         state = result.get("executionState")
         return state if isinstance(state, dict) else {}
 
+    async def post_events(
+        self, thing: str, job_id: str, events: list[Doc], dropped: int = 0
+    ) -> Doc:
+        """A batch of per-file log events (contract/log_events.py)."""
+        body: Doc = {"events": events, "dropped": dropped}
+        return await self._call("POST", f"/things/{thing}/jobs/{job_id}/events", body)
+
     async def describe(self, thing: str, job_id: str) -> Doc:
         return await self._call("GET", f"/things/{thing}/jobs/{job_id}")
 

@@ -41,9 +41,14 @@ from api.errors import (
     InvalidSignatureException,
     UnknownOperationException,
 )
+from api.execution_log import ExecutionLog
 from api.jobs import Jobs
+from api.logs_api import TARGET_PREFIX, LogsApi
+from api.logs_query import LogsError
 from api.models import Backend
 from api.responses import dispatch
+from api.store_logs import LogStore
+from contract.log_events import MAX_BATCH_EVENTS
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
@@ -83,6 +88,10 @@ def create_app(
     table = handlers(backend)  # DataSync operation → handler
     activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
     secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
+    log_store = LogStore(backend.store, backend.config.log_retention_days)
+    execution_log = ExecutionLog(backend.store, log_store)  # issue 13: execution logs
+    backend.store.execution_hooks.append(execution_log.hook)
+    logs_api = LogsApi(backend.store, log_store, backend.config.region, backend.config.account_id)
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
         verify_request(
@@ -98,6 +107,8 @@ def create_app(
 
     async def datasync(request: Request) -> Response:
         request_id = str(uuid.uuid4())
+        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
+            return await logs(request, request_id)
         try:
             body = await read_body(request, body_timeout)
             await authenticate(request, body, "datasync")
@@ -107,6 +118,41 @@ def create_app(
         except Exception as exc:
             return error_response(exc, False, request_id)
         return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+
+    async def logs(request: Request, request_id: str) -> Response:
+        """CloudWatch Logs calls on the same port (api.logs_api), JSON 1.1 errors of its model."""
+        try:
+            body = await read_body(request, body_timeout)
+            await authenticate(request, body, "logs")
+            _require_signed(request, "x-amz-target")
+            params = parse_object(body)
+            target = request.headers["x-amz-target"]
+            result = await anyio.to_thread.run_sync(logs_api.handle, target, params)
+        except LogsError as exc:
+            return response(exc.to_body(), 400, DATASYNC_CONTENT_TYPE, request_id)
+        except Exception as exc:
+            return error_response(exc, False, request_id)
+        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+
+    async def job_events(request: Request) -> Response:
+        """An agent's batch of per-file log events for one of its jobs (contract/log_events)."""
+        request_id = str(uuid.uuid4())
+        try:
+            body = await read_body(request, body_timeout)
+            await authenticate(request, body, "iot-jobs-data")
+            params = parse_object(body)
+            events, dropped = params.get("events") or [], params.get("dropped") or 0
+            if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
+                raise InvalidRequestException(
+                    f"events must be a list of at most {MAX_BATCH_EVENTS} events."
+                )
+            if isinstance(dropped, bool) or not isinstance(dropped, int):
+                raise InvalidRequestException("dropped must be an integer.")
+            doc = jobs.job(request.path_params["thing"], request.path_params["job_id"])
+            stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
+        except Exception as exc:
+            return error_response(exc, True, request_id)
+        return response({"stored": stored}, 200, "application/json", request_id)
 
     async def things(request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -171,6 +217,7 @@ def create_app(
         Route("/", datasync, methods=["POST"]),
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
+        Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
         *activation.routes(body_timeout),
     ]
     app = Starlette(

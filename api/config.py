@@ -28,6 +28,8 @@ class ServerConfig:
     # local buckets (`serve --bucket NAME=DIR`): bucket name → directory, for task reports and
     # manifests (contract/buckets.py)
     buckets: dict[str, str] = field(default_factory=dict)
+    # execution log events older than this are deleted (`serve --log-retention-days`)
+    log_retention_days: float = 30.0
 
     @property
     def unclaimed_wait(self) -> float:

@@ -68,6 +68,10 @@ class Jobs:
             )
         return doc
 
+    def job(self, thing: str, job_id: str) -> Doc:
+        """The execution behind `thing`'s job (ResourceNotFoundException if not its own)."""
+        return self._job(thing, job_id)
+
     def _details(self, doc: Doc) -> dict[str, str]:
         return {**doc["Job"]["statusDetails"], **lifecycle.control_details(doc)}
 

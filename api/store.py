@@ -49,10 +49,11 @@ The interface (every method is one short transaction; call from any thread):
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
-from collections.abc import Container, Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -215,6 +216,20 @@ class Store:
         self._views: dict[str, tuple[int, Mapping[str, Any]]] = {}
         self._views_lock = threading.Lock()
         self._closed = False
+        # called with an execution about to be written (it may add private members); what it
+        # returns runs once the write succeeded (execution logs: api/execution_log.py)
+        self.execution_hooks: list[Callable[[Doc], Callable[[], None] | None]] = []
+
+    def _before_write(self, doc: Doc) -> list[Callable[[], None]]:
+        return [after for hook in self.execution_hooks if (after := hook(doc)) is not None]
+
+    @staticmethod
+    def _after_write(pending: list[Callable[[], None]]) -> None:
+        for after in pending:
+            try:
+                after()
+            except Exception:  # an execution log must never fail the write it describes
+                logging.getLogger("datasync_local.store").exception("execution hook failed")
 
     @classmethod
     def in_directory(cls, data_dir: str, url: str | None = None) -> Store:
@@ -294,6 +309,7 @@ class Store:
     # executions -------------------------------------------------------------------------------
     def add_execution(self, doc: Doc) -> None:
         arn = doc["TaskExecutionArn"]
+        pending = self._before_write(doc)
         with self._tx() as conn:
             conn.execute(
                 insert(_executions).values(
@@ -305,10 +321,12 @@ class Store:
                     **_columns(doc),
                 )
             )
+        self._after_write(pending)
 
     def save_execution(self, doc: Doc) -> None:
         """Write the execution whatever changed meanwhile (last writer wins); KeyError if gone."""
         arn = doc["TaskExecutionArn"]
+        pending = self._before_write(doc)
         with self._tx() as conn:
             done = conn.execute(
                 update(_executions)
@@ -319,17 +337,21 @@ class Store:
             )
         if done.rowcount != 1:
             raise KeyError(arn)
+        self._after_write(pending)
 
     def update_execution(self, doc: Doc, expected_version: int) -> bool:
         """Compare-and-swap: write `doc` only if the row is still at `expected_version` (as read
         with `execution_versioned`); False when another writer got there first."""
         arn = doc["TaskExecutionArn"]
+        pending = self._before_write(doc)
         with self._tx() as conn:
             done = conn.execute(
                 update(_executions)
                 .where(_executions.c.arn == arn, _executions.c.version == expected_version)
                 .values(agent_arn=doc["AgentArn"], version=expected_version + 1, **_columns(doc))
             )
+        if done.rowcount == 1:
+            self._after_write(pending)
         return done.rowcount == 1
 
     def execution_versioned(self, arn: str) -> tuple[Doc, int] | None:

@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.set_defaults(_env_buckets=split_env(_env("BUCKET")))
     parser.add_argument(
+        "--log-retention-days",
+        type=float,
+        default=float(_env("LOG_RETENTION_DAYS", "30") or 30),
+        metavar="DAYS",
+        help="execution log events older than this are deleted from the store (30)",
+    )
+    parser.add_argument(
         "--store",
         default=_env("STORE"),
         metavar="URL",
@@ -170,6 +177,7 @@ class ServeConfig:
     data_dir: str
     roots: list[str] = field(default_factory=list)
     buckets: dict[str, str] = field(default_factory=dict)  # bucket name → directory
+    log_retention_days: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8080
     access_key_id: str | None = None
@@ -208,6 +216,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         data_dir=args.data_dir,
         roots=list(args.root or args._env_roots),
         buckets=parse_buckets(args.bucket or args._env_buckets),
+        log_retention_days=args.log_retention_days,
         host=args.host,
         port=args.port,
         access_key_id=args.access_key_id,
@@ -249,6 +258,7 @@ def build(config: ServeConfig) -> Served:
             account_id=config.account_id,
             agent_timeout=config.agent_timeout,
             buckets=dict(config.buckets),
+            log_retention_days=config.log_retention_days,
         ),
     )
     leader = LeaderDuty(store, backend.recover)

@@ -6,6 +6,7 @@ Revisions (`versions/`):
     0001  baseline: exactly the schema of the first release (resources, executions, tags, meta)
     0002  executions.version (compare-and-swap) and executions.job_id (indexed job-id lookups),
           leases (singleton duties with a fencing epoch), changes (cross-process notifications)
+    0004  log_events (execution logs, issue 13)
 
 A database made by the first release has the baseline tables but no `alembic_version`: it is
 stamped at 0001 and upgraded in place. Several processes opening one PostgreSQL at once
@@ -27,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["BASELINE", "HEAD", "upgrade"]
 
 BASELINE = "0001"
-HEAD = "0002"
+HEAD = "0004"
 _LOCK_KEY = 0x64736C6D  # "dslm": the advisory lock that serializes migrations on PostgreSQL
 
 

@@ -1,0 +1,207 @@
+"""Writing execution logs: the control plane's own lines (start, end, errors) and the agents'
+per-file events, into the log group the task names (`CloudWatchLogGroupArn`) or `DEFAULT_GROUP`,
+one stream per task (its `task-…` id), as DataSync publishes them.
+
+* `hook` is a store execution hook (api.store.Store.execution_hooks): every write of an
+  execution whose `History` grew since the last logged state emits, after the write succeeded,
+  one structured line on the `datasync_local.executions` logger (serve's own log: JSON with the
+  execution, task, old and new status, result) and, unless `Options.LogLevel` is OFF, the
+  execution's start and end lines (with the error, if any) in its log group. The count of
+  states logged so far rides in the execution document (`_LoggedStates`), written by the same
+  compare-and-swap, so a state is logged once whichever process wrote it.
+* `ingest` formats a batch of an agent's file events (contract/log_events.py) with
+  api.logs_query's DataSync line formats, keeping what `should_log` lets through.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from api.logs_query import (
+    FileMeta,
+    LogCategory,
+    execution_finished,
+    execution_started,
+    file_deleted,
+    file_failed,
+    file_skipped,
+    file_transferred,
+    file_verified,
+    should_log,
+    verification_failed,
+)
+from api.store import Store
+from api.store_logs import LogStore
+from contract import Doc
+from contract.log_events import decode_event
+from engine.events import FileEvent, FileEventKind, FileFacts
+
+__all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name"]
+
+DEFAULT_GROUP = "/aws/datasync"
+events_log = logging.getLogger("datasync_local.executions")
+
+
+def group_name(arn: str | None) -> str:
+    """`arn:aws:logs:REGION:ACCOUNT:log-group:NAME[:*]` → NAME; no ARN → DEFAULT_GROUP."""
+    if not arn:
+        return DEFAULT_GROUP
+    _, _, rest = arn.partition(":log-group:")
+    name = rest[:-2] if rest.endswith(":*") else rest
+    return name or DEFAULT_GROUP
+
+
+def _stream(doc: Doc) -> str:
+    return str(doc["TaskArn"]).rsplit("/", 1)[-1]
+
+
+def _meta(facts: FileFacts, folder: bool) -> FileMeta:
+    return FileMeta(
+        type="D" if folder else "R",
+        mode=facts.mode,
+        uid=facts.uid,
+        gid=facts.gid,
+        size=facts.size,
+        atime_ns=0,  # the engine does not carry atime (it never preserves it)
+        mtime_ns=facts.mtime_ns,
+    )
+
+
+def file_lines(event: FileEvent) -> tuple[LogCategory, list[str]]:
+    """DataSync's line(s) for one file event, and their category."""
+    if event.kind is FileEventKind.FAILED:
+        if event.phase == "Verify" and event.source is not None:
+            dst = event.destination
+            return LogCategory.ERROR, verification_failed(
+                event.path,
+                _meta(event.source, event.folder),
+                _meta(dst, event.folder) if dst else None,
+                event.source.checksum or "unknown",
+                dst.checksum if dst else None,
+            )
+        return LogCategory.ERROR, [
+            file_failed(event.path, event.phase or "Transfer", event.reason or "failed")
+        ]
+    if event.kind is FileEventKind.TRANSFERRED:
+        line = file_transferred(event.path, event.size or 0, event.checksum)
+    elif event.kind is FileEventKind.VERIFIED:
+        line = file_verified(event.path, event.checksum)
+    elif event.kind is FileEventKind.DELETED:
+        line = file_deleted(event.path)
+    else:
+        line = file_skipped(event.path, event.reason or "skipped")
+    return LogCategory.FILE, [line]
+
+
+class ExecutionLog:
+    def __init__(self, store: Store, logs: LogStore) -> None:
+        self.store = store
+        self.logs = logs
+
+    def _group(self, doc: Doc) -> str:
+        if "_LogGroup" not in doc:
+            task = self.store.get("task", doc["TaskArn"]) or {}
+            doc["_LogGroup"] = group_name(task.get("CloudWatchLogGroupArn"))
+        return str(doc["_LogGroup"])
+
+    def hook(self, doc: Doc) -> Callable[[], None] | None:
+        history = doc.get("History") or []
+        logged = int(doc.get("_LoggedStates", 0))
+        if len(history) <= logged:
+            return None
+        new = history[logged:]
+        previous = history[logged - 1][0] if logged else None
+        doc["_LoggedStates"] = len(history)
+        group = self._group(doc)
+        level = str((doc.get("Options") or {}).get("LogLevel", "OFF"))
+        lines: list[tuple[int, str]] = []
+        serve_lines: list[str] = []
+        source, destination = doc.get("_Source") or {}, doc.get("_Destination") or {}
+        for index, (status, at) in enumerate(new, start=logged):
+            ms = int(float(at) * 1000)
+            ended = status in ("SUCCESS", "ERROR")
+            record: dict[str, Any] = {
+                "event": "ExecutionStatus",
+                "TaskExecutionArn": doc["TaskExecutionArn"],
+                "TaskArn": doc["TaskArn"],
+                "From": previous,
+                "Status": status,
+                "Time": at,
+            }
+            if ended:
+                record["Result"] = doc.get("Result")
+            serve_lines.append(json.dumps(record, separators=(",", ":")))
+            previous = status
+            if level == "OFF":
+                continue
+            if index == 0:  # its first state (QUEUED or LAUNCHING): the execution started
+                lines.append(
+                    (
+                        ms,
+                        execution_started(
+                            doc["TaskExecutionArn"],
+                            str(source.get("LocationUri", "")),
+                            str(destination.get("LocationUri", "")),
+                        ),
+                    )
+                )
+            elif ended:
+                result = doc.get("Result") or {}
+                failed = doc.get("FilesFailed") or {}
+                failures = sum(v for v in failed.values() if isinstance(v, int))
+                detail = None
+                if status == "ERROR":
+                    detail = f"{result.get('ErrorCode', '')}: {result.get('ErrorDetail', '')}"
+                lines.append(
+                    (
+                        ms,
+                        execution_finished(
+                            doc["TaskExecutionArn"],
+                            status,
+                            int(doc.get("FilesTransferred", 0)),
+                            int(doc.get("BytesWritten", 0)),
+                            failures,
+                            detail,
+                        ),
+                    )
+                )
+        stream = _stream(doc)
+
+        def after() -> None:
+            for line in serve_lines:
+                events_log.info(line)
+            if lines:
+                self.logs.append(group, stream, lines)
+
+        return after
+
+    def ingest(self, doc: Doc, events: list[Any], dropped: int) -> int:
+        """Store an agent's batch of file events for execution `doc`; returns how many lines."""
+        level = str((doc.get("Options") or {}).get("LogLevel", "OFF"))
+        if level == "OFF":
+            return 0
+        lines: list[tuple[int, str]] = []
+        arn = doc["TaskExecutionArn"]
+        for raw in events:
+            try:
+                ts, event = decode_event(raw)
+            except ValueError:
+                continue  # a malformed event from an agent is dropped, not the batch
+            category, messages = file_lines(event)
+            if should_log(level, category):
+                lines.extend((ts, f"{m} ({arn.rsplit('/', 1)[-1]})") for m in messages)
+        if dropped > 0:
+            lines.append(
+                (
+                    lines[-1][0] if lines else int(time.time() * 1000),
+                    f"[WARN] Execution {arn}: {dropped} log events were dropped by the agent",
+                )
+            )
+        group = doc.get("_LogGroup") or group_name(
+            (self.store.get("task", doc["TaskArn"]) or {}).get("CloudWatchLogGroupArn")
+        )
+        return self.logs.append(str(group), _stream(doc), lines)

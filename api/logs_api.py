@@ -1,0 +1,158 @@
+"""The CloudWatch Logs JSON 1.1 subset on the DataSync port (`X-Amz-Target: Logs_20140328.*`,
+SigV4 service `logs`): DescribeLogGroups, DescribeLogStreams, GetLogEvents, FilterLogEvents,
+enough for boto3's `logs` client and `aws logs tail GROUP --follow` to read execution logs.
+
+Requests are validated against botocore's `logs` model (api.validation); the query semantics are
+api.logs_query's; the events come from api.store_logs. Any error is a `LogsError` with a shape of
+the `logs` model. Pagination of the two Describe calls is not offered: they return every group /
+stream that matches (a server holds a handful), and `limit` is honoured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from api.errors import InvalidRequestException
+from api.execution_log import DEFAULT_GROUP, group_name
+from api.logs_query import (
+    LogQuery,
+    LogsError,
+    PageTokens,
+    filter_log_events,
+    get_log_events,
+)
+from api.store import Store
+from api.store_logs import LogStore
+from api.validation import validate_input
+
+__all__ = ["TARGET_PREFIX", "LogsApi"]
+
+TARGET_PREFIX = "Logs_20140328."
+Doc = dict[str, Any]
+
+
+class LogsApi:
+    def __init__(self, store: Store, logs: LogStore, region: str, account_id: str) -> None:
+        self.store, self.logs = store, logs
+        self.region, self.account_id = region, account_id
+        self._ops: dict[str, Callable[[Doc], Doc]] = {
+            "DescribeLogGroups": self.describe_log_groups,
+            "DescribeLogStreams": self.describe_log_streams,
+            "GetLogEvents": self.get_log_events,
+            "FilterLogEvents": self.filter_log_events,
+        }
+
+    def handle(self, target: str, params: Doc) -> Doc:
+        operation = target[len(TARGET_PREFIX) :]
+        handler = self._ops.get(operation)
+        if handler is None:
+            raise LogsError(
+                "InvalidOperationException",
+                f"{operation} is not supported here; this server offers "
+                f"{', '.join(sorted(self._ops))}.",
+            )
+        try:
+            validate_input(operation, params, service="logs")
+        except InvalidRequestException as exc:
+            raise LogsError("InvalidParameterException", str(exc)) from None
+        return handler(params)
+
+    # helpers ----------------------------------------------------------------------------------
+    def _arn(self, group: str) -> str:
+        return f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{group}"
+
+    def _known_groups(self) -> dict[str, tuple[int, int]]:
+        groups = {g: (created, size) for g, created, size in self.logs.groups()}
+        groups.setdefault(DEFAULT_GROUP, (0, 0))
+        for task in self.store.all("task"):
+            if task.get("CloudWatchLogGroupArn"):
+                created = int(float(task.get("CreationTime", 0)) * 1000)
+                groups.setdefault(group_name(task["CloudWatchLogGroupArn"]), (created, 0))
+        return groups
+
+    def _group(self, params: Doc) -> str:
+        raw = params.get("logGroupName") or params.get("logGroupIdentifier")
+        if not raw:
+            raise LogsError("InvalidParameterException", "logGroupName is required.")
+        name = group_name(raw) if str(raw).startswith("arn:") else str(raw)
+        if name not in self._known_groups():
+            raise LogsError("ResourceNotFoundException", "The specified log group does not exist.")
+        return name
+
+    def _tokens(self) -> PageTokens:
+        return PageTokens(self.logs.token_key())
+
+    # operations -------------------------------------------------------------------------------
+    def describe_log_groups(self, p: Doc) -> Doc:
+        prefix = p.get("logGroupNamePrefix") or ""
+        found = [
+            {
+                "logGroupName": name,
+                "creationTime": created,
+                "retentionInDays": int(self.logs.retention_days),
+                "metricFilterCount": 0,
+                "storedBytes": size,
+                "arn": self._arn(name) + ":*",
+                "logGroupArn": self._arn(name),
+                "logGroupClass": "STANDARD",
+            }
+            for name, (created, size) in sorted(self._known_groups().items())
+            if name.startswith(prefix)
+        ]
+        return {"logGroups": found[: int(p.get("limit", 50))]}
+
+    def describe_log_streams(self, p: Doc) -> Doc:
+        group = self._group(p)
+        prefix = p.get("logStreamNamePrefix") or ""
+        streams: list[Doc] = [
+            {
+                "logStreamName": name,
+                "creationTime": created,
+                "firstEventTimestamp": first,
+                "lastEventTimestamp": last,
+                "lastIngestionTime": ingested,
+                "arn": f"{self._arn(group)}:log-stream:{name}",
+                "storedBytes": 0,
+            }
+            for name, created, first, last, ingested in self.logs.streams(group)
+            if name.startswith(prefix)
+        ]
+        if p.get("orderBy") == "LastEventTime":
+            streams.sort(key=lambda s: int(s["lastEventTimestamp"]))
+        if p.get("descending"):
+            streams.reverse()
+        return {"logStreams": streams[: int(p.get("limit", 50))]}
+
+    def _query(self, p: Doc, group: str, streams: tuple[str, ...]) -> LogQuery:
+        return LogQuery(
+            log_group_name=group,
+            log_stream_names=streams,
+            log_stream_name_prefix=p.get("logStreamNamePrefix"),
+            start_time=p.get("startTime"),
+            end_time=p.get("endTime"),
+            filter_pattern=p.get("filterPattern"),
+            limit=int(p.get("limit", 10_000)),
+        )
+
+    def get_log_events(self, p: Doc) -> Doc:
+        group = self._group(p)
+        stream = str(p["logStreamName"])
+        query = self._query(p, group, (stream,))
+        events = self.logs.events(group, (stream,), query.start_time, query.end_time)
+        page = get_log_events(
+            events,
+            query,
+            self._tokens(),
+            next_token=p.get("nextToken"),
+            start_from_head=bool(p.get("startFromHead", False)),
+        )
+        return page.to_response()
+
+    def filter_log_events(self, p: Doc) -> Doc:
+        group = self._group(p)
+        streams = tuple(p.get("logStreamNames") or ())
+        query = self._query(p, group, streams)
+        events = self.logs.events(group, streams, query.start_time, query.end_time)
+        page = filter_log_events(events, query, self._tokens(), p.get("nextToken"))
+        return page.to_response()

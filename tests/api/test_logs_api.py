@@ -1,0 +1,132 @@
+"""Execution logs end to end: an execution at LogLevel TRANSFER names every file in its log
+group, read back with boto3's `logs` client (DescribeLogGroups/Streams, GetLogEvents,
+FilterLogEvents with a pattern and pagination); OFF logs nothing; a task without a group logs to
+the default group."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.api.harness import Server, location_root, nfs_task, wait_for
+
+GROUP = "/datasync/nightly"
+GROUP_ARN = f"arn:aws:logs:us-east-1:111122223333:log-group:{GROUP}:*"
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[Server]:
+    root = location_root(tmp_path)
+    server = Server(str(tmp_path / "data"), [str(root)])
+    server.root = root  # type: ignore[attr-defined]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def run(ds: Any, task: str) -> dict[str, Any]:
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+
+    def done() -> dict[str, Any] | None:
+        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
+        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
+
+    result: dict[str, Any] = wait_for(done, 30)
+    return result
+
+
+def messages(logs: Any, group: str, **kw: Any) -> list[str]:
+    out: list[str] = []
+    for page in logs.get_paginator("filter_log_events").paginate(logGroupName=group, **kw):
+        out.extend(e["message"] for e in page["events"])
+    return out
+
+
+def test_transfer_logs_name_every_file_and_read_back(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    names = [f"f{i:02d}.txt" for i in range(12)]
+    for name in names:
+        (root / "src" / name).write_text(name)
+    ds, logs = srv.client(), srv.client("logs")
+    _, _, task = nfs_task(
+        ds,
+        srv.agent_arn,
+        root / "src",
+        root / "dst",
+        CloudWatchLogGroupArn=GROUP_ARN,
+        Options={"LogLevel": "TRANSFER", "VerifyMode": "ONLY_FILES_TRANSFERRED"},
+    )
+    final = run(ds, task)
+    assert final["Status"] == "SUCCESS", final["Result"]
+    arn, task_id = final["TaskExecutionArn"], task.rsplit("/", 1)[1]
+
+    def complete() -> list[str] | None:
+        found = messages(logs, GROUP)
+        return found if any("ended with status SUCCESS" in m for m in found) else None
+
+    found = wait_for(complete, 10)
+    assert any(m.startswith(f"[INFO] Execution {arn} started") for m in found)
+    for name in names:
+        assert any(m.startswith(f"[INFO] Transferred file /{name}, ") for m in found), name
+        assert any(m.startswith(f"[INFO] Verified file /{name}") for m in found), name
+    groups = [g["logGroupName"] for g in logs.describe_log_groups()["logGroups"]]
+    assert GROUP in groups and "/aws/datasync" in groups
+    streams = logs.describe_log_streams(logGroupName=GROUP)["logStreams"]
+    assert [s["logStreamName"] for s in streams] == [task_id]
+    # a pattern, a small page size and the paginator's tokens
+    transferred = messages(logs, GROUP, filterPattern='"Transferred file"', limit=5)
+    assert len(transferred) == 12 and all("Transferred file" in m for m in transferred)
+    assert messages(logs, GROUP, filterPattern="-Verified -Transferred") == [
+        m for m in found if "Verified" not in m and "Transferred" not in m
+    ]
+    head = logs.get_log_events(
+        logGroupName=GROUP, logStreamName=task_id, startFromHead=True, limit=3
+    )
+    assert len(head["events"]) == 3 and "started" in head["events"][0]["message"]
+    more = logs.get_log_events(
+        logGroupName=GROUP, logStreamName=task_id, nextToken=head["nextForwardToken"], limit=3
+    )
+    assert [e["timestamp"] for e in more["events"]] >= [e["timestamp"] for e in head["events"]]
+    assert more["events"][0]["message"] != head["events"][0]["message"]
+    with pytest.raises(ClientError) as caught:
+        logs.filter_log_events(logGroupName="/no/such/group")
+    assert caught.value.response["Error"]["Code"] == "ResourceNotFoundException"
+    with pytest.raises(ClientError) as caught:
+        logs.filter_log_events(logGroupName=GROUP, nextToken="f/forged.token")
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_off_logs_nothing_and_basic_goes_to_the_default_group(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "a.txt").write_text("a")
+    ds, logs = srv.client(), srv.client("logs")
+    _, _, quiet = nfs_task(
+        ds,
+        srv.agent_arn,
+        root / "src",
+        root / "dst",
+        CloudWatchLogGroupArn=GROUP_ARN,
+        Options={"LogLevel": "OFF"},
+    )
+    assert run(ds, quiet)["Status"] == "SUCCESS"
+    assert messages(logs, GROUP) == []
+    (root / "src2").mkdir()
+    (root / "src2" / "b.txt").write_text("b")
+    _, _, basic = nfs_task(
+        ds, srv.agent_arn, root / "src2", root / "dst2", Options={"LogLevel": "BASIC"}
+    )
+    final = run(ds, basic)
+    assert final["Status"] == "SUCCESS"
+    found = wait_for(
+        lambda: [m for m in messages(logs, "/aws/datasync") if "ended with status" in m], 10
+    )
+    assert final["TaskExecutionArn"] in found[0]
+    every = messages(logs, "/aws/datasync")
+    assert not any("Transferred file" in m for m in every)  # BASIC: no per-file lines
+    assert messages(logs, GROUP) == []
