@@ -47,6 +47,7 @@ from api.logs_api import TARGET_PREFIX, LogsApi
 from api.logs_query import LogsError
 from api.models import Backend
 from api.responses import dispatch
+from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
 from contract.log_events import MAX_BATCH_EVENTS
 
@@ -55,6 +56,7 @@ __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "c
 log = logging.getLogger("datasync_local.api")
 
 REAP_INTERVAL_SECONDS = 1.0
+SCHEDULE_TICK_SECONDS = 1.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 
@@ -91,6 +93,7 @@ def create_app(
     log_store = LogStore(backend.store, backend.config.log_retention_days)
     execution_log = ExecutionLog(backend.store, log_store)  # issue 13: execution logs
     backend.store.execution_hooks.append(execution_log.hook)
+    schedules = ScheduleRunner(backend, log_store)
     logs_api = LogsApi(backend.store, log_store, backend.config.region, backend.config.account_id)
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
@@ -198,10 +201,20 @@ def create_app(
             except Exception:  # keep reaping whatever one round did
                 log.exception("execution reaper failed")
 
+    async def schedule_loop() -> None:
+        while True:
+            await anyio.sleep(SCHEDULE_TICK_SECONDS)
+            try:
+                if leader():  # one process of a control plane starts scheduled runs
+                    await anyio.to_thread.run_sync(schedules.tick)
+            except Exception:
+                log.exception("schedule runner failed")
+
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
             tg.start_soon(reaper)
+            tg.start_soon(schedule_loop)
             for hook in background:
                 tg.start_soon(hook)
             try:

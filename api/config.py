@@ -30,6 +30,8 @@ class ServerConfig:
     buckets: dict[str, str] = field(default_factory=dict)
     # execution log events older than this are deleted (`serve --log-retention-days`)
     log_retention_days: float = 30.0
+    # the shortest interval a task schedule may have, seconds (`serve --min-schedule-interval`)
+    min_schedule_interval: float = 60.0
 
     @property
     def unclaimed_wait(self) -> float:

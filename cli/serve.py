@@ -102,6 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.set_defaults(_env_buckets=split_env(_env("BUCKET")))
     parser.add_argument(
+        "--min-schedule-interval",
+        type=float,
+        default=float(_env("MIN_SCHEDULE_INTERVAL", "60") or 60),
+        metavar="SECONDS",
+        help="refuse task schedules that can run more often than this (60; at least 60)",
+    )
+    parser.add_argument(
         "--log-retention-days",
         type=float,
         default=float(_env("LOG_RETENTION_DAYS", "30") or 30),
@@ -178,6 +185,7 @@ class ServeConfig:
     roots: list[str] = field(default_factory=list)
     buckets: dict[str, str] = field(default_factory=dict)  # bucket name → directory
     log_retention_days: float = 30.0
+    min_schedule_interval: float = 60.0
     host: str = "127.0.0.1"
     port: int = 8080
     access_key_id: str | None = None
@@ -217,6 +225,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         roots=list(args.root or args._env_roots),
         buckets=parse_buckets(args.bucket or args._env_buckets),
         log_retention_days=args.log_retention_days,
+        min_schedule_interval=max(60.0, args.min_schedule_interval),
         host=args.host,
         port=args.port,
         access_key_id=args.access_key_id,
@@ -259,6 +268,7 @@ def build(config: ServeConfig) -> Served:
             agent_timeout=config.agent_timeout,
             buckets=dict(config.buckets),
             log_retention_days=config.log_retention_days,
+            min_schedule_interval=config.min_schedule_interval,
         ),
     )
     leader = LeaderDuty(store, backend.recover)

@@ -4,6 +4,7 @@ update, list, delete; the Options and filter checks executions reuse."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from api import bucket_configs
@@ -14,6 +15,7 @@ from api.resources.base import (
     _options_error,
 )
 from api.resources.locations import LocationHandlers
+from api.schedule_runner import apply_schedule
 from contract import Doc
 from engine import FilterRules, InvalidOptionsError, Options
 
@@ -35,12 +37,12 @@ class TaskHandlers(LocationHandlers):
             raise _options_error(exc) from None
 
     def _reject_unsupported_task_members(self, p: Doc) -> None:
-        if p.get("Schedule"):
-            raise _invalid(
-                "Schedule is not supported by this server yet; start executions with "
-                "StartTaskExecution.",
-                "UnsupportedFeature",
-            )
+        """Every DataSync task member is supported now (issue 13); kept for the callers."""
+
+    def _schedule(self, task: Doc, p: Doc) -> None:
+        if "Schedule" in p:
+            minimum = timedelta(seconds=self.config.min_schedule_interval)
+            apply_schedule(task, p["Schedule"], self.now(), minimum)
 
     def create_task(self, p: Doc) -> Doc:
         source = self._location(p["SourceLocationArn"])
@@ -72,6 +74,7 @@ class TaskHandlers(LocationHandlers):
         if "CloudWatchLogGroupArn" in p:
             doc["CloudWatchLogGroupArn"] = p["CloudWatchLogGroupArn"]
         bucket_configs.updated(doc, p, self.config.buckets)
+        self._schedule(doc, p)
         if not doc["Name"]:
             del doc["Name"]
         self.store.put("task", arn, now, doc)
@@ -99,6 +102,7 @@ class TaskHandlers(LocationHandlers):
         self._check_filters(includes, excludes)
         task.update(Includes=includes, Excludes=excludes)
         bucket_configs.updated(task, p, self.config.buckets)
+        self._schedule(task, p)
         for name in ("Name", "CloudWatchLogGroupArn"):
             if name in p:
                 task[name] = p[name]

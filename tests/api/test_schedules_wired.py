@@ -1,0 +1,138 @@
+"""Task schedules on a real server: accepted and described, invalid ones refused, a due
+`rate(1 minute)` run starts (once, after a restart that missed several slots) while a DISABLED
+one does not, a run due while the task runs is skipped and logged, and repeated identical
+failures disable the schedule (DisabledBy SERVICE).
+
+Time is not mocked: a test makes a slot due by moving the schedule's stored anchor back (what a
+server finds after being down that long), then waits for the real runner's next tick.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.api.harness import Server, location_root, nfs_task, wait_for
+
+
+@pytest.fixture
+def srv(tmp_path: Path) -> Iterator[Server]:
+    root = location_root(tmp_path)
+    server = Server(str(tmp_path / "data"), [str(root)])
+    server.root = root  # type: ignore[attr-defined]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def backdate(srv: Server, task: str, seconds: float) -> None:
+    """The schedule was set `seconds` ago and has not fired since (as after a long outage)."""
+    assert srv.served is not None
+    store = srv.served.extras["backend"].store
+    doc = store.get("task", task)
+    doc["_ScheduleAnchor"] = doc["_ScheduleAnchor"] - seconds
+    doc.pop("_ScheduleLastFired", None)
+    store.put("task", task, doc["CreationTime"], doc)
+
+
+def executions(ds: Any, task: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = ds.list_task_executions(TaskArn=task)["TaskExecutions"]
+    return found
+
+
+def test_schedule_accepted_described_and_invalid_refused(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "cron(0 12 ? * MON-FRI *)"},
+    )  # fmt: skip
+    described = ds.describe_task(TaskArn=task)
+    assert described["Schedule"] == {
+        "ScheduleExpression": "cron(0 12 ? * MON-FRI *)",
+        "Status": "ENABLED",
+    }
+    assert "StatusUpdateTime" in described["ScheduleDetails"]
+    ds.update_task(
+        TaskArn=task, Schedule={"ScheduleExpression": "rate(1 hour)", "Status": "DISABLED"}
+    )
+    details = ds.describe_task(TaskArn=task)["ScheduleDetails"]
+    assert details["DisabledBy"] == "USER"
+    for bad, said in (
+        ("rate(1 minutes)", "rate"),
+        ("cron(0 12 * * MON *)", "?"),
+        ("cron(61 * ? * * *)", "minutes"),
+        ("every day", ""),
+    ):
+        with pytest.raises(ClientError) as caught:
+            ds.update_task(TaskArn=task, Schedule={"ScheduleExpression": bad})
+        error = caught.value.response["Error"]
+        assert error["Code"] == "InvalidRequestException", bad
+        assert said in error["Message"] and bad in error["Message"], error["Message"]
+
+
+def test_rate_runs_once_after_downtime_disabled_does_not(tmp_path: Path, srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "a.txt").write_text("a")
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "rate(1 minute)"},
+    )  # fmt: skip
+    (root / "src2").mkdir()
+    _, _, off = nfs_task(
+        ds, srv.agent_arn, root / "src2", root / "dst2",
+        Schedule={"ScheduleExpression": "rate(1 minute)", "Status": "DISABLED"},
+    )  # fmt: skip
+    srv.restart()  # the schedule survives a restart (it lives in the store)
+    backdate(srv, task, 10 * 60)  # ten slots missed
+    backdate_off = srv.served.extras["backend"].store.get("task", off)  # type: ignore[union-attr]
+    assert backdate_off["Schedule"]["Status"] == "DISABLED"
+    wait_for(lambda: executions(ds, task), 10)
+    first = wait_for(
+        lambda: [e for e in executions(ds, task) if e["Status"] in ("SUCCESS", "ERROR")], 20
+    )
+    assert first[0]["Status"] == "SUCCESS"
+    assert (root / "dst" / "a.txt").read_text() == "a"
+    time.sleep(2.5)  # a few more ticks: the missed slots collapsed into that one run
+    assert len(executions(ds, task)) == 1
+    assert executions(ds, off) == []
+    assert ds.describe_task(TaskArn=task)["Schedule"]["Status"] == "ENABLED"
+
+
+def test_repeated_failures_disable_the_schedule(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "rate(5 minutes)"},
+    )  # fmt: skip
+    (root / "src").rmdir()  # every run now fails the same way
+    for run in range(1, 4):
+        backdate(srv, task, 5 * 60)
+        done = wait_for(
+            lambda n=run: (
+                len(  # type: ignore[misc]
+                    [e for e in executions(ds, task) if e["Status"] in ("SUCCESS", "ERROR")]
+                )
+                >= n
+                and all(e["Status"] in ("SUCCESS", "ERROR") for e in executions(ds, task))
+            ),
+            20,
+        )
+        assert done
+    described = wait_for(
+        lambda: (d := ds.describe_task(TaskArn=task))["Schedule"]["Status"] == "DISABLED" and d,
+        10,
+    )
+    assert described["ScheduleDetails"]["DisabledBy"] == "SERVICE"
+    assert "3 consecutive" in described["ScheduleDetails"]["DisabledReason"]
+    assert all(e["Status"] == "ERROR" for e in executions(ds, task))
+    assert len(executions(ds, task)) == 3
