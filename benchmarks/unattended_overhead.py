@@ -1,0 +1,87 @@
+"""Log and report overhead (issue 13): one D2 copy through a real server with LogLevel OFF and no
+task report, against the same copy with LogLevel TRANSFER and a STANDARD report at
+SUCCESSES_AND_ERRORS, alternating, fresh destination each run. Prints the ratio of medians.
+
+    .venv/bin/python -m benchmarks.unattended_overhead [--scale 0.2] [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.datasets import generate
+from tests.api.harness import Server, nfs_task, wait_for
+
+
+def _run(ds: Any, task: str) -> float:
+    start = time.perf_counter()
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    final = wait_for(
+        lambda: (
+            (d := ds.describe_task_execution(TaskExecutionArn=arn))["Status"]
+            in ("SUCCESS", "ERROR")
+            and d
+        ),
+        1800,
+        0.05,
+    )
+    elapsed = time.perf_counter() - start
+    assert final["Status"] == "SUCCESS", final["Result"]
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--scale", type=float, default=0.2)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="dsl-unattended-"))
+    try:
+        root, bucket = base / "root", base / "bucket"
+        root.mkdir()
+        bucket.mkdir()
+        files = generate("D2", root / "src", args.scale)
+        server = Server(str(base / "data"), [str(root)], buckets={"reports": str(bucket)}).start()
+        try:
+            ds = server.client()
+            report = {
+                "Destination": {
+                    "S3": {
+                        "S3BucketArn": "arn:aws:s3:::reports",
+                        "BucketAccessRoleArn": "arn:aws:iam::111122223333:role/r",
+                    }
+                },
+                "OutputType": "STANDARD",
+                "ReportLevel": "SUCCESSES_AND_ERRORS",
+            }
+            times: dict[str, list[float]] = {"plain": [], "logged": []}
+            for i in range(args.runs):
+                for kind in ("plain", "logged"):
+                    dst = root / f"dst-{kind}-{i}"
+                    extra: dict[str, Any] = (
+                        {"Options": {"LogLevel": "OFF"}}
+                        if kind == "plain"
+                        else {"Options": {"LogLevel": "TRANSFER"}, "TaskReportConfig": report}
+                    )
+                    _, _, task = nfs_task(ds, server.agent_arn, root / "src", dst, **extra)
+                    times[kind].append(_run(ds, task))
+                    shutil.rmtree(dst)
+        finally:
+            server.stop()
+        plain, logged = (statistics.median(times[k]) for k in ("plain", "logged"))
+        print(f"D2 x{args.scale}: {files} files, {args.runs} runs each")
+        print(f"  OFF, no report:           median {plain:.2f} s  {times['plain']}")
+        print(f"  TRANSFER + STANDARD:      median {logged:.2f} s  {times['logged']}")
+        print(f"  ratio {logged / plain:.3f}x")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
