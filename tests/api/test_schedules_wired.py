@@ -136,3 +136,25 @@ def test_repeated_failures_disable_the_schedule(srv: Server) -> None:
     assert "3 consecutive" in described["ScheduleDetails"]["DisabledReason"]
     assert all(e["Status"] == "ERROR" for e in executions(ds, task))
     assert len(executions(ds, task)) == 3
+
+
+def test_slot_while_running_is_skipped_and_logged(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "big.bin").write_bytes(b"x" * (512 * 1024))
+    ds, logs = srv.client(), srv.client("logs")
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "rate(1 minute)"},
+        Options={"BytesPerSecond": 64 * 1024, "LogLevel": "BASIC"},
+    )  # fmt: skip
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    backdate(srv, task, 60)  # a slot is due while the execution runs
+
+    def skipped() -> list[str]:
+        events = logs.filter_log_events(logGroupName="/aws/datasync", filterPattern="skipped")
+        return [e["message"] for e in events["events"]]
+
+    said = wait_for(skipped, 10)
+    assert arn in said[0] and "Scheduled run" in said[0]
+    assert [e["TaskExecutionArn"] for e in executions(ds, task)] == [arn]
+    ds.cancel_task_execution(TaskExecutionArn=arn)
