@@ -2,6 +2,7 @@
 
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
     GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
+    GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
 
 Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
@@ -41,6 +42,7 @@ from api.errors import (
     InvalidSignatureException,
     UnknownOperationException,
 )
+from api.health import operational_routes
 from api.jobs import Jobs
 from api.models import Backend
 from api.responses import dispatch
@@ -76,6 +78,8 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     leader: Callable[[], bool] = lambda: True,
+    embedded_agent_arn: str | None = None,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
@@ -172,6 +176,9 @@ def create_app(
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
         *activation.routes(body_timeout),
+        *operational_routes(
+            backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
+        ),
     ]
     app = Starlette(
         routes=routes,

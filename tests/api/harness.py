@@ -42,7 +42,9 @@ class Server:
         embedded_agent: bool = True,
         agent_timeout: float = 300.0,
         allow_empty_source: bool = False,
+        metrics_token: str | None = None,
     ) -> None:
+        self.metrics_token = metrics_token
         self.data_dir = data_dir
         self.allow_empty_source = allow_empty_source
         self.roots = roots
@@ -68,6 +70,7 @@ class Server:
                 agent_timeout=self.agent_timeout,
                 agent_poll_interval=0.1,
                 allow_empty_source=self.allow_empty_source,
+                metrics_token=self.metrics_token,
             )
         )
         config = uvicorn.Config(
