@@ -3,6 +3,7 @@
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
     GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
+    GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
 
 Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
@@ -22,7 +23,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from api.activation import Activation
@@ -46,6 +47,7 @@ from api.health import operational_routes
 from api.jobs import Jobs
 from api.models import Backend
 from api.responses import dispatch
+from api.ui import ui_routes, wants_page
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
@@ -86,6 +88,7 @@ def create_app(
     jobs = Jobs(backend)
     table = handlers(backend)  # DataSync operation → handler
     activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
+    operators = dict(secrets_by_key)  # the status page's logins: operators only, never agents
     secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
@@ -140,6 +143,12 @@ def create_app(
             return error_response(exc, True, request_id)
         return response(result, 200, "application/json", request_id)
 
+    async def root(request: Request) -> Response:
+        """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
+        if wants_page(request):
+            return RedirectResponse("/ui", status_code=303)
+        return await not_found(request, HTTPException(405))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
@@ -173,12 +182,14 @@ def create_app(
 
     routes = [
         Route("/", datasync, methods=["POST"]),
+        Route("/", root, methods=["GET"]),
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
         *activation.routes(body_timeout),
         *operational_routes(
             backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
         ),
+        *ui_routes(backend, operators),
     ]
     app = Starlette(
         routes=routes,
