@@ -13,8 +13,8 @@ import hmac
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import parse_qs
 from typing import Any
+from urllib.parse import parse_qs
 
 import anyio.to_thread
 from starlette.requests import Request
