@@ -40,7 +40,7 @@ def snapshot(backend: Backend) -> dict[str, Any]:
         {
             "TaskArn": t["TaskArn"],
             "Name": t.get("Name", ""),
-            "Status": t.get("Status", ""),
+            "Status": backend.task_status(t),
             "ScheduleExpression": (t.get("Schedule") or {}).get("ScheduleExpression", ""),
         }
         for t in store.all("task")

@@ -74,27 +74,64 @@ function table(headers, rows) {
 
 function shortArn(arn) { return arn.split("/").slice(-1)[0]; }
 
-function runningRow(e) {
-  const speed = speedOf(e.TaskExecutionArn);
-  const left = e.EstimatedBytesToTransfer - e.BytesTransferred;
+// Running rows are updated in place (not rebuilt) so an operator typing a new rate keeps the
+// input, its focus and its value across polls.
+const RUNNING_HEADERS = ["execution", "phase", "files", "bytes", "speed", "throughput", "ETA",
+  "actions"];
+const runningRows = new Map(); // TaskExecutionArn -> <tr>
+
+function newRunningRow(e) {
   const rate = el("input", {class: "rate", type: "number", value: String(e.BytesPerSecond),
-    "data-role": "rate-input"});
+    "data-role": "rate-input", title: "BytesPerSecond (-1: unlimited)"});
   const setRate = el("button", {"data-role": "set-rate"}, "Set rate");
   setRate.onclick = () => act({action: "rate", TaskExecutionArn: e.TaskExecutionArn,
     BytesPerSecond: Number(rate.value)});
   const cancel = el("button", {"data-role": "cancel"}, "Cancel");
   cancel.onclick = () => act({action: "cancel", TaskExecutionArn: e.TaskExecutionArn});
   return el("tr", {"data-arn": e.TaskExecutionArn, class: "execution"},
-    el("td", {}, shortArn(e.TaskExecutionArn)),
-    el("td", {"data-role": "status"}, e.Status),
-    el("td", {"data-role": "files"}, `${e.FilesTransferred} / ${e.EstimatedFilesToTransfer}`),
-    el("td", {"data-role": "bytes", "data-value": String(e.BytesTransferred)},
-      `${bytes(e.BytesTransferred)} / ${bytes(e.EstimatedBytesToTransfer)}`),
-    el("td", {"data-role": "speed", "data-value": isFinite(speed) ? speed.toFixed(0) : ""},
-      isFinite(speed) ? bytes(speed) + "/s" : "–"),
-    el("td", {}, sparkline(e.TaskExecutionArn)),
-    el("td", {"data-role": "eta"}, duration(speed > 0 ? left / speed : NaN)),
-    el("td", {}, rate, setRate, cancel));
+    el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {"data-role": "status"}),
+    el("td", {"data-role": "files"}), el("td", {"data-role": "bytes"}),
+    el("td", {"data-role": "speed"}), el("td", {"data-role": "spark"}),
+    el("td", {"data-role": "eta"}), el("td", {}, rate, setRate, cancel));
+}
+
+function updateRunningRow(row, e) {
+  const speed = speedOf(e.TaskExecutionArn);
+  const left = e.EstimatedBytesToTransfer - e.BytesTransferred;
+  const put = (role, text, data) => {
+    const td = row.querySelector(`[data-role="${role}"]`);
+    td.textContent = text;
+    if (data !== undefined) td.setAttribute("data-value", data);
+  };
+  put("status", e.Status);
+  put("files", `${e.FilesTransferred} / ${e.EstimatedFilesToTransfer}`);
+  put("bytes", `${bytes(e.BytesTransferred)} / ${bytes(e.EstimatedBytesToTransfer)}`,
+    String(e.BytesTransferred));
+  put("speed", isFinite(speed) ? bytes(speed) + "/s" : "–", isFinite(speed) ? speed.toFixed(0) : "");
+  put("eta", duration(speed > 0 ? left / speed : NaN));
+  row.querySelector('[data-role="spark"]').replaceChildren(sparkline(e.TaskExecutionArn));
+}
+
+function renderRunning(running) {
+  const box = document.getElementById("running");
+  let tbody = box.querySelector("tbody");
+  if (!running.length) {
+    runningRows.clear();
+    box.replaceChildren(el("p", {class: "muted"}, "none"));
+    return;
+  }
+  if (!tbody) {
+    tbody = el("tbody", {});
+    box.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, ...RUNNING_HEADERS.map(h => el("th", {}, h)))), tbody));
+  }
+  const live = new Set(running.map(e => e.TaskExecutionArn));
+  for (const [arn, row] of runningRows) if (!live.has(arn)) { row.remove(); runningRows.delete(arn); }
+  for (const e of running) {
+    let row = runningRows.get(e.TaskExecutionArn);
+    if (!row) { row = newRunningRow(e); runningRows.set(e.TaskExecutionArn, row); tbody.append(row); }
+    updateRunningRow(row, e);
+  }
 }
 
 function resultRow(e) {
@@ -112,9 +149,7 @@ function render(state) {
     points.push([state.now, e.BytesTransferred]);
     history.set(e.TaskExecutionArn, points.slice(-60));
   }
-  document.getElementById("running").replaceChildren(table(
-    ["execution", "phase", "files", "bytes", "speed", "throughput", "ETA", "actions"],
-    state.running.map(runningRow)));
+  renderRunning(state.running);
   document.getElementById("queued").replaceChildren(table(["execution", "task", "rate limit"],
     state.queued.map(e => el("tr", {"data-arn": e.TaskExecutionArn},
       el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {}, shortArn(e.TaskArn)),
