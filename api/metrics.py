@@ -113,10 +113,15 @@ class StoreCollector(Collector):
 
     def _task_counters(self, executions: Iterable[dict[str, object]]) -> Iterator[Metric]:
         totals: dict[str, Counter[str]] = {name: Counter() for name in _TASK_COUNTERS}
+        failed: Counter[str] = Counter()
         for e in executions:
             for name in _TASK_COUNTERS:
                 value = e.get(name, 0)
                 totals[name][str(e["TaskArn"])] += int(value) if isinstance(value, int) else 0
+            by_phase = e.get("FilesFailed")  # nested: {"Prepare": n, "Transfer": n, ...}
+            phases = by_phase.values() if isinstance(by_phase, dict) else ()
+            # += even of 0: every task gets a sample, so a rate() over it starts at zero
+            failed[str(e["TaskArn"])] += sum(v for v in phases if isinstance(v, int))
         for name, snake in _TASK_COUNTERS.items():
             family = CounterMetricFamily(
                 f"{PREFIX}_task_{snake}",
@@ -126,6 +131,14 @@ class StoreCollector(Collector):
             for task_arn, total in sorted(totals[name].items()):
                 family.add_metric([task_arn], total)
             yield family
+        family = CounterMetricFamily(
+            f"{PREFIX}_task_files_failed",
+            "FilesFailed (all phases) summed over the task's executions.",
+            labels=["task_arn"],
+        )
+        for task_arn, total in sorted(failed.items()):
+            family.add_metric([task_arn], total)
+        yield family
 
     def _schedule_runs(self, store: Store) -> Metric:
         family = CounterMetricFamily(

@@ -61,6 +61,7 @@ def test_metrics_match_finished_transfers(
     assert (
         samples[("datasync_local_task_bytes_transferred_total", by_task)] == 5 * 20_000 + 2 * 30_000
     )
+    assert samples[("datasync_local_task_files_failed_total", by_task)] == 0
     assert samples[("datasync_local_executions", (("status", "SUCCESS"),))] == 2
     assert samples[("datasync_local_agents", (("status", "ONLINE"),))] == 1
     assert samples[("datasync_local_agents", (("status", "OFFLINE"),))] == 0
