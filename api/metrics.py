@@ -67,6 +67,7 @@ class StoreCollector(Collector):
         yield self._agents_by_status(store.all("agent"))
         yield self._queue_depth(executions)
         yield self._rate_limit(executions)
+        yield self._rate(executions)
         yield from self._task_counters(executions)
         yield self._schedule_runs(store)
 
@@ -109,6 +110,27 @@ class StoreCollector(Collector):
                 options = e.get("Options")
                 limit = options.get("BytesPerSecond", -1) if isinstance(options, dict) else -1
                 family.add_metric([str(e["TaskExecutionArn"])], float(limit))
+        return family
+
+    def _rate(self, executions: Iterable[dict[str, object]]) -> Metric:
+        """The store holds counters, not a speedometer: the rate is BytesTransferred over the
+        time since the execution entered TRANSFERRING (its average so far)."""
+        family = GaugeMetricFamily(
+            f"{PREFIX}_execution_bytes_per_second",
+            "Average transfer rate of each TRANSFERRING execution since its transfer began.",
+            labels=["task_execution_arn"],
+        )
+        now = self.backend.now()
+        for e in executions:
+            if e["Status"] != "TRANSFERRING":
+                continue
+            history = e.get("History")
+            since = (
+                [t for s, t in history if s == "TRANSFERRING"] if isinstance(history, list) else []
+            )
+            moved = e.get("BytesTransferred", 0)
+            if since and isinstance(moved, int) and now > float(since[-1]):
+                family.add_metric([str(e["TaskExecutionArn"])], moved / (now - float(since[-1])))
         return family
 
     def _task_counters(self, executions: Iterable[dict[str, object]]) -> Iterator[Metric]:

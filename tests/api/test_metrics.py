@@ -82,7 +82,10 @@ def test_running_and_queued_executions(
     queued = ds.start_task_execution(TaskArn=two["TaskArn"])["TaskExecutionArn"]
     assert ds.describe_task_execution(TaskExecutionArn=queued)["Status"] == "QUEUED"
 
+    wait_for(lambda: ds.describe_task_execution(TaskExecutionArn=running)["BytesTransferred"] > 0)
     samples = scrape(server)
+    speed = ("datasync_local_execution_bytes_per_second", (("task_execution_arn", running),))
+    assert samples[speed] > 0
     assert samples[("datasync_local_queue_depth", (("agent_arn", server.agent_arn),))] == 1
     limit = ("datasync_local_execution_bytes_per_second_limit", (("task_execution_arn", running),))
     assert samples[limit] == SLOW
