@@ -21,10 +21,10 @@ WORKDIR /var/lib/datasync-local
 VOLUME ["/var/lib/datasync-local", "/srv/datasync"]
 EXPOSE 8080
 
-# No /health route yet (it comes with the metrics work): any HTTP answer from the API below 500
-# (an unsigned POST / is refused with a DataSync-shaped 4xx) means the server is up and serving.
+# Liveness: GET /health answers 200 while the server serves (GET /ready also checks the store and
+# the embedded agent; compose's serve has none, so liveness is the right probe for both setups).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',8080,timeout=4); c.request('POST','/',body=b'{}'); sys.exit(c.getresponse().status>=500)"]
+    CMD ["python", "-c", "import http.client,sys; c=http.client.HTTPConnection('127.0.0.1',8080,timeout=4); c.request('GET','/health'); sys.exit(c.getresponse().status!=200)"]
 
 ENTRYPOINT ["datasync-local"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8080", "--data-dir", "/var/lib/datasync-local", "--root", "/srv/datasync"]

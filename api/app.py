@@ -2,6 +2,8 @@
 
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
     GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
+    GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
+    GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
 
 Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
@@ -21,7 +23,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from api.activation import Activation
@@ -42,6 +44,7 @@ from api.errors import (
     UnknownOperationException,
 )
 from api.execution_log import ExecutionLog
+from api.health import operational_routes
 from api.jobs import Jobs
 from api.logs_api import TARGET_PREFIX, LogsApi
 from api.logs_query import LogsError
@@ -49,6 +52,7 @@ from api.models import Backend
 from api.responses import dispatch
 from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
+from api.ui import ui_routes, wants_page
 from contract.log_events import MAX_BATCH_EVENTS
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
@@ -83,12 +87,15 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     body_timeout: float = BODY_TIMEOUT_SECONDS,
     leader: Callable[[], bool] = lambda: True,
+    embedded_agent_arn: str | None = None,
+    metrics_token: str | None = None,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
     jobs = Jobs(backend)
     table = handlers(backend)  # DataSync operation → handler
     activation = Activation(backend)  # agents' unauthenticated key registration (issue 4)
+    operators = dict(secrets_by_key)  # the status page's logins: operators only, never agents
     secrets_by_key = backend.keyring(secrets_by_key)  # + agents' own keys, and who may call what
     log_store = LogStore(backend.store, backend.config.log_retention_days)
     execution_log = ExecutionLog(backend.store, log_store)  # issue 13: execution logs
@@ -185,6 +192,12 @@ def create_app(
             return error_response(exc, True, request_id)
         return response(result, 200, "application/json", request_id)
 
+    async def root(request: Request) -> Response:
+        """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
+        if wants_page(request):
+            return RedirectResponse("/ui", status_code=303)
+        return await not_found(request, HTTPException(405))
+
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
@@ -228,10 +241,15 @@ def create_app(
 
     routes = [
         Route("/", datasync, methods=["POST"]),
+        Route("/", root, methods=["GET"]),
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
         Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
         *activation.routes(body_timeout),
+        *operational_routes(
+            backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
+        ),
+        *ui_routes(backend, operators),
     ]
     app = Starlette(
         routes=routes,

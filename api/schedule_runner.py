@@ -26,6 +26,7 @@ from typing import Any
 
 from api.errors import ApiError, InvalidRequestException
 from api.execution_log import group_name
+from api.metrics import record_schedule_run
 from api.schedule import (
     ScheduleError,
     ScheduleHealth,
@@ -174,6 +175,7 @@ class ScheduleRunner:
         except ApiError as exc:
             self._say(task, now, f"[ERROR] Scheduled run of {slot.isoformat()} not started: {exc}")
             return 0
+        record_schedule_run(self.store, task["TaskArn"])  # datasync_local_schedule_runs_total
         fresh = self.store.get("task", task["TaskArn"]) or task
         fresh["_ScheduledExecution"] = arn
         self._save(fresh)

@@ -174,6 +174,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="and its body (at most 1 MiB) within this time after the headers (30)",
     )
+    parser.add_argument(
+        "--metrics-token",
+        default=_env("METRICS_TOKEN"),
+        metavar="TOKEN",
+        help="GET /metrics requires `Authorization: Bearer TOKEN` (default: unauthenticated)",
+    )
 
 
 POKE_POLL_SECONDS = 0.05  # how soon news from another process reaches the embedded agent
@@ -203,6 +209,7 @@ class ServeConfig:
     allow_empty_source: bool = False
     fsync: bool = False
     hash_cache: bool = True  # in data_dir/hash-cache
+    metrics_token: str | None = None  # GET /metrics then wants `Authorization: Bearer <token>`
 
 
 @dataclass
@@ -241,6 +248,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         allow_empty_source=args.allow_empty_source,
         fsync=args.fsync,
         hash_cache=not args.no_hash_cache,
+        metrics_token=args.metrics_token or None,
     )
 
 
@@ -290,6 +298,7 @@ def build(config: ServeConfig) -> Served:
             background=[leader.run],
             body_timeout=config.body_timeout,
             leader=leader.held,
+            metrics_token=config.metrics_token,
         )
         return Served(
             app,
@@ -362,6 +371,8 @@ def build(config: ServeConfig) -> Served:
         on_shutdown=[stop_agent],
         body_timeout=config.body_timeout,
         leader=leader.held,
+        embedded_agent_arn=agent_arn,
+        metrics_token=config.metrics_token,
     )
     holder["app"] = app
     return Served(

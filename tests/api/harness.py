@@ -43,7 +43,9 @@ class Server:
         agent_timeout: float = 300.0,
         allow_empty_source: bool = False,
         buckets: dict[str, str] | None = None,
+        metrics_token: str | None = None,
     ) -> None:
+        self.metrics_token = metrics_token
         self.data_dir = data_dir
         self.buckets = dict(buckets or {})
         self.allow_empty_source = allow_empty_source
@@ -71,6 +73,7 @@ class Server:
                 agent_poll_interval=0.1,
                 allow_empty_source=self.allow_empty_source,
                 buckets=self.buckets,
+                metrics_token=self.metrics_token,
             )
         )
         config = uvicorn.Config(

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from api.metrics import SCHEDULE_RUNS_PREFIX
 from tests.api.harness import Server, location_root, nfs_task, wait_for
 
 
@@ -103,6 +104,8 @@ def test_rate_runs_once_after_downtime_disabled_does_not(tmp_path: Path, srv: Se
     assert (root / "dst" / "a.txt").read_text() == "a"
     time.sleep(2.5)  # a few more ticks: the missed slots collapsed into that one run
     assert len(executions(ds, task)) == 1
+    store = srv.served.extras["backend"].store  # type: ignore[union-attr]
+    assert store.meta(SCHEDULE_RUNS_PREFIX + task) == "1"  # datasync_local_schedule_runs_total
     assert executions(ds, off) == []
     assert ds.describe_task(TaskArn=task)["Schedule"]["Status"] == "ENABLED"
 

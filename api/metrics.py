@@ -1,0 +1,180 @@
+"""`GET /metrics`: Prometheus exposition of the control plane's state, read from the store.
+
+Why store-derived rather than in-process counters: `serve --workers N` runs N processes over one
+store, and a scrape lands on any one of them. Every number here is computed at scrape time from
+the shared store by a custom collector, so each process answers the same whole picture without
+`PROMETHEUS_MULTIPROC_DIR` files to manage. Counters that are not state (schedule runs) are kept
+in the store too (`record_schedule_run`), for the same reason.
+
+Per-request counters and the latency histogram by operation are not exposed yet (see README).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from api.models import Backend
+from api.store import Store
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "SCHEDULE_RUNS_PREFIX",
+    "StoreCollector",
+    "record_schedule_run",
+    "render",
+]
+
+PREFIX = "datasync_local"
+# store meta keys `metrics:schedule_runs:<TaskArn>` → runs started by the schedule runner
+SCHEDULE_RUNS_PREFIX = "metrics:schedule_runs:"
+# the per-task totals summed over its executions (the DataSync counter names, snake-cased)
+_TASK_COUNTERS = {
+    "FilesTransferred": "files_transferred",
+    "BytesTransferred": "bytes_transferred",
+    "BytesWritten": "bytes_written",
+    "FilesVerified": "files_verified",
+    "FilesDeleted": "files_deleted",
+    "FilesSkipped": "files_skipped",
+}
+
+
+def record_schedule_run(store: Store, task_arn: str) -> None:
+    """Count one execution started by a task's schedule (`datasync_local_schedule_runs_total`).
+
+    Called by the schedule runner, which runs in the one leader process of a control plane, so
+    the read-then-write here does not race another process."""
+    key = SCHEDULE_RUNS_PREFIX + task_arn
+    current = store.meta(key)
+    store.set_meta(key, str(int(current or 0) + 1))
+
+
+class StoreCollector(Collector):
+    """Every metric family, computed from the store when scraped."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+
+    def collect(self) -> Iterator[Metric]:
+        store = self.backend.store
+        executions = store.executions()
+        yield self._executions_by_status(executions)
+        yield self._agents_by_status(store.all("agent"))
+        yield self._queue_depth(executions)
+        yield self._rate_limit(executions)
+        yield self._rate(executions)
+        yield from self._task_counters(executions)
+        yield self._schedule_runs(store)
+
+    def _executions_by_status(self, executions: Iterable[dict[str, object]]) -> Metric:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_executions", "Task executions by DataSync status.", labels=["status"]
+        )
+        for status, count in sorted(Counter(str(e["Status"]) for e in executions).items()):
+            family.add_metric([status], count)
+        return family
+
+    def _agents_by_status(self, agents: Iterable[dict[str, object]]) -> Metric:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_agents", "Agents by status (ONLINE/OFFLINE).", labels=["status"]
+        )
+        counts = Counter(self.backend.agent_status(a) for a in agents)
+        for status in ("ONLINE", "OFFLINE"):
+            family.add_metric([status], counts.get(status, 0))
+        return family
+
+    def _queue_depth(self, executions: Iterable[dict[str, object]]) -> Metric:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_queue_depth",
+            "Executions QUEUED behind another on the same agent.",
+            labels=["agent_arn"],
+        )
+        depth = Counter(str(e["AgentArn"]) for e in executions if e["Status"] == "QUEUED")
+        for agent_arn, count in sorted(depth.items()):
+            family.add_metric([agent_arn], count)
+        return family
+
+    def _rate_limit(self, executions: Iterable[dict[str, object]]) -> Metric:
+        family = GaugeMetricFamily(
+            f"{PREFIX}_execution_bytes_per_second_limit",
+            "Options.BytesPerSecond of each running execution (-1: unlimited).",
+            labels=["task_execution_arn"],
+        )
+        for e in executions:
+            if e["Status"] in ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING"):
+                options = e.get("Options")
+                limit = options.get("BytesPerSecond", -1) if isinstance(options, dict) else -1
+                family.add_metric([str(e["TaskExecutionArn"])], float(limit))
+        return family
+
+    def _rate(self, executions: Iterable[dict[str, object]]) -> Metric:
+        """The store holds counters, not a speedometer: the rate is BytesTransferred over the
+        time since the execution entered TRANSFERRING (its average so far)."""
+        family = GaugeMetricFamily(
+            f"{PREFIX}_execution_bytes_per_second",
+            "Average transfer rate of each TRANSFERRING execution since its transfer began.",
+            labels=["task_execution_arn"],
+        )
+        now = self.backend.now()
+        for e in executions:
+            if e["Status"] != "TRANSFERRING":
+                continue
+            history = e.get("History")
+            since = (
+                [t for s, t in history if s == "TRANSFERRING"] if isinstance(history, list) else []
+            )
+            moved = e.get("BytesTransferred", 0)
+            if since and isinstance(moved, int) and now > float(since[-1]):
+                family.add_metric([str(e["TaskExecutionArn"])], moved / (now - float(since[-1])))
+        return family
+
+    def _task_counters(self, executions: Iterable[dict[str, object]]) -> Iterator[Metric]:
+        totals: dict[str, Counter[str]] = {name: Counter() for name in _TASK_COUNTERS}
+        failed: Counter[str] = Counter()
+        for e in executions:
+            for name in _TASK_COUNTERS:
+                value = e.get(name, 0)
+                totals[name][str(e["TaskArn"])] += int(value) if isinstance(value, int) else 0
+            by_phase = e.get("FilesFailed")  # nested: {"Prepare": n, "Transfer": n, ...}
+            phases = by_phase.values() if isinstance(by_phase, dict) else ()
+            # += even of 0: every task gets a sample, so a rate() over it starts at zero
+            failed[str(e["TaskArn"])] += sum(v for v in phases if isinstance(v, int))
+        for name, snake in _TASK_COUNTERS.items():
+            family = CounterMetricFamily(
+                f"{PREFIX}_task_{snake}",
+                f"{name} summed over the task's executions.",
+                labels=["task_arn"],
+            )
+            for task_arn, total in sorted(totals[name].items()):
+                family.add_metric([task_arn], total)
+            yield family
+        family = CounterMetricFamily(
+            f"{PREFIX}_task_files_failed",
+            "FilesFailed (all phases) summed over the task's executions.",
+            labels=["task_arn"],
+        )
+        for task_arn, total in sorted(failed.items()):
+            family.add_metric([task_arn], total)
+        yield family
+
+    def _schedule_runs(self, store: Store) -> Metric:
+        family = CounterMetricFamily(
+            f"{PREFIX}_schedule_runs",
+            "Executions started by a task's schedule.",
+            labels=["task_arn"],
+        )
+        for key, value in store.meta_items(SCHEDULE_RUNS_PREFIX):
+            family.add_metric([key[len(SCHEDULE_RUNS_PREFIX) :]], int(value))
+        return family
+
+
+def render(backend: Backend) -> bytes:
+    """The exposition text of one scrape (a fresh registry: nothing process-local leaks in)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(backend))
+    return generate_latest(registry)

@@ -1,0 +1,65 @@
+"""What the status page shows, as one JSON-able snapshot read from the store.
+
+Only display fields are copied out: no credentials, no internal (`_`-prefixed) members.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.models import Backend
+from contract.jobs import COUNTERS, NESTED_COUNTERS
+
+__all__ = ["RECENT", "snapshot"]
+
+RECENT = 10  # finished executions listed
+_RUNNING = ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "CANCELLING")
+
+
+def _execution(doc: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "TaskExecutionArn": doc["TaskExecutionArn"],
+        "TaskArn": doc["TaskArn"],
+        "Status": doc["Status"],
+        "StartTime": doc.get("StartTime"),
+        "BytesPerSecond": (doc.get("Options") or {}).get("BytesPerSecond", -1),
+        "Result": {k: v for k, v in (doc.get("Result") or {}).items() if not k.startswith("_")},
+    }
+    for name in COUNTERS:
+        out[name] = doc.get(name, 0)
+    for name in NESTED_COUNTERS:  # e.g. FilesFailed: {"Transfer": n, ...}
+        if name in doc:
+            out[name] = doc[name]
+    return out
+
+
+def snapshot(backend: Backend) -> dict[str, Any]:
+    store = backend.store
+    executions = store.executions()
+    tasks = [
+        {
+            "TaskArn": t["TaskArn"],
+            "Name": t.get("Name", ""),
+            "Status": backend.task_status(t),
+            "ScheduleExpression": (t.get("Schedule") or {}).get("ScheduleExpression", ""),
+        }
+        for t in store.all("task")
+    ]
+    agents = [
+        {
+            "AgentArn": a["AgentArn"],
+            "Name": a.get("Name", ""),
+            "Status": backend.agent_status(a),
+            "LastConnectionTime": a.get("LastConnectionTime"),
+        }
+        for a in store.all("agent")
+    ]
+    finished = [e for e in executions if e["Status"] in ("SUCCESS", "ERROR")]
+    return {
+        "now": backend.now(),
+        "tasks": tasks,
+        "agents": agents,
+        "running": [_execution(e) for e in executions if e["Status"] in _RUNNING],
+        "queued": [_execution(e) for e in executions if e["Status"] == "QUEUED"],
+        "recent": [_execution(e) for e in finished[-RECENT:][::-1]],
+    }

@@ -1,0 +1,181 @@
+// The status page's live part: poll /ui/state.json every second and redraw with DOM calls
+// (textContent only, never innerHTML, so no value from the store is ever parsed as markup).
+"use strict";
+const CSRF = document.querySelector('meta[name="csrf-token"]').content;
+const history = new Map(); // TaskExecutionArn -> [[time, BytesTransferred], ...] (last 60)
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+}
+
+function bytes(n) {
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let i = 0;
+  while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i++; }
+  return (i ? n.toFixed(1) : String(Math.round(n))) + " " + units[i];
+}
+
+function duration(s) {
+  if (!isFinite(s) || s < 0) return "–";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return (h ? h + "h " : "") + (h || m ? m + "m " : "") + r + "s";
+}
+
+function speedOf(arn) {
+  const points = history.get(arn) || [];
+  if (points.length < 2) return NaN;
+  const [t0, b0] = points[Math.max(0, points.length - 6)], [t1, b1] = points[points.length - 1];
+  return t1 > t0 ? (b1 - b0) / (t1 - t0) : NaN;
+}
+
+function sparkline(arn) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 120 24");
+  const points = history.get(arn) || [];
+  const speeds = [];
+  for (let i = 1; i < points.length; i++) {
+    const dt = points[i][0] - points[i - 1][0];
+    speeds.push(dt > 0 ? (points[i][1] - points[i - 1][1]) / dt : 0);
+  }
+  const top = Math.max(1, ...speeds);
+  const line = document.createElementNS(ns, "polyline");
+  line.setAttribute("points", speeds.map((v, i) =>
+    `${(i * 120 / Math.max(1, speeds.length - 1)).toFixed(1)},${(23 - 22 * v / top).toFixed(1)}`).join(" "));
+  svg.append(line);
+  return svg;
+}
+
+async function act(body) {
+  const reply = await fetch("/ui/action", {
+    method: "POST", credentials: "same-origin",
+    headers: {"content-type": "application/json", "x-csrf-token": CSRF},
+    body: JSON.stringify(body),
+  });
+  const message = document.getElementById("message");
+  if (reply.ok) { message.hidden = true; } else {
+    const data = await reply.json().catch(() => ({}));
+    message.textContent = data.message || ("action failed: HTTP " + reply.status);
+    message.hidden = false;
+  }
+  poll();
+}
+
+function table(headers, rows) {
+  if (!rows.length) return el("p", {class: "muted"}, "none");
+  return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map(h => el("th", {}, h)))),
+    el("tbody", {}, ...rows));
+}
+
+function shortArn(arn) { return arn.split("/").slice(-1)[0]; }
+
+// Running rows are updated in place (not rebuilt) so an operator typing a new rate keeps the
+// input, its focus and its value across polls.
+const RUNNING_HEADERS = ["execution", "phase", "files", "bytes", "speed", "throughput", "ETA",
+  "actions"];
+const runningRows = new Map(); // TaskExecutionArn -> <tr>
+
+function newRunningRow(e) {
+  const rate = el("input", {class: "rate", type: "number", value: String(e.BytesPerSecond),
+    "data-role": "rate-input", title: "BytesPerSecond (-1: unlimited)"});
+  const setRate = el("button", {"data-role": "set-rate"}, "Set rate");
+  setRate.onclick = () => act({action: "rate", TaskExecutionArn: e.TaskExecutionArn,
+    BytesPerSecond: Number(rate.value)});
+  const cancel = el("button", {"data-role": "cancel"}, "Cancel");
+  cancel.onclick = () => act({action: "cancel", TaskExecutionArn: e.TaskExecutionArn});
+  return el("tr", {"data-arn": e.TaskExecutionArn, class: "execution"},
+    el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {"data-role": "status"}),
+    el("td", {"data-role": "files"}), el("td", {"data-role": "bytes"}),
+    el("td", {"data-role": "speed"}), el("td", {"data-role": "spark"}),
+    el("td", {"data-role": "eta"}), el("td", {}, rate, setRate, cancel));
+}
+
+function updateRunningRow(row, e) {
+  const speed = speedOf(e.TaskExecutionArn);
+  const left = e.EstimatedBytesToTransfer - e.BytesTransferred;
+  const put = (role, text, data) => {
+    const td = row.querySelector(`[data-role="${role}"]`);
+    td.textContent = text;
+    if (data !== undefined) td.setAttribute("data-value", data);
+  };
+  put("status", e.Status);
+  put("files", `${e.FilesTransferred} / ${e.EstimatedFilesToTransfer}`);
+  put("bytes", `${bytes(e.BytesTransferred)} / ${bytes(e.EstimatedBytesToTransfer)}`,
+    String(e.BytesTransferred));
+  put("speed", isFinite(speed) ? bytes(speed) + "/s" : "–", isFinite(speed) ? speed.toFixed(0) : "");
+  put("eta", duration(speed > 0 ? left / speed : NaN));
+  row.querySelector('[data-role="spark"]').replaceChildren(sparkline(e.TaskExecutionArn));
+}
+
+function renderRunning(running) {
+  const box = document.getElementById("running");
+  let tbody = box.querySelector("tbody");
+  if (!running.length) {
+    runningRows.clear();
+    box.replaceChildren(el("p", {class: "muted"}, "none"));
+    return;
+  }
+  if (!tbody) {
+    tbody = el("tbody", {});
+    box.replaceChildren(el("table", {},
+      el("thead", {}, el("tr", {}, ...RUNNING_HEADERS.map(h => el("th", {}, h)))), tbody));
+  }
+  const live = new Set(running.map(e => e.TaskExecutionArn));
+  for (const [arn, row] of runningRows) if (!live.has(arn)) { row.remove(); runningRows.delete(arn); }
+  for (const e of running) {
+    let row = runningRows.get(e.TaskExecutionArn);
+    if (!row) { row = newRunningRow(e); runningRows.set(e.TaskExecutionArn, row); tbody.append(row); }
+    updateRunningRow(row, e);
+  }
+}
+
+function resultRow(e) {
+  const r = e.Result || {};
+  return el("tr", {"data-arn": e.TaskExecutionArn},
+    el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {"data-role": "status"}, e.Status),
+    el("td", {}, `${e.FilesTransferred} files, ${bytes(e.BytesTransferred)}`),
+    el("td", {}, String((e.FilesFailed || {}).Transfer ?? 0)),
+    el("td", {}, [r.ErrorCode, r.ErrorDetail].filter(Boolean).join(": ")));
+}
+
+function render(state) {
+  for (const e of state.running) {
+    const points = history.get(e.TaskExecutionArn) || [];
+    points.push([state.now, e.BytesTransferred]);
+    history.set(e.TaskExecutionArn, points.slice(-60));
+  }
+  renderRunning(state.running);
+  document.getElementById("queued").replaceChildren(table(["execution", "task", "rate limit"],
+    state.queued.map(e => el("tr", {"data-arn": e.TaskExecutionArn},
+      el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {}, shortArn(e.TaskArn)),
+      el("td", {}, e.BytesPerSecond < 0 ? "unlimited" : bytes(e.BytesPerSecond) + "/s")))));
+  document.getElementById("recent").replaceChildren(table(
+    ["execution", "result", "moved", "failed files", "error"], state.recent.map(resultRow)));
+  document.getElementById("tasks").replaceChildren(table(["task", "name", "status", "schedule"],
+    state.tasks.map(t => el("tr", {}, el("td", {}, shortArn(t.TaskArn)), el("td", {}, t.Name),
+      el("td", {}, t.Status), el("td", {}, t.ScheduleExpression || "–")))));
+  document.getElementById("agents").replaceChildren(table(["agent", "name", "status", "last contact"],
+    state.agents.map(a => el("tr", {}, el("td", {}, shortArn(a.AgentArn)), el("td", {}, a.Name),
+      el("td", {"data-role": "agent-status"}, a.Status),
+      el("td", {}, a.LastConnectionTime ? duration(state.now - a.LastConnectionTime) + " ago" : "never")))));
+  document.getElementById("updated").textContent =
+    "updated " + new Date(state.now * 1000).toLocaleTimeString();
+}
+
+async function poll() {
+  try {
+    const reply = await fetch("/ui/state.json", {credentials: "same-origin"});
+    if (reply.status === 401) { location.href = "/ui/login"; return; }
+    if (reply.ok) render(await reply.json());
+  } catch (err) {
+    document.getElementById("updated").textContent = "server unreachable, retrying…";
+  }
+}
+
+poll();
+setInterval(poll, 1000);

@@ -1,0 +1,107 @@
+"""The status page in a real browser: Debian's chromium, headless, driven by chromium-driver.
+
+Logs in (a wrong password first gets nothing), watches a throttled transfer's counters move,
+raises its rate from the page and sees the speed follow, then cancels it from the page.
+`DSL_UI_SCREENSHOT=path.png` saves a screenshot of the running page (never committed).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, make_tree, nfs_task, wait_for
+
+CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+SLOW, FAST = 32 * 1024, 512 * 1024  # bytes per second before and after the page's change
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which(CHROMIUM) and shutil.which(DRIVER)),
+    reason="Debian chromium + chromium-driver are not installed (make installs them)",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Any]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
+    options.add_argument("--window-size=1400,900")
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def log_in(browser: Any, server: Server, secret: str) -> None:
+    browser.get(f"{server.url}/ui")  # no session: sent to the login form
+    browser.find_element(By.ID, "access_key_id").send_keys(ACCESS_KEY)
+    browser.find_element(By.ID, "secret_access_key").send_keys(secret)
+    browser.find_element(By.ID, "login").click()
+
+
+def cell(browser: Any, arn: str, role: str) -> Any:
+    rows = browser.find_elements(By.CSS_SELECTOR, f'#running tr[data-arn="{arn}"]')
+    return rows[0].find_element(By.CSS_SELECTOR, f'[data-role="{role}"]') if rows else None
+
+
+def value(browser: Any, arn: str, role: str) -> float | None:
+    found = cell(browser, arn, role)
+    text = found.get_attribute("data-value") if found is not None else None
+    return float(text) if text else None
+
+
+def test_watch_rate_change_and_cancel(browser: Any, server: Server, root: Path) -> None:
+    log_in(browser, server, "not-the-secret")
+    error = wait_for(lambda: browser.find_elements(By.ID, "login-error"))
+    assert error[0].text == "Wrong access key pair."
+    assert browser.get_cookies() == []
+    browser.get(f"{server.url}/ui/state.json")
+    assert "Log in first" in browser.page_source and '"running"' not in browser.page_source
+
+    make_tree(os.fspath(root / "src"), 8, 256 * 1024)
+    ds = server.client()
+    _, _, task = nfs_task(
+        ds, server.agent_arn, root / "src", root / "dst", Options={"BytesPerSecond": SLOW}
+    )
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    log_in(browser, server, SECRET_KEY)
+    wait_for(lambda: browser.current_url.endswith("/ui"))
+    assert SECRET_KEY not in browser.page_source
+
+    first = wait_for(lambda: value(browser, arn, "bytes"), 30)
+    wait_for(lambda: (value(browser, arn, "bytes") or 0) > first, 30)  # counters move
+    wait_for(lambda: value(browser, arn, "speed") is not None, 30)
+    assert wait_for(lambda: cell(browser, arn, "status")).text == "TRANSFERRING"
+
+    rate = cell(browser, arn, "rate-input")
+    rate.clear()
+    rate.send_keys(str(FAST))
+    cell(browser, arn, "set-rate").click()
+    wait_for(
+        lambda: (
+            ds.describe_task_execution(TaskExecutionArn=arn)["Options"]["BytesPerSecond"] == FAST
+        )
+    )
+    # the page's speed (bytes over its last polls) follows the new limit well past the old one
+    wait_for(lambda: (value(browser, arn, "speed") or 0) > 3 * SLOW, 30)
+    if os.environ.get("DSL_UI_SCREENSHOT"):
+        browser.save_screenshot(os.environ["DSL_UI_SCREENSHOT"])
+
+    cell(browser, arn, "cancel").click()
+    wait_for(lambda: ds.describe_task_execution(TaskExecutionArn=arn)["Status"] == "ERROR", 30)
+    recent = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, f'#recent tr[data-arn="{arn}"]'), 30
+    )
+    assert recent[0].find_element(By.CSS_SELECTOR, '[data-role="status"]').text == "ERROR"
