@@ -41,7 +41,8 @@ class _Version(argparse.Action):
     def __call__(
         self, parser: argparse.ArgumentParser, *args: object, **kwargs: object
     ) -> NoReturn:
-        parser.exit(message=version_text() + "\n")
+        sys.stdout.write(version_text() + "\n")  # where argparse's own action prints it
+        parser.exit()
 
 
 def _add_version(parser: argparse.ArgumentParser) -> None:
