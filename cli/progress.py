@@ -14,13 +14,13 @@ import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol, TextIO
-
-from rich.console import Console, ConsoleOptions, RenderResult
-from rich.live import Live
-from rich.text import Text
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from cli.sizes import format_size
+
+if TYPE_CHECKING:  # rich is imported where a line is drawn: ~50 ms a `sync --no-progress` skips
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.text import Text
 
 __all__ = ["PLAIN_INTERVAL", "ProgressView", "RateMeter", "Watcher", "fit_line", "summary_line"]
 
@@ -146,6 +146,8 @@ def fit_line(view: ProgressView, width: int, listed: int = 0, bar: bool = True) 
 
     while kept and length(kept) > width:
         kept.remove(min(kept, key=lambda f: f[0]))
+    from rich.text import Text
+
     line = Text(label[:width], style="bold cyan", no_wrap=True, overflow="crop")
     spare = width - length(kept) - 1
     if bar and view.fraction is not None and spare >= _MIN_BAR:
@@ -197,7 +199,9 @@ class Watcher:
         self._verify_mode = verify_mode
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="dsl-progress", daemon=True)
-        self._console = Console(file=stream, highlight=False)
+        from rich.console import Console
+
+        self._console: Console = Console(file=stream, highlight=False)
         self.live = self._console.is_terminal
 
     def __enter__(self) -> Watcher:
@@ -225,6 +229,8 @@ class Watcher:
             return ProgressView.of(snap, rate, self._verify_mode, now - phase_started), changed
 
         if self.live:
+            from rich.live import Live
+
             with Live(line, console=self._console, auto_refresh=False, transient=True) as live:
                 while not self._stop.wait(LIVE_INTERVAL):
                     line.view, _ = sample()

@@ -27,7 +27,7 @@ import xxhash
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
-from engine.scan import DIR, TEMP_PREFIX, temp_check
+from engine.scan import DIR, TEMP_PREFIX, open_at, temp_check
 from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
@@ -89,14 +89,15 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def open_for_reading(name: str, dir_fd: int | None = None) -> int:
-    """Open without following a final symlink and, where allowed (owner or root), without
-    touching atime: reading a source or verifying a destination must not change the very atimes
-    the transfer preserves."""
+def open_for_reading(name: str, dir_fd: int) -> int:
+    """Open the entry `name` of `dir_fd` beneath it (scan.open_at: openat2 where the kernel has
+    it), never through a symlink, and, where allowed (owner or root), without touching atime:
+    reading a source or verifying a destination must not change the very atimes the transfer
+    preserves."""
     try:
-        return os.open(name, _READ_FLAGS | os.O_NOATIME, dir_fd=dir_fd)
+        return open_at(dir_fd, name, _READ_FLAGS | os.O_NOATIME)
     except PermissionError:
-        return os.open(name, _READ_FLAGS, dir_fd=dir_fd)
+        return open_at(dir_fd, name, _READ_FLAGS)
 
 
 def place(dir_fd: int, tmp: str, name: str, replace: str | None) -> None:
@@ -106,7 +107,7 @@ def place(dir_fd: int, tmp: str, name: str, replace: str | None) -> None:
     os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
 
 
-def hash_file(name: str, dir_fd: int | None = None) -> tuple[int, bytes]:
+def hash_file(name: str, dir_fd: int) -> tuple[int, bytes]:
     """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
     fd = open_for_reading(name, dir_fd)
     try:
@@ -201,7 +202,7 @@ class Copier:
         while True:
             name = temporary_name()
             try:
-                fd = os.open(name, _CREATE_FLAGS, 0o600, dir_fd=dst_dir)
+                fd = open_at(dst_dir, name, _CREATE_FLAGS, 0o600)
             except FileExistsError:
                 continue  # a stale temporary with the same name: take the next one
             return name, fd

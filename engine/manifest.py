@@ -37,6 +37,7 @@ from typing import BinaryIO
 
 from engine.errors import DataSyncLocalError
 from engine.filters import FilterRules
+from engine.scan import open_at
 
 __all__ = [
     "EntryKind",
@@ -160,7 +161,8 @@ def _entry(row: list[str], line: int, name: str) -> ManifestEntry:
 def open_manifest(bucket_dir: str, object_path: str) -> BinaryIO:
     """Open `ManifestObjectPath` inside a mapped bucket's directory for reading.
 
-    The key is walked one component at a time with `O_NOFOLLOW`, so neither `..` nor a symlink
+    The key is walked one component at a time (`scan.open_at`: openat2 beneath each directory, or
+    `O_NOFOLLOW`), so neither `..` nor a symlink
     can lead outside the bucket directory; a missing or unreadable object is a ManifestError
     naming it (the execution fails, as DataSync's does when it cannot read the manifest).
     """
@@ -177,12 +179,12 @@ def open_manifest(bucket_dir: str, object_path: str) -> BinaryIO:
         fds.append(cur)
         for part in parts[:-1]:
             try:
-                cur = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)
+                cur = open_at(cur, part, os.O_RDONLY | os.O_DIRECTORY)
             except OSError as exc:
                 raise ManifestError(f"{where}: cannot open {part!r}: {exc.strerror}") from exc
             fds.append(cur)
         try:
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW, dir_fd=cur)
+            fd = open_at(cur, parts[-1], os.O_RDONLY)
         except OSError as exc:
             raise ManifestError(f"{where}: {exc.strerror}") from exc
     finally:
@@ -207,7 +209,7 @@ def resolve_entry(root_fd: int, entry: ManifestEntry) -> ResolvedEntry:
         cur = root_fd
         for part in parents:
             try:
-                cur = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=cur)
+                cur = open_at(cur, part, os.O_RDONLY | os.O_DIRECTORY)
             except OSError as exc:
                 if _is_symlink(part, cur):
                     return ResolvedEntry(entry, EntryKind.SYMLINKED_PARENT)

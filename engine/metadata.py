@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import cache
 
 from engine.options import Options
+from engine.scan import open_at
 from engine.xattrs import Target, Xattrs
 
 __all__ = ["MetadataPolicy"]
@@ -130,7 +131,7 @@ class MetadataPolicy:
             if fmt in (stat.S_IFDIR, stat.S_IFREG):
                 flags = _META_FLAGS | (os.O_DIRECTORY if fmt == stat.S_IFDIR else 0)
                 with contextlib.suppress(PermissionError):  # e.g. write-only, not root: by name
-                    fd = os.open(name, flags, dir_fd=dir_fd)
+                    fd = open_at(dir_fd, name, flags)
             if fd >= 0:
                 try:
                     self.apply_fd(fd, is_dir, mode, uid, gid, atime_ns, mtime_ns)

@@ -74,8 +74,8 @@ def _action(op: str, rel: str, kind: str, st: os.stat_result, **kw: object) -> A
 
 @dataclass
 class Plan:
-    actions: Spool = field(default_factory=Spool)
-    deletes: Spool = field(default_factory=Spool)
+    actions: Spool = field(default_factory=lambda: Spool(Action._make))
+    deletes: Spool = field(default_factory=lambda: Spool(Action._make))
     files: int = 0  # files to transfer (any non-directory item)
     folders: int = 0  # folders to transfer (the root directory is counted in neither)
     bytes: int = 0

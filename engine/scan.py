@@ -13,6 +13,7 @@ imports only the standard library, and starts in ~25 ms; see `serve` for its pro
 from __future__ import annotations
 
 import contextlib
+import errno
 import marshal
 import os
 import signal
@@ -32,8 +33,11 @@ __all__ = [
     "list_dir",
     "list_pair",
     "list_pair_beneath",
+    "open_at",
     "open_beneath",
     "open_dir",
+    "openat2",
+    "reset_openat2",
     "serve",
     "temp_check",
 ]
@@ -90,13 +94,111 @@ _HEX = frozenset("0123456789abcdef")
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
+# -- kernel-enforced containment: openat2(2) -------------------------------------------------------
+# Linux >= 5.6 resolves a relative path beneath a directory fd with RESOLVE_BENEATH (no "..", no
+# absolute path, no magic link leads out) and RESOLVE_NO_SYMLINKS (no symlink in *any* component,
+# not just the last as O_NOFOLLOW): the kernel, not our walk, guarantees that an open stays inside
+# the root, as rsync's 2026 fixes do. Where the syscall is missing (ENOSYS) or filtered (EPERM
+# from a seccomp profile), opens fall back to a walk one component at a time with O_NOFOLLOW,
+# which gives the same answer without the kernel's word. DATASYNC_LOCAL_NO_OPENAT2=1 forces the
+# walk (tests run both). The syscall is reached through ctypes, imported on first use only.
+RESOLVE_NO_MAGICLINKS, RESOLVE_NO_SYMLINKS, RESOLVE_BENEATH = 0x02, 0x04, 0x08
+_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS
+_SYS_OPENAT2 = 437  # the same number on every Linux architecture but alpha (unified table)
+_OPEN_HOW_SIZE = 24  # struct open_how {u64 flags; u64 mode; u64 resolve}, version 0
+_CHUNK = 3800  # bytes of path per openat2 call, below PATH_MAX (4096) with room for one name
+
+
+class _Openat2:
+    """The openat2 syscall through ctypes, with one prepared `struct open_how` per (flags, mode)."""
+
+    def __init__(self) -> None:
+        import ctypes
+
+        class OpenHow(ctypes.Structure):
+            _fields_ = (
+                ("flags", ctypes.c_uint64),
+                ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64),
+            )
+
+        syscall = ctypes.CDLL(None, use_errno=True).syscall
+        syscall.restype = ctypes.c_long
+        syscall.argtypes = (
+            ctypes.c_long, ctypes.c_int, ctypes.c_char_p, ctypes.POINTER(OpenHow), ctypes.c_size_t
+        )  # fmt: skip
+        self._syscall = syscall
+        self._how_type = OpenHow
+        self._get_errno = ctypes.get_errno
+        self._hows: dict[tuple[int, int], Any] = {}
+
+    def __call__(self, dir_fd: int, path: str, flags: int, mode: int = 0) -> int:
+        how = self._hows.get((flags, mode))
+        if how is None:
+            how = self._hows[(flags, mode)] = self._how_type(flags, mode, _RESOLVE)
+        encoded = os.fsencode(path)
+        for _ in range(8):  # EAGAIN: a concurrent rename raced the resolution; retry a few times
+            fd: int = self._syscall(_SYS_OPENAT2, dir_fd, encoded, how, _OPEN_HOW_SIZE)
+            if fd >= 0:
+                return fd
+            err = self._get_errno()
+            if err != errno.EAGAIN:
+                break
+        raise OSError(err, os.strerror(err), path)
+
+
+_openat2_state: list[_Openat2 | None] = []  # [] until probed; [None] when unusable
+
+
+def openat2() -> _Openat2 | None:
+    """The openat2 syscall if this kernel has it and lets us use it (probed once), else None."""
+    if _openat2_state:
+        return _openat2_state[0]
+    call: _Openat2 | None = None
+    if sys.platform == "linux" and os.environ.get("DATASYNC_LOCAL_NO_OPENAT2", "") in ("", "0"):
+        try:
+            call = _Openat2()
+            root = os.open("/", _DIR_FLAGS)
+            try:
+                os.close(call(root, ".", _DIR_FLAGS))
+            finally:
+                os.close(root)
+        except (ImportError, OSError, AttributeError):
+            call = None  # ENOSYS (kernel < 5.6), EPERM (seccomp), no ctypes: the walk
+    _openat2_state[:] = [call]
+    return call
+
+
+def reset_openat2() -> None:
+    """Probe again on the next open (after DATASYNC_LOCAL_NO_OPENAT2 changed: tests)."""
+    _openat2_state.clear()
+
+
+def open_at(dir_fd: int, name: str, flags: int, mode: int = 0) -> int:
+    """Open one entry `name` of the directory `dir_fd`, never through a symlink: openat2 beneath
+    `dir_fd` where the kernel has it, else openat with O_NOFOLLOW. A name that is not one plain
+    component ("", ".", "..", or with a "/") is refused with EXDEV, as RESOLVE_BENEATH would."""
+    if not name or name in (".", "..") or "/" in name:
+        raise OSError(errno.EXDEV, "not a name inside the directory", name)
+    call = openat2()
+    if call is not None:
+        return call(dir_fd, name, flags | os.O_CLOEXEC, mode)
+    return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
+
 
 def open_dir(path: str, dir_fd: int | None = None) -> int:
-    """Open a directory, never through a symlink, without bumping its atime where allowed."""
+    """Open a directory, never through a symlink, without bumping its atime where allowed: a root
+    by its path (`dir_fd` None: the operator's path, symlinks above its last component allowed),
+    or one entry of the directory `dir_fd` (see `open_at`)."""
+    if dir_fd is None:
+        try:
+            return os.open(path, _DIR_FLAGS | os.O_NOATIME)
+        except PermissionError:
+            return os.open(path, _DIR_FLAGS)
     try:
-        return os.open(path, _DIR_FLAGS | os.O_NOATIME, dir_fd=dir_fd)
-    except PermissionError:
-        return os.open(path, _DIR_FLAGS, dir_fd=dir_fd)
+        return open_at(dir_fd, path, _DIR_FLAGS | os.O_NOATIME)
+    except PermissionError:  # O_NOATIME on a directory we do not own (not root)
+        return open_at(dir_fd, path, _DIR_FLAGS)
 
 
 class Roots:
@@ -121,19 +223,46 @@ class Roots:
                 self.fds[i] = None
 
 
+def _chunks(parts: list[str]) -> list[str]:
+    """`parts` joined with "/" into as few paths as fit below PATH_MAX each."""
+    chunks: list[str] = []
+    current: list[str] = []
+    size = 0
+    for part in parts:
+        if current and size + len(part) + 1 > _CHUNK:
+            chunks.append("/".join(current))
+            current, size = [], 0
+        current.append(part)
+        size += len(part) + 1
+    if current:
+        chunks.append("/".join(current))
+    return chunks
+
+
 def open_beneath(root: int, rel: str) -> int:
     """A new fd of the directory `rel` ("/a/b"; "" is the root) below the directory fd `root`,
-    opened one component at a time with O_NOFOLLOW: a path of any length (no PATH_MAX), and a
-    directory swapped for a symlink fails (ELOOP/ENOTDIR) instead of leading outside the root.
-    The names come from readdir, so none is "." or "..". The caller closes it."""
+    never through a symlink in any component and never outside `root`: one openat2 call per
+    PATH_MAX worth of path where the kernel has it (a path of any length), else one O_NOFOLLOW
+    open per component. A directory swapped for a symlink fails (ELOOP/ENOTDIR/EXDEV) instead of
+    leading outside the root. The caller closes it."""
+    parts = [p for p in rel.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise OSError(errno.EXDEV, "a path leading outside the root", rel)
+    call = openat2()
+    steps = _chunks(parts) if call is not None else parts
     fd = os.dup(root)
-    for part in rel.split("/"):
-        if part:
-            try:
-                child = open_dir(part, fd)
-            finally:
-                os.close(fd)
-            fd = child
+    for step in steps:
+        try:
+            if call is not None:
+                try:
+                    child = call(fd, step, _DIR_FLAGS | os.O_NOATIME)
+                except PermissionError:
+                    child = call(fd, step, _DIR_FLAGS)
+            else:
+                child = open_dir(step, fd)
+        finally:
+            os.close(fd)
+        fd = child
     return fd
 
 

@@ -72,3 +72,13 @@ def _store(
         yield url
     finally:
         cluster.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`sync` keeps its hash cache in $XDG_CACHE_HOME (else ~/.cache): every test gets its own,
+    so no test writes into the real home or sees digests another run left there. Child
+    processes inherit it through the environment."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg-cache")))

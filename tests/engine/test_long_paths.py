@@ -12,6 +12,8 @@ import pytest
 from engine import Options
 from engine.transfer import Transfer
 
+pytestmark = pytest.mark.usefixtures("resolution")  # openat2 and the O_NOFOLLOW walk
+
 LEVELS, NAME = 24, "d" * 200  # 24 x 201 = 4,824 characters below the root
 
 

@@ -448,3 +448,29 @@ def test_a_destination_directory_swapped_for_a_symlink_is_never_written_through(
     assert r["Status"] == "ERROR"
     assert list(outside.iterdir()) == []  # nothing was written outside the destination
     assert any(f.startswith("/dir/new.txt") for f in r["_failures"])
+
+
+@pytest.mark.parametrize("side", ["source", "destination"])
+def test_an_attribute_only_change_is_a_metadata_update_not_a_copy(
+    src: Path, tmp_path: Path, side: str
+) -> None:
+    """Same size and mtime, other mode (and owner, as root): re-planned as a metadata update in
+    place (the data and the inode stay), as DataSync and rsync do, and verified by PITC."""
+    dst = tmp_path / "dst"
+    sync(src, dst, VerifyMode="NONE")
+    changed = (src if side == "source" else dst) / "dir/b.bin"
+    ino, before = os.lstat(dst / "dir/b.bin").st_ino, os.lstat(changed)
+    os.chmod(changed, 0o604)
+    if IS_ROOT:
+        os.chown(changed, 4321, 4321)
+    os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))  # same size and mtime
+    r = sync(src, dst, VerifyMode="POINT_IN_TIME_CONSISTENT")
+    assert r["Status"] == "SUCCESS", r
+    assert r["FilesTransferred"] == 1 and r["EstimatedFilesToTransfer"] == 1
+    assert r["BytesWritten"] == 0 and r["BytesTransferred"] == 0
+    after = os.lstat(dst / "dir/b.bin")
+    assert after.st_ino == ino  # no data rewritten, no temporary renamed over it
+    want = os.lstat(src / "dir/b.bin")
+    assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(want.st_mode)
+    assert (after.st_uid, after.st_gid) == (want.st_uid, want.st_gid)
+    assert state(dst) == {k: v for k, v in state(src).items() if k != "/fifo"}
