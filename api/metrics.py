@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from api.models import Backend
 from api.store import Store
+
+if TYPE_CHECKING:  # api.models → resources/tasks → schedule_runner → here: no cycle at run time
+    from api.models import Backend
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
