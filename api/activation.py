@@ -41,10 +41,7 @@ __all__ = ["ACTIVATION_PREFIX", "KEY_ALPHABET", "Activation", "ThrottlingExcepti
 ACTIVATION_PREFIX = "activation:"
 KEY_ALPHABET = string.ascii_uppercase + string.digits
 MAX_BODY = 16 * 1024
-MAX_PENDING = 200
 FORGET_AFTER = 600.0  # seconds a key is remembered after it expired
-BUCKET_SIZE = 30.0  # registrations in a burst
-BUCKET_RATE = 0.5  # registrations per second, sustained
 
 
 class ThrottlingException(ApiError):
@@ -85,12 +82,16 @@ class Activation:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.store = backend.store
-        self._tokens = BUCKET_SIZE
+        config = backend.config
+        self._burst = config.registration_burst
+        self._rate = config.registration_rate
+        self._max_pending = config.max_pending_registrations
+        self._tokens = self._burst
         self._filled_at = time.monotonic()
 
     def _take_token(self) -> None:
         now = time.monotonic()
-        self._tokens = min(BUCKET_SIZE, self._tokens + (now - self._filled_at) * BUCKET_RATE)
+        self._tokens = min(self._burst, self._tokens + (now - self._filled_at) * self._rate)
         self._filled_at = now
         if self._tokens < 1.0:
             raise ThrottlingException("Too many agent registrations; try again in a few seconds.")
@@ -124,9 +125,9 @@ class Activation:
             concurrency = 0
         if not 1 <= concurrency <= 64:
             raise InvalidRequestException("Concurrency must be an integer from 1 to 64.")
-        if self.purge() >= MAX_PENDING:
+        if self.purge() >= self._max_pending:
             raise ThrottlingException(
-                f"{MAX_PENDING} activation keys are pending; approve or let some expire first."
+                f"{self._max_pending} activation keys are pending; approve or let some expire first."
             )
         self._take_token()
         key = new_key()

@@ -24,6 +24,12 @@ class ServerConfig:
     activation_ttl: float = field(
         default_factory=lambda: float(os.environ.get("DATASYNC_LOCAL_ACTIVATION_TTL", "1800"))
     )
+    # unauthenticated agent registrations (`POST /agent-activation`): a token bucket of this
+    # burst refilled at this rate per second, over all callers (`serve --registration-rate/-burst`;
+    # a fleet rollout raises them); and the most keys pending at once
+    registration_rate: float = 0.5
+    registration_burst: float = 30.0
+    max_pending_registrations: int = 200
     clock: Callable[[], float] = field(default=time.time)
     # local buckets (`serve --bucket NAME=DIR`): bucket name → directory, for task reports and
     # manifests (contract/buckets.py)

@@ -268,7 +268,9 @@ def run_fleet(
     res.ours.append(key)
     root = ctx.workdir / "fleet-root"
     root.mkdir(exist_ok=True)
-    server = ApiServer(root, ctx.workdir, (*variant.args, "--no-embedded-agent"))
+    # the whole fleet registers at once, as in a rollout: the operator raises the throttle
+    throttle = ("--registration-burst", str(wanted), "--registration-rate", str(wanted))
+    server = ApiServer(root, ctx.workdir, (*variant.args, "--no-embedded-agent", *throttle))
     try:
         _wait_answering(server)
         agents, took, problems = asyncio.run(

@@ -67,6 +67,16 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"DATASYNC_LOCAL_{name}", default)
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0: {text!r}")
+    return value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = (
         "Every flag can also be set as DATASYNC_LOCAL_<FLAG> in the environment (e.g. "
@@ -114,6 +124,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=float(_env("LOG_RETENTION_DAYS", "30") or 30),
         metavar="DAYS",
         help="execution log events older than this are deleted from the store (30)",
+    )
+    parser.add_argument(
+        "--registration-rate",
+        type=_positive,
+        default=_positive(_env("REGISTRATION_RATE", "0.5") or "0.5"),
+        metavar="PER_SECOND",
+        help="unauthenticated agent registrations accepted per second, sustained (0.5); raise it "
+        "for a fleet rollout",
+    )
+    parser.add_argument(
+        "--registration-burst",
+        type=_positive,
+        default=_positive(_env("REGISTRATION_BURST", "30") or "30"),
+        metavar="N",
+        help="agent registrations accepted at once before the rate applies (30)",
     )
     parser.add_argument(
         "--store",
@@ -192,6 +217,8 @@ class ServeConfig:
     buckets: dict[str, str] = field(default_factory=dict)  # bucket name → directory
     log_retention_days: float = 30.0
     min_schedule_interval: float = 60.0
+    registration_rate: float = 0.5  # agent registrations per second, sustained
+    registration_burst: float = 30.0
     host: str = "127.0.0.1"
     port: int = 8080
     access_key_id: str | None = None
@@ -233,6 +260,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         buckets=parse_buckets(args.bucket or args._env_buckets),
         log_retention_days=args.log_retention_days,
         min_schedule_interval=max(60.0, args.min_schedule_interval),
+        registration_rate=args.registration_rate,
+        registration_burst=args.registration_burst,
         host=args.host,
         port=args.port,
         access_key_id=args.access_key_id,
@@ -277,6 +306,8 @@ def build(config: ServeConfig) -> Served:
             buckets=dict(config.buckets),
             log_retention_days=config.log_retention_days,
             min_schedule_interval=config.min_schedule_interval,
+            registration_rate=config.registration_rate,
+            registration_burst=config.registration_burst,
         ),
     )
     leader = LeaderDuty(store, backend.recover)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from agents.locations import parse_mount, resolve_location
-from api.activation import BUCKET_SIZE
+from api.config import ServerConfig
 from engine import LocationError
 from tests.api.harness import Server
 
@@ -60,10 +61,37 @@ def test_registration_poll_and_limits(server: Server) -> None:
     assert too_big.headers["x-amzn-ErrorType"] == "RequestEntityTooLargeException"
     # +10: each httpx.post builds a client (~0.1 s on a loaded machine), so the bucket refills a
     # few tokens while they run; +2 was flaky under load
-    codes = [httpx.post(url, json={}).status_code for _ in range(int(BUCKET_SIZE) + 10)]
+    codes = [
+        httpx.post(url, json={}).status_code
+        for _ in range(int(ServerConfig().registration_burst) + 10)
+    ]
     assert codes[0] == 200 and codes[-1] == 429  # unauthenticated, so rate-limited
     # nothing pending shows up as an agent, and the agents API still needs a signature
     assert [a["AgentArn"] for a in server.client().list_agents()["Agents"]] == [arn]
+
+
+def test_the_registration_throttle_is_the_operators_to_set(tmp_path: Path) -> None:
+    """`serve --registration-burst/--registration-rate`: a fleet rollout raises them; here a
+    burst of 3 at the default 0.5/s lets 3 registrations in and throttles the next ones."""
+    from cli.serve import add_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data-dir", str(tmp_path), "--registration-burst", "3",
+                              "--registration-rate", "200"])  # fmt: skip
+    config = config_from_args(args)
+    assert (config.registration_burst, config.registration_rate) == (3.0, 200.0)
+    with pytest.raises(SystemExit):  # argparse refuses it: usage error
+        parser.parse_args(["--data-dir", str(tmp_path), "--registration-rate", "0"])
+    srv = Server(str(tmp_path / "data"), [], embedded_agent=False, registration_burst=3)
+    srv.start()
+    try:
+        url = f"{srv.url}/agent-activation"
+        with httpx.Client() as http:
+            codes = [http.post(url, json={}).status_code for _ in range(6)]
+    finally:
+        srv.stop()
+    assert codes[:3] == [200, 200, 200] and codes[-1] == 429
 
 
 def test_mounts_and_roots(tmp_path: Path) -> None:

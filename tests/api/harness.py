@@ -44,8 +44,10 @@ class Server:
         allow_empty_source: bool = False,
         buckets: dict[str, str] | None = None,
         metrics_token: str | None = None,
+        registration_burst: float = 30.0,
     ) -> None:
         self.metrics_token = metrics_token
+        self.registration_burst = registration_burst
         self.data_dir = data_dir
         self.buckets = dict(buckets or {})
         self.allow_empty_source = allow_empty_source
@@ -74,6 +76,7 @@ class Server:
                 allow_empty_source=self.allow_empty_source,
                 buckets=self.buckets,
                 metrics_token=self.metrics_token,
+                registration_burst=self.registration_burst,
             )
         )
         config = uvicorn.Config(
