@@ -7,7 +7,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -140,6 +141,21 @@ def location_root(base: Path) -> Path:
     (path / "src").mkdir(parents=True)
     (path / "dst").mkdir()
     return path
+
+
+@contextmanager
+def serving_bucket(base: Path, bucket: str, bucket_dir: Path) -> Iterator[Server]:
+    """A started server whose embedded agent has `location_root(base)` (as `server.root`) and
+    serves `arn:aws:s3:::<bucket>` from `bucket_dir` (created): task reports and manifests."""
+    bucket_dir.mkdir(exist_ok=True)
+    root = location_root(base)
+    server = Server(str(base / "data"), [str(root)], buckets={bucket: str(bucket_dir)})
+    server.root = root  # type: ignore[attr-defined]
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def nfs_task(ds: Any, agent_arn: str, src: Path, dst: Path, **task: Any) -> tuple[str, str, str]:

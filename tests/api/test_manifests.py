@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import Server, location_root, nfs_task, wait_for
+from tests.api.harness import Server, nfs_task, serving_bucket, wait_for
 
 ROLE = "arn:aws:iam::111122223333:role/datasync-bucket-access"
 BUCKET = "arn:aws:s3:::manifests"
@@ -19,21 +19,13 @@ BUCKET = "arn:aws:s3:::manifests"
 
 @pytest.fixture
 def bucket(tmp_path: Path) -> Path:
-    path = tmp_path / "bucket"
-    path.mkdir()
-    return path
+    return tmp_path / "bucket"
 
 
 @pytest.fixture
 def srv(tmp_path: Path, bucket: Path) -> Iterator[Server]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [str(root)], buckets={"manifests": str(bucket)})
-    server.root = root  # type: ignore[attr-defined]
-    server.start()
-    try:
+    with serving_bucket(tmp_path, "manifests", bucket) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def manifest(key: str, bucket_arn: str = BUCKET) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import ACCOUNT, Server, location_root, nfs_task, wait_for
+from tests.api.harness import ACCOUNT, Server, nfs_task, serving_bucket, wait_for
 
 ROLE = "arn:aws:iam::111122223333:role/datasync-reports"
 BUCKET = "arn:aws:s3:::reports"
@@ -21,21 +21,13 @@ BUCKET = "arn:aws:s3:::reports"
 
 @pytest.fixture
 def bucket(tmp_path: Path) -> Path:
-    path = tmp_path / "bucket"
-    path.mkdir()
-    return path
+    return tmp_path / "bucket"
 
 
 @pytest.fixture
 def srv(tmp_path: Path, bucket: Path) -> Iterator[Server]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [str(root)], buckets={"reports": str(bucket)})
-    server.root = root  # type: ignore[attr-defined]
-    server.start()
-    try:
+    with serving_bucket(tmp_path, "reports", bucket) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def report_config(output: str, level: str = "SUCCESSES_AND_ERRORS", **extra: Any) -> Any:
