@@ -144,18 +144,31 @@ def location_root(base: Path) -> Path:
 
 
 @contextmanager
-def serving_bucket(base: Path, bucket: str, bucket_dir: Path) -> Iterator[Server]:
+def serving(base: Path, buckets: dict[str, Path] | None = None) -> Iterator[Server]:
     """A started server whose embedded agent has `location_root(base)` (as `server.root`) and
-    serves `arn:aws:s3:::<bucket>` from `bucket_dir` (created): task reports and manifests."""
-    bucket_dir.mkdir(exist_ok=True)
+    serves each `arn:aws:s3:::<name>` of `buckets` from its directory (created)."""
+    for directory in (buckets or {}).values():
+        directory.mkdir(exist_ok=True)
     root = location_root(base)
-    server = Server(str(base / "data"), [str(root)], buckets={bucket: str(bucket_dir)})
+    mapped = {name: str(directory) for name, directory in (buckets or {}).items()}
+    server = Server(str(base / "data"), [str(root)], buckets=mapped)
     server.root = root  # type: ignore[attr-defined]
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+def finished(ds: Any, arn: str, timeout: float = 30) -> dict[str, Any]:
+    """The execution's DescribeTaskExecution once it is SUCCESS or ERROR."""
+
+    def done() -> dict[str, Any] | None:
+        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
+        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
+
+    result: dict[str, Any] = wait_for(done, timeout)
+    return result
 
 
 def nfs_task(ds: Any, agent_arn: str, src: Path, dst: Path, **task: Any) -> tuple[str, str, str]:

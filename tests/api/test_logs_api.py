@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import Server, location_root, nfs_task, wait_for
+from tests.api.harness import Server, finished, nfs_task, serving, wait_for
 
 GROUP = "/datasync/nightly"
 GROUP_ARN = f"arn:aws:logs:us-east-1:111122223333:log-group:{GROUP}:*"
@@ -20,25 +20,12 @@ GROUP_ARN = f"arn:aws:logs:us-east-1:111122223333:log-group:{GROUP}:*"
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[Server]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [str(root)])
-    server.root = root  # type: ignore[attr-defined]
-    server.start()
-    try:
+    with serving(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def run(ds: Any, task: str) -> dict[str, Any]:
-    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-
-    def done() -> dict[str, Any] | None:
-        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
-        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
-
-    result: dict[str, Any] = wait_for(done, 30)
-    return result
+    return finished(ds, ds.start_task_execution(TaskArn=task)["TaskExecutionArn"])
 
 
 def messages(logs: Any, group: str, **kw: Any) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import Server, nfs_task, serving_bucket, wait_for
+from tests.api.harness import Server, finished, nfs_task, serving
 
 ROLE = "arn:aws:iam::111122223333:role/datasync-bucket-access"
 BUCKET = "arn:aws:s3:::manifests"
@@ -24,7 +24,7 @@ def bucket(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def srv(tmp_path: Path, bucket: Path) -> Iterator[Server]:
-    with serving_bucket(tmp_path, "manifests", bucket) as server:
+    with serving(tmp_path, {"manifests": bucket}) as server:
         yield server
 
 
@@ -40,15 +40,6 @@ def manifest(key: str, bucket_arn: str = BUCKET) -> dict[str, Any]:
             }
         },
     }
-
-
-def finished(ds: Any, arn: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
-        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
-
-    result: dict[str, Any] = wait_for(done, 30)
-    return result
 
 
 def files_under(path: Path) -> list[str]:

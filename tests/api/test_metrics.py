@@ -11,7 +11,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.metrics import record_schedule_run
-from tests.api.harness import Server, make_tree, wait_for
+from tests.api.harness import Server, finished, make_tree, wait_for
 
 SLOW = 64 * 1024  # bytes per second: a running execution stays running while it is scraped
 
@@ -25,15 +25,6 @@ def scrape(server: Server, **headers: str) -> dict[tuple[str, tuple[tuple[str, s
         for sample in family.samples:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
-
-
-def finished(ds: Any, arn: str) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
-        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
-
-    result: dict[str, Any] = wait_for(check, 30)
-    return result
 
 
 def test_metrics_match_finished_transfers(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import ACCOUNT, Server, nfs_task, serving_bucket, wait_for
+from tests.api.harness import ACCOUNT, Server, finished, nfs_task, serving
 
 ROLE = "arn:aws:iam::111122223333:role/datasync-reports"
 BUCKET = "arn:aws:s3:::reports"
@@ -26,7 +26,7 @@ def bucket(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def srv(tmp_path: Path, bucket: Path) -> Iterator[Server]:
-    with serving_bucket(tmp_path, "reports", bucket) as server:
+    with serving(tmp_path, {"reports": bucket}) as server:
         yield server
 
 
@@ -39,15 +39,6 @@ def report_config(output: str, level: str = "SUCCESSES_AND_ERRORS", **extra: Any
         "ReportLevel": level,
         **extra,
     }
-
-
-def finished(ds: Any, arn: str) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        doc: dict[str, Any] = ds.describe_task_execution(TaskExecutionArn=arn)
-        return doc if doc["Status"] in ("SUCCESS", "ERROR") else None
-
-    result: dict[str, Any] = wait_for(done, 30)
-    return result
 
 
 def ids(task: str, execution: str) -> tuple[str, str]:

@@ -18,19 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from api.metrics import SCHEDULE_RUNS_PREFIX
-from tests.api.harness import Server, location_root, nfs_task, wait_for
+from tests.api.harness import Server, nfs_task, serving, wait_for
 
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[Server]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [str(root)])
-    server.root = root  # type: ignore[attr-defined]
-    server.start()
-    try:
+    with serving(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def backdate(srv: Server, task: str, seconds: float) -> None:

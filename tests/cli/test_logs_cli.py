@@ -21,8 +21,8 @@ from tests.api.harness import (
     REGION,
     SECRET_KEY,
     Server,
-    location_root,
     nfs_task,
+    serving,
     wait_for,
 )
 
@@ -31,14 +31,8 @@ GROUP = "/datasync/cli"
 
 @pytest.fixture
 def srv(tmp_path: Path) -> Iterator[Server]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [str(root)])
-    server.root = root  # type: ignore[attr-defined]
-    server.start()
-    try:
+    with serving(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_aws_cli_filter_log_events(srv: Server) -> None:
