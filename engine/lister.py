@@ -173,6 +173,7 @@ class Lister:
         self._helper_after = helper_after
         self._listed_here = 0
         self.helped = 0  # directories a helper listed
+        self.helpers_started = 0
         self._helpers: list[_Helper] = []
         self._ready_helpers: list[_Helper] = []  # the ones that have greeted
         self._wanted: dict[str, _Helper] = {}  # asked for and not taken yet
@@ -244,6 +245,7 @@ class Lister:
         for _ in range(self._n_helpers):
             try:
                 self._helpers.append(_Helper(self.source, self.destination, self.fast))
+                self.helpers_started += 1
             except OSError as exc:
                 log.warning("listing here: cannot start a listing helper: %s", exc)
                 return

@@ -87,6 +87,7 @@ class Plan:
     delete_folders: int = 0
     source_complete: bool = True
     helped: int = 0  # directories listed by helper processes (engine/lister.py)
+    helpers_started: int = 0  # helper processes started (whether they got to help or not)
     never_skipped: set[str] = field(default_factory=set)
 
     def close(self) -> None:
@@ -167,6 +168,7 @@ class Planner:
                 if lister.room > 0:
                     self._read_ahead(stack, lister)
             plan.helped = lister.helped
+            plan.helpers_started = lister.helpers_started
         return plan
 
     @staticmethod

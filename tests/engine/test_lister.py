@@ -95,6 +95,7 @@ def plan_of(src: Path, dst: Path, helper_after: int, **options: Any) -> dict[str
             "failures": [str(f) for f in progress.failures],
             "skipped": progress.snapshot()["FilesSkipped"],
             "helped": plan.helped,
+            "helpers_started": plan.helpers_started,
         }
     finally:
         plan.close()
@@ -134,8 +135,8 @@ def test_the_plan_is_the_same_whoever_lists(tmp_path: Path, options: dict[str, A
     plan_of(src, dst, -1, **dict(options))
     here = plan_of(src, dst, -1, **dict(options))
     helped = plan_of(src, dst, 0, **dict(options))
-    assert here.pop("helped") == 0
-    assert helped.pop("helped") > 0
+    assert (here.pop("helped"), here.pop("helpers_started")) == (0, 0)
+    assert helped.pop("helped") > 0 and helped.pop("helpers_started") > 0
     assert helped == here
     assert here["actions"]  # the comparison is not between two empty plans
 
@@ -145,7 +146,12 @@ def test_a_new_destination_and_a_no_op_plan_the_same_with_helpers(tmp_path: Path
     rich_tree(src, dirs=20)
     plan_of(src, tmp_path / "new", -1)  # sets the symlink's atime once (see above)
     first = plan_of(src, tmp_path / "new", 0)
-    assert first == {**plan_of(src, tmp_path / "new", -1), "helped": first["helped"]}
+    alone = plan_of(src, tmp_path / "new", -1)
+    assert first == {
+        **alone,
+        "helped": first["helped"],
+        "helpers_started": first["helpers_started"],
+    }
     assert first["counts"][0] > 100
     same = tmp_path / "same"
     subprocess.run(["cp", "-a", f"{src}/.", str(same)], check=True)
@@ -164,7 +170,10 @@ def test_helpers_start_by_themselves_on_a_big_walk(tmp_path: Path) -> None:
     result = plan_of(src, dst, 2048)  # the default threshold, given explicitly (any core count)
     assert result["actions"] == []
     assert result["counts"][2] == 4000 and result["counts"][7] == 40  # files, folders apart
-    assert result["helped"] > 0
+    # started once 2048 entries were listed here; whether one greets before this walk ends is a
+    # race with the walk (seen lost on an idle machine), so their help is checked with
+    # helper_after=0 in test_the_plan_is_the_same_whoever_lists instead
+    assert result["helpers_started"] > 0
 
 
 def test_unchanged_files_are_passed_over_and_everything_else_kept(tmp_path: Path) -> None:
