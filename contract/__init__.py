@@ -6,6 +6,8 @@ they must agree on.
     contract.jobs     the jobs protocol: statusDetails keys, limits, the job document type, the
                       encodings of counters, results and control wishes, the BytesPerSecond rule
     contract.model    botocore's service models (DataSync, IoT Jobs data plane), read directly
+    contract.workitems  work items (issue 12): item job ids, scopes, plan uploads, the journal,
+                      the suspend wish and its acknowledgement
     contract.paths    which host names mean "this machine", and the roots rule for paths
 
 `engine` keeps its own model loader (its Options are read from the same model file); nothing

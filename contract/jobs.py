@@ -129,6 +129,9 @@ class JobDocument:
     # resolves their buckets through its own --bucket map
     TaskReportConfig: Mapping[str, Any] = field(default_factory=dict)
     ManifestConfig: Mapping[str, Any] = field(default_factory=dict)
+    # issue 12: which work item this job is (contract.workitems.ItemAssignment.to_json());
+    # empty: item 0 of an execution (see contract/workitems.py)
+    Item: Mapping[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -150,6 +153,7 @@ class JobDocument:
             Destination=dict(raw["Destination"]),
             TaskReportConfig=dict(raw.get("TaskReportConfig") or {}),
             ManifestConfig=dict(raw.get("ManifestConfig") or {}),
+            Item=dict(raw.get("Item") or {}),
         )
 
 
