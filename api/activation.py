@@ -24,14 +24,8 @@ import json
 import secrets
 import string
 import time
-import uuid
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from api.edge import BODY_TIMEOUT_SECONDS, error_response, parse_object, read_body, response
 from api.errors import ApiError, InvalidRequestException, ResourceNotFoundException
 from api.models import Backend
 from contract import Doc
@@ -165,20 +159,3 @@ class Activation:
             "AccessKeyId": credential.access_key_id,
             "SecretAccessKey": credential.secret_access_key,
         }
-
-    # HTTP -------------------------------------------------------------------------------------
-    def routes(self, body_timeout: float = BODY_TIMEOUT_SECONDS) -> list[Route]:
-        async def handle(request: Request) -> Response:
-            request_id = str(uuid.uuid4())
-            try:
-                body = parse_object(await read_body(request, body_timeout, MAX_BODY))
-                key = request.path_params.get("key")
-                result = self.register(body) if key is None else self.poll(key, body)
-            except Exception as exc:
-                return error_response(exc, True, request_id)
-            return response(result, 200, "application/json", request_id)
-
-        return [
-            Route("/agent-activation", handle, methods=["POST"]),
-            Route("/agent-activation/{key}", handle, methods=["POST"]),
-        ]
