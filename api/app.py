@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -222,12 +223,14 @@ def create_app(
         return await not_found(request, HTTPException(405))
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        started = time.perf_counter()
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
             f"No operation for {request.method} {request.url.path} (HTTP {status})."
         )
-        meter.observe("http", UNKNOWN, error.code, 0.0)  # no route: nothing was timed
-        return error_response(error, False, str(uuid.uuid4()))
+        out = error_response(error, False, str(uuid.uuid4()))
+        meter.observe("http", UNKNOWN, error.code, time.perf_counter() - started)
+        return out
 
     async def reaper() -> None:
         while True:
