@@ -5,7 +5,9 @@
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
     GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
 
-Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
+Every AWS-protocol route is an `api.edge.endpoint` (which also counts it for `/metrics` by
+protocol, operation and code, `api.request_counts`), and every error leaves through
+`api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
 unexpected is logged and answered `InternalException` (500) without a traceback.
 """
