@@ -13,12 +13,16 @@ from typing import Any
 import botocore.exceptions
 import httpx
 import pytest
+import sqlalchemy.exc
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
 
 from api.metrics import record_schedule_run
+from api.request_counts import RequestMeter
+from api.store import Store
 from tests.api.harness import (
     ACCESS_KEY,
     ACCOUNT,
@@ -304,3 +308,49 @@ def test_workers_count_into_one_total_that_every_worker_answers(tmp_path: Path) 
             connection.conn.close()
         serve.stop()
     assert serve.proc is not None and serve.proc.returncode == 0
+
+
+def test_a_failed_flush_keeps_its_counts_for_the_next(tmp_path: Path) -> None:
+    store = Store.in_directory(str(tmp_path / "data"))
+    try:
+        meter = RequestMeter(store)
+        meter.observe("datasync", "ListTasks", "OK", 0.002)
+        meter.flush()
+        meter.observe("datasync", "ListTasks", "OK", 0.003)
+        with store.engine.begin() as conn:  # the store refuses the write: the table is gone
+            conn.execute(text("ALTER TABLE request_counts RENAME TO request_counts_away"))
+        with pytest.raises(sqlalchemy.exc.DBAPIError):
+            meter.flush()
+        meter.observe("datasync", "ListTasks", "InvalidRequestException", 20.0)
+        with store.engine.begin() as conn:
+            conn.execute(text("ALTER TABLE request_counts_away RENAME TO request_counts"))
+        counts = meter.read()
+        assert counts.requests == (
+            ("datasync", "ListTasks", "InvalidRequestException", 1.0),
+            ("datasync", "ListTasks", "OK", 2.0),
+        )
+        (latency,) = counts.histograms
+        assert dict(latency.buckets)["0.005"] == 2.0
+        assert latency.buckets[-1] == ("+Inf", 3.0)
+        assert latency.total == pytest.approx(20.005)
+    finally:
+        store.close()
+
+
+def test_a_clean_stop_flushes_the_last_counts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    serve = ServeProcess(data, [], "--no-embedded-agent").start()
+    try:
+        client = serve.client()
+        for _ in range(4):
+            client.list_tasks()
+    finally:
+        serve.stop()  # at once: well within the second between two flushes
+    assert serve.proc is not None and serve.proc.returncode == 0
+    store = Store.in_directory(str(data))
+    try:
+        counts = RequestMeter(store).read()
+    finally:
+        store.close()
+    assert ("datasync", "ListTasks", "OK", 4.0) in counts.requests
