@@ -13,6 +13,9 @@ mounts, concurrency) and expires after 30 minutes. Only the operator's authentic
 its own credentials; the agent collects them by polling with the key *and* the poll token only it
 received, so someone who merely saw the key on a screen cannot collect them.
 
+The two routes are built by `api.app` (through `api.edge.endpoint`, like every protocol's, so
+they are answered and counted in one place); this module is what they call.
+
 Registration needs no credentials (the agent has none yet), so it is bounded: a token bucket
 over all callers and a cap on pending keys, answered with ``ThrottlingException`` (429).
 """
