@@ -5,7 +5,9 @@
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
     GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
 
-Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
+Every AWS-protocol route is an `api.edge.endpoint` (which also counts it for `/metrics` by
+protocol, operation and code, `api.request_counts`), and every error leaves through
+`api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
 unexpected is logged and answered `InternalException` (500) without a traceback.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -27,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from api.activation import MAX_BODY as ACTIVATION_MAX_BODY
 from api.activation import Activation
 from api.auth import verify_request
 from api.dispatch import handlers
@@ -34,10 +38,12 @@ from api.edge import (
     BODY_TIMEOUT_SECONDS,
     DATASYNC_CONTENT_TYPE,
     MAX_BODY_BYTES,
+    Call,
+    Reply,
+    endpoint,
     error_response,
     parse_object,
     read_body,
-    response,
 )
 from api.errors import (
     InvalidRequestException,
@@ -50,24 +56,29 @@ from api.jobs import Jobs
 from api.logs_api import TARGET_PREFIX, LogsApi
 from api.logs_query import LogsError
 from api.models import Backend
+from api.request_counts import UNKNOWN, RequestMeter
+from api.responses import TARGET_PREFIX as DATASYNC_PREFIX
 from api.responses import dispatch
 from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
 from api.ui import ui_routes, wants_page
 from contract.log_events import MAX_BATCH_EVENTS
+from contract.model import load_service_model
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
 log = logging.getLogger("datasync_local.api")
 
 REAP_INTERVAL_SECONDS = 1.0
-T = TypeVar("T")
 SCHEDULE_TICK_SECONDS = 1.0
 
 Hook = Callable[[], Coroutine[Any, Any, None]]
 
 
 _SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([^,\s]+)")
+
+
+T = TypeVar("T")
 
 
 async def blocking(func: Callable[..., T], *args: Any) -> T:
@@ -115,6 +126,7 @@ def create_app(
     backend.store.execution_hooks.append(execution_log.hook)
     schedules = ScheduleRunner(backend, log_store)
     logs_api = LogsApi(backend.store, log_store, backend.config.region, backend.config.account_id)
+    meter = RequestMeter(backend.store)  # API requests by protocol, operation, code (/metrics)
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
         verify_request(
@@ -128,89 +140,104 @@ def create_app(
             region=backend.config.region,
         )
 
-    async def datasync(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
-            return await logs(request, request_id)
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "datasync")
-            _require_signed(request, "x-amz-target")
-            params = parse_object(body)
-            target = request.headers.get("x-amz-target")
-            result = await blocking(dispatch, table, backend, target, params)
-        except Exception as exc:
-            return error_response(exc, False, request_id)
-        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+    def operation_of(target: str | None, prefix: str, service: str) -> str:
+        """The operation an `X-Amz-Target` names, if its model has it (a bounded label)."""
+        name = (target or "")[len(prefix) :] if (target or "").startswith(prefix) else ""
+        return name if name in load_service_model(service)["operations"] else UNKNOWN
 
-    async def logs(request: Request, request_id: str) -> Response:
+    async def datasync(request: Request, call: Call) -> Reply:
+        target = request.headers.get("x-amz-target")
+        call.operation = operation_of(target, DATASYNC_PREFIX, "datasync")
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "datasync")
+        _require_signed(request, "x-amz-target")
+        params = parse_object(body)
+        return Reply(await blocking(dispatch, table, backend, target, params))
+
+    async def logs(request: Request, call: Call) -> Reply:
         """CloudWatch Logs calls on the same port (api.logs_api), JSON 1.1 errors of its model."""
+        target = request.headers["x-amz-target"]
+        call.operation = operation_of(target, TARGET_PREFIX, "logs")
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "logs")
+        _require_signed(request, "x-amz-target")
+        params = parse_object(body)
         try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "logs")
-            _require_signed(request, "x-amz-target")
-            params = parse_object(body)
-            target = request.headers["x-amz-target"]
-            result = await anyio.to_thread.run_sync(logs_api.handle, target, params)
+            return Reply(await anyio.to_thread.run_sync(logs_api.handle, target, params))
         except LogsError as exc:
-            return response(exc.to_body(), 400, DATASYNC_CONTENT_TYPE, request_id)
-        except Exception as exc:
-            return error_response(exc, False, request_id)
-        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+            return Reply(exc.to_body(), 400, exc.code)
 
-    async def job_events(request: Request) -> Response:
+    async def job_events(request: Request, call: Call) -> Reply:
         """An agent's batch of per-file log events for one of its jobs (contract/log_events)."""
-        request_id = str(uuid.uuid4())
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "iot-jobs-data")
-            params = parse_object(body)
-            events, dropped = params.get("events") or [], params.get("dropped") or 0
-            if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
-                raise InvalidRequestException(
-                    f"events must be a list of at most {MAX_BATCH_EVENTS} events."
-                )
-            if isinstance(dropped, bool) or not isinstance(dropped, int):
-                raise InvalidRequestException("dropped must be an integer.")
-            doc = await blocking(
-                jobs.job, request.path_params["thing"], request.path_params["job_id"]
+        call.operation = "PutJobExecutionEvents"
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "iot-jobs-data")
+        params = parse_object(body)
+        events, dropped = params.get("events") or [], params.get("dropped") or 0
+        if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
+            raise InvalidRequestException(
+                f"events must be a list of at most {MAX_BATCH_EVENTS} events."
             )
-            stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
-        except Exception as exc:
-            return error_response(exc, True, request_id)
-        return response({"stored": stored}, 200, "application/json", request_id)
+        if isinstance(dropped, bool) or not isinstance(dropped, int):
+            raise InvalidRequestException("dropped must be an integer.")
+        doc = await blocking(jobs.job, request.path_params["thing"], request.path_params["job_id"])
+        stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
+        return Reply({"stored": stored})
 
-    async def things(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "iot-jobs-data")
-            thing = request.path_params["thing"]
-            job_id = request.path_params.get("job_id")
-            method = request.method
-            if job_id is None and method == "GET":
-                result = await blocking(jobs.get_pending, thing)
-            elif job_id == "$next" and method == "PUT":
-                result = await blocking(jobs.start_next, thing, parse_object(body))
-            elif job_id is not None and method == "GET":
-                flag = request.query_params.get("includeJobDocument", "true").lower()
-                number = request.query_params.get("executionNumber")
-                if number is not None and not number.lstrip("-").isdigit():
-                    raise InvalidRequestException("executionNumber must be an integer.")
-                result = await blocking(
-                    jobs.describe,
-                    thing,
-                    job_id,
-                    flag != "false",
-                    None if number is None else int(number),
-                )
-            elif job_id is not None and method == "POST":
-                result = await blocking(jobs.update, thing, job_id, parse_object(body))
-            else:
-                raise UnknownOperationException(f"No operation for {method} {request.url.path}.")
-        except Exception as exc:
-            return error_response(exc, True, request_id)
-        return response(result, 200, "application/json", request_id)
+    async def things(request: Request, call: Call) -> Reply:
+        thing = request.path_params["thing"]
+        job_id = request.path_params.get("job_id")
+        method = request.method
+        # the IoT Jobs data plane's operation names (botocore's iot-jobs-data model)
+        if job_id is None and method == "GET":
+            call.operation = "GetPendingJobExecutions"
+        elif job_id == "$next" and method == "PUT":
+            call.operation = "StartNextPendingJobExecution"
+        elif job_id is not None and method == "GET":
+            call.operation = "DescribeJobExecution"
+        elif job_id is not None and method == "POST":
+            call.operation = "UpdateJobExecution"
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "iot-jobs-data")
+        if call.operation == "GetPendingJobExecutions":
+            result = await blocking(jobs.get_pending, thing)
+        elif call.operation == "StartNextPendingJobExecution":
+            result = await blocking(jobs.start_next, thing, parse_object(body))
+        elif call.operation == "DescribeJobExecution" and job_id is not None:
+            flag = request.query_params.get("includeJobDocument", "true").lower()
+            number = request.query_params.get("executionNumber")
+            if number is not None and not number.lstrip("-").isdigit():
+                raise InvalidRequestException("executionNumber must be an integer.")
+            result = await blocking(
+                jobs.describe,
+                thing,
+                job_id,
+                flag != "false",
+                None if number is None else int(number),
+            )
+        elif call.operation == "UpdateJobExecution" and job_id is not None:
+            result = await blocking(jobs.update, thing, job_id, parse_object(body))
+        else:
+            raise UnknownOperationException(f"No operation for {method} {request.url.path}.")
+        return Reply(result)
+
+    async def register(request: Request, call: Call) -> Reply:
+        """Agent activation (api.activation): register a key, or poll for its credentials."""
+        key = request.path_params.get("key")
+        call.operation = "RegisterActivation" if key is None else "PollActivation"
+        body = parse_object(await read_body(request, body_timeout, ACTIVATION_MAX_BODY))
+        if key is None:
+            return Reply(await blocking(activation.register, body))
+        return Reply(await blocking(activation.poll, key, body))
+
+    datasync_route = endpoint("datasync", False, datasync, meter.observe)
+    logs_route = endpoint("logs", False, logs, meter.observe)
+
+    async def post_root(request: Request) -> Response:
+        """DataSync and CloudWatch Logs share `POST /`; X-Amz-Target says which."""
+        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
+            return await logs_route(request)
+        return await datasync_route(request)
 
     async def root(request: Request) -> Response:
         """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
@@ -219,11 +246,14 @@ def create_app(
         return await not_found(request, HTTPException(405))
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        started = time.perf_counter()
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
             f"No operation for {request.method} {request.url.path} (HTTP {status})."
         )
-        return error_response(error, False, str(uuid.uuid4()))
+        out = error_response(error, False, str(uuid.uuid4()))
+        meter.observe("http", UNKNOWN, error.code, time.perf_counter() - started)
+        return out
 
     async def reaper() -> None:
         while True:
@@ -246,6 +276,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(meter.run)  # request counts into the store, once a second
             tg.start_soon(reaper)
             tg.start_soon(schedule_loop)
             for hook in background:
@@ -259,15 +290,25 @@ def create_app(
                             await stop()
                 tg.cancel_scope.cancel()
 
+    jobs_route = endpoint("jobs", True, things, meter.observe)
+    activation_route = endpoint("activation", True, register, meter.observe)
     routes = [
-        Route("/", datasync, methods=["POST"]),
+        Route("/", post_root, methods=["POST"]),
         Route("/", root, methods=["GET"]),
-        Route("/things/{thing}/jobs", things, methods=["GET"]),
-        Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
-        Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
-        *activation.routes(body_timeout),
+        Route("/things/{thing}/jobs", jobs_route, methods=["GET"]),
+        Route("/things/{thing}/jobs/{job_id}", jobs_route, methods=["GET", "PUT", "POST"]),
+        Route(
+            "/things/{thing}/jobs/{job_id}/events",
+            endpoint("jobs", True, job_events, meter.observe),
+            methods=["POST"],
+        ),
+        Route("/agent-activation", activation_route, methods=["POST"]),
+        Route("/agent-activation/{key}", activation_route, methods=["POST"]),
         *operational_routes(
-            backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
+            backend,
+            embedded_agent_arn=embedded_agent_arn,
+            metrics_token=metrics_token,
+            requests=meter,
         ),
         *ui_routes(backend, operators),
     ]

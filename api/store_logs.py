@@ -29,6 +29,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
 )
 
@@ -139,6 +140,26 @@ class LogStore:
             if len(rows) < _READ_BATCH:
                 return
             after = (int(rows[-1][2]), int(rows[-1][0]))
+
+    def matching(
+        self, group: str, stream: str, start_time: int, patterns: Sequence[str], limit: int
+    ) -> list[tuple[int, str]]:
+        """(timestamp ms, message) of a stream's events since `start_time` whose message is
+        LIKE one of `patterns`, oldest first, at most `limit`: filtered by the database, so
+        finding an execution's few error lines never reads its per-file lines."""
+        query = (
+            select(_events.c.timestamp, _events.c.message)
+            .where(
+                _events.c.log_group == group,
+                _events.c.log_stream == stream,
+                _events.c.timestamp >= start_time,
+                or_(*(_events.c.message.like(p) for p in patterns)),
+            )
+            .order_by(_events.c.timestamp, _events.c.seq)
+            .limit(limit)
+        )
+        with self.store.engine.connect() as conn:
+            return [(int(ts), str(message)) for ts, message in conn.execute(query).all()]
 
     def groups(self) -> list[tuple[str, int, int]]:
         """(group, first event ms, stored bytes) for every group holding events."""

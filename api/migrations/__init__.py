@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["BASELINE", "HEAD", "upgrade"]
 
 BASELINE = "0001"
-HEAD = "0004"
+HEAD = "0005"
 _LOCK_KEY = 0x64736C6D  # "dslm": the advisory lock that serializes migrations on PostgreSQL
 
 

@@ -28,6 +28,8 @@ from api.edge import read_body
 from api.errors import ApiError
 from api.models import Backend
 from api.responses import dispatch
+from api.store_logs import LogStore
+from api.ui.failures import FailureIndex
 from api.ui.session import COOKIE, MAX_AGE_SECONDS, Session, Sessions
 from api.ui.state import snapshot
 
@@ -56,6 +58,9 @@ def ui_routes(backend: Backend, operators: Mapping[str, str]) -> list[BaseRoute]
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     sessions = Sessions(backend.store, operators)
     table = handlers(backend)
+    failures = FailureIndex(
+        backend.store, LogStore(backend.store, backend.config.log_retention_days)
+    )
 
     async def session_of(request: Request) -> Session | None:
         return await anyio.to_thread.run_sync(sessions.read, request.cookies.get(COOKIE))
@@ -101,7 +106,7 @@ def ui_routes(backend: Backend, operators: Mapping[str, str]) -> list[BaseRoute]
     async def state(request: Request) -> Response:
         if await session_of(request) is None:
             return JSONResponse({"message": "Log in first."}, status_code=401)
-        data = await anyio.to_thread.run_sync(snapshot, backend)
+        data = await anyio.to_thread.run_sync(snapshot, backend, failures)
         return JSONResponse(data, headers={"cache-control": "no-store"})
 
     async def action(request: Request) -> Response:

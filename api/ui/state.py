@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from api.models import Backend
+from api.ui.failures import FailureIndex
 from contract.jobs import COUNTERS, NESTED_COUNTERS
 
 __all__ = ["RECENT", "snapshot"]
@@ -33,7 +34,8 @@ def _execution(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def snapshot(backend: Backend) -> dict[str, Any]:
+def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
+    """Everything the page shows; recent executions with their failed files (`FailedFiles`)."""
     store = backend.store
     executions = store.executions()
     tasks = [
@@ -55,11 +57,17 @@ def snapshot(backend: Backend) -> dict[str, Any]:
         for a in store.all("agent")
     ]
     finished = [e for e in executions if e["Status"] in ("SUCCESS", "ERROR")]
+    now = backend.now()
+    recent = []
+    for doc in finished[-RECENT:][::-1]:
+        shown = _execution(doc)
+        shown["FailedFiles"] = failures.of(doc, now).to_json()
+        recent.append(shown)
     return {
-        "now": backend.now(),
+        "now": now,
         "tasks": tasks,
         "agents": agents,
         "running": [_execution(e) for e in executions if e["Status"] in _RUNNING],
         "queued": [_execution(e) for e in executions if e["Status"] == "QUEUED"],
-        "recent": [_execution(e) for e in finished[-RECENT:][::-1]],
+        "recent": recent,
     }

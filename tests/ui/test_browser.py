@@ -1,7 +1,8 @@
 """The status page in a real browser: Debian's chromium, headless, driven by chromium-driver.
 
 Logs in (a wrong password first gets nothing), watches a throttled transfer's counters move,
-raises its rate from the page and sees the speed follow, then cancels it from the page.
+raises its rate from the page and sees the speed follow, then cancels it from the page; a
+finished execution's failed files are listed under "Recent".
 `DSL_UI_SCREENSHOT=path.png` saves a screenshot of the running page (never committed).
 """
 
@@ -18,7 +19,16 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, make_tree, nfs_task, wait_for
+from tests.api.harness import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    Server,
+    finished,
+    make_tree,
+    nfs_task,
+    wait_for,
+)
+from tests.ui.failing import failing_files
 
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 SLOW, FAST = 32 * 1024, 512 * 1024  # bytes per second before and after the page's change
@@ -105,3 +115,27 @@ def test_watch_rate_change_and_cancel(browser: Any, server: Server, root: Path) 
         lambda: browser.find_elements(By.CSS_SELECTOR, f'#recent tr[data-arn="{arn}"]'), 30
     )
     assert recent[0].find_element(By.CSS_SELECTOR, '[data-role="status"]').text == "ERROR"
+
+
+def test_recent_executions_show_their_failed_files(
+    browser: Any, server: Server, root: Path
+) -> None:
+    with failing_files(root, ["locked.txt"]) as failing:
+        ds = server.client()
+        _, _, task = nfs_task(
+            ds, server.agent_arn, root / "src", root / "dst", Options={"LogLevel": "BASIC"}
+        )
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        assert finished(ds, arn)["Status"] == "ERROR"
+    log_in(browser, server, SECRET_KEY)
+    wait_for(lambda: browser.current_url.endswith("/ui"))
+    row = f'#recent tr[data-arn="{arn}"]'
+    items = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, f'{row} [data-role="failed-file"]'), 30
+    )
+    assert len(items) == 1
+    assert failing[0] in items[0].text and "Operation not permitted" in items[0].text
+    count = browser.find_element(By.CSS_SELECTOR, f'{row} [data-role="failed-count"]')
+    assert count.text == "1"
+    if os.environ.get("DSL_UI_SCREENSHOT_FAILED"):
+        browser.save_screenshot(os.environ["DSL_UI_SCREENSHOT_FAILED"])

@@ -134,13 +134,30 @@ function renderRunning(running) {
   }
 }
 
+// The failed files of a finished execution: from its execution log, else the Result's
+// ErrorDetail (which names the first few) when the task logs nothing.
+function failedFiles(e) {
+  const f = e.FailedFiles || {Files: []};
+  if (f.Files.length) {
+    const items = f.Files.map(x => el("li", {"data-role": "failed-file", title: x.Phase},
+      el("code", {}, x.Path), " — " + x.Reason));
+    if (f.More) items.push(el("li", {class: "muted"}, "more in the execution log"));
+    return el("ul", {class: "failed"}, ...items);
+  }
+  return f.Detail ? el("span", {"data-role": "failed-detail"}, f.Detail) : "–";
+}
+
 function resultRow(e) {
   const r = e.Result || {};
+  const failed = Object.values(e.FilesFailed || {}).reduce((a, b) => a + b, 0);
+  const shownDetail = !((e.FailedFiles || {}).Files || []).length && (e.FailedFiles || {}).Detail;
   return el("tr", {"data-arn": e.TaskExecutionArn},
     el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {"data-role": "status"}, e.Status),
     el("td", {}, `${e.FilesTransferred} files, ${bytes(e.BytesTransferred)}`),
-    el("td", {}, String((e.FilesFailed || {}).Transfer ?? 0)),
-    el("td", {}, [r.ErrorCode, r.ErrorDetail].filter(Boolean).join(": ")));
+    el("td", {"data-role": "failed-count"}, String(failed)),
+    el("td", {"data-role": "failed-files"}, failedFiles(e)),
+    el("td", {}, shownDetail ? (r.ErrorCode || "") :
+      [r.ErrorCode, r.ErrorDetail].filter(Boolean).join(": ")));
 }
 
 function render(state) {
@@ -155,7 +172,7 @@ function render(state) {
       el("td", {}, shortArn(e.TaskExecutionArn)), el("td", {}, shortArn(e.TaskArn)),
       el("td", {}, e.BytesPerSecond < 0 ? "unlimited" : bytes(e.BytesPerSecond) + "/s")))));
   document.getElementById("recent").replaceChildren(table(
-    ["execution", "result", "moved", "failed files", "error"], state.recent.map(resultRow)));
+    ["execution", "result", "moved", "failed", "failed files", "error"], state.recent.map(resultRow)));
   document.getElementById("tasks").replaceChildren(table(["task", "name", "status", "schedule"],
     state.tasks.map(t => el("tr", {}, el("td", {}, shortArn(t.TaskArn)), el("td", {}, t.Name),
       el("td", {}, t.Status), el("td", {}, t.ScheduleExpression || "–")))));
