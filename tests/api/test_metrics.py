@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -274,12 +275,17 @@ def test_workers_count_into_one_total_that_every_worker_answers(tmp_path: Path) 
     pinned: dict[int, Pinned] = {}
     try:
         workers = wait_for(lambda: len(_children(serve.pid)) == 2 and _children(serve.pid))
-        for _ in range(60):  # new connections until each worker holds one (the kernel picks)
-            connection = Pinned(serve.port, workers)
-            pinned.setdefault(connection.worker, connection)
-            if len(pinned) == 2:
-                break
-        assert len(pinned) == 2, f"every connection went to the same worker: {pinned}"
+        first = Pinned(serve.port, workers)
+        pinned[first.worker] = first
+        # the kernel wakes the same idle worker for every new connection (most of 60 went to
+        # one under load): with the first worker stopped, only the other one can accept
+        os.kill(first.worker, signal.SIGSTOP)
+        try:
+            second = Pinned(serve.port, workers)
+        finally:
+            os.kill(first.worker, signal.SIGCONT)
+        pinned[second.worker] = second
+        assert len(pinned) == 2, f"both connections went to the same worker: {pinned}"
         a, b = pinned.values()
         for _ in range(3):
             assert a.call("ListTasks", {}) == 200
