@@ -249,6 +249,11 @@ class Agent:
             if planned is None:
                 return  # the plan is uploaded and item 0 reported (or the job was lost)
             version = planned
+        # A work item is fenced by its executionNumber alone: a version conflict on it means it
+        # was taken over (never that the control plane lost our reports), so no expectedVersion
+        fenced = work.assignment.index > 0 and number is not None
+        if fenced:
+            version = None
         journal: Journal | None = None
         done: set[str] = set()
         if work.journaled and number is not None:
@@ -327,7 +332,7 @@ class Agent:
                                 log.warning("agent %s: cannot report: %s", self.thing, exc)
                                 continue
                             state = exc.body.get("executionState") or {}
-                            if exc.code != "VersionMismatch" or _foreign(state, session):
+                            if exc.code != "VersionMismatch" or _foreign(state, session) or fenced:
                                 log.warning(
                                     "agent %s: job %s: %s; abandoning it", self.thing, job_id, exc
                                 )
@@ -338,7 +343,8 @@ class Agent:
                         except Exception as exc:  # server unreachable: keep going, retry later
                             log.warning("agent %s: cannot report: %s", self.thing, exc)
                             continue
-                        version = state.get("versionNumber", version)
+                        if not fenced:
+                            version = state.get("versionNumber", version)
                         self._apply(transfer, state.get("statusDetails") or {})
 
                 tg.start_soon(reporter)
@@ -506,7 +512,13 @@ class Agent:
                 return
             except JobsError as exc:
                 state = exc.body.get("executionState") or {}
-                if exc.code == "VersionMismatch" and attempt < 10 and not _foreign(state, session):
+                fenced = version is None and number is not None and "-i" in job_id
+                if (
+                    exc.code == "VersionMismatch"
+                    and attempt < 10
+                    and not _foreign(state, session)
+                    and not fenced
+                ):
                     version = state.get("versionNumber")
                     continue
                 if not exc.transient:
