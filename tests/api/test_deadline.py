@@ -53,7 +53,7 @@ def run_task(server: Server, ds: Any, name: str, files: int = 3) -> tuple[str, s
 
 
 def error(exc: pytest.ExceptionInfo[ClientError]) -> dict[str, Any]:
-    response: dict[str, Any] = exc.value.response
+    response: dict[str, Any] = dict(exc.value.response)
     return response
 
 
