@@ -34,10 +34,12 @@ __all__ = [
     "COUNTERS",
     "JOB_TERMINAL",
     "PHASES",
+    "advance_phase",
     "apply_report",
     "claim",
     "control_details",
     "describe",
+    "end_items",
     "finish",
     "job_document",
     "job_id",
@@ -233,6 +235,44 @@ def _end(doc: Doc, status: str, now: float) -> None:
             if result.get(f"{phase}Status") == "PENDING":
                 result[f"{phase}Status"] = "ERROR"
                 break
+
+
+def advance_phase(doc: Doc, phase: str, now: float) -> bool:
+    """Move the DataSync phase forward to `phase` (never back); True if it moved. A cancelled
+    execution stays CANCELLING."""
+    current = doc["Status"]
+    if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
+        _set_status(doc, phase, now)
+        return True
+    return False
+
+
+def end_items(
+    doc: Doc,
+    status: str,
+    now: float,
+    error_code: str,
+    error_detail: str,
+    result: Mapping[str, Any],
+) -> None:
+    """End an execution with a plan once no item keeps it alive (`api.workitems.settle`):
+    SUCCESS, or ERROR naming its items that did not succeed. A cancel stays a cancel."""
+    doc["Result"] = {**doc["Result"], **result}
+    if doc.get("CancelRequestedAt") is not None:
+        status, error_code = "ERROR", "Cancelled"
+        error_detail = "The task execution was cancelled. " + error_detail
+    if status == "ERROR":
+        doc["Result"]["ErrorCode"] = error_code or "WorkItemFailed"
+        doc["Result"]["ErrorDetail"] = error_detail
+        if (doc.get("ReportResult") or {}).get("Status") == "PENDING":
+            doc["ReportResult"] = {
+                "Status": "ERROR",
+                "ErrorCode": doc["Result"]["ErrorCode"],
+                "ErrorDetail": "Not every work item succeeded.",
+            }
+    elif (doc.get("ReportResult") or {}).get("Status") == "PENDING":
+        doc["ReportResult"] = {"Status": "SUCCESS"}
+    _end(doc, status, now)
 
 
 def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str) -> None:

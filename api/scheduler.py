@@ -36,11 +36,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
 
 from api import lifecycle
+from api.cas import change_execution
 from api.config import ServerConfig
-from api.errors import InternalException, InvalidRequestException
+from api.errors import InvalidRequestException
 from api.store import Store
 from contract import Doc
 from engine import Options
@@ -48,27 +48,6 @@ from engine import Options
 __all__ = ["CANCEL_GRACE_SECONDS", "Admission", "Scheduler", "change_execution"]
 
 CANCEL_GRACE_SECONDS = 30.0
-_CAS_ATTEMPTS = 50  # compare-and-swap retries before giving up (each loser re-reads at once)
-
-T = TypeVar("T")
-
-
-def change_execution(store: Store, arn: str, apply: Callable[[Doc], T]) -> tuple[Doc, T] | None:
-    """Read-modify-write one execution with compare-and-swap, so that writers in any process
-    never lose each other's changes (a cancel racing an agent's final report stays a cancel).
-
-    `apply` changes the document in place and returns a value; returning False (exactly) means
-    "nothing to write". It may raise to refuse. Returns (document, value), None if it is gone.
-    """
-    for _ in range(_CAS_ATTEMPTS):
-        found = store.execution_versioned(arn)
-        if found is None:
-            return None
-        doc, version = found
-        value = apply(doc)
-        if value is False or store.update_execution(doc, version):
-            return doc, value
-    raise InternalException(f"Task execution {arn} is changing too fast to update; retry.")
 
 
 @dataclass(frozen=True)

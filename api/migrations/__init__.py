@@ -7,6 +7,9 @@ Revisions (`versions/`):
     0002  executions.version (compare-and-swap) and executions.job_id (indexed job-id lookups),
           leases (singleton duties with a fencing epoch), changes (cross-process notifications)
     0004  log_events (execution logs, issue 13)
+    0005  work_items (the parts of an execution agents claim, with their Deadline TaskRunStatus,
+          fencing epoch, lease and counters) and item_journal (the files an item finished),
+          issue 12
     0006  deadline_ids, deadline_client_tokens (the Deadline routes, api/deadline: issue 12)
 
 A database made by the first release has the baseline tables but no `alembic_version`: it is
