@@ -31,7 +31,7 @@ from api.deadline.pages import page
 from api.deadline.resources import CREATED_BY, JobView, StepView, TaskView, job_view
 from api.deadline.tokens import ClientTokens, fingerprint
 from api.deadline.wire import iso
-from api.store import Store
+from api.store import TERMINAL_STATUSES, Store
 from api.workitems import ConflictEnded, ItemNotFound, set_target
 
 __all__ = ["OPERATIONS", "DeadlineApi"]
@@ -295,16 +295,35 @@ class DeadlineApi:
         kind: str,
         resource_id: str,
     ) -> None:
+        if not job.itemized:
+            ended = job.execution["Status"] in TERMINAL_STATUSES
+            raise ConflictException(
+                f"Cannot set {target} on this {kind}: "
+                + (
+                    f"the execution has ended ({job.execution['Status']}). Start a new "
+                    "execution: it skips what is already at the destination."
+                    if ended
+                    else f"the execution ({job.execution['Status']}) has no work items yet: "
+                    "its agent plans them first, and a tree too small to split runs as one "
+                    "piece (cancel it with CancelTaskExecution)."
+                ),
+                "STATUS_CONFLICT",
+                resource_id,
+                kind,
+            )
         try:
             set_target(self.store, job.arn, indexes, target, self.clock())
         except ItemNotFound:
             raise _not_found(kind, resource_id) from None
+        except ValueError as exc:  # a target outside the model's enum (validated before)
+            raise ValidationException(str(exc), "FIELD_VALIDATION_FAILED") from None
         except ConflictEnded as exc:
-            status = job.execution["Status"]
-            detail = str(exc) or f"the execution ended {status}"
+            detail = str(exc) or (
+                f"the execution has ended ({job.execution['Status']}). Start a new execution: "
+                "it skips what is already at the destination."
+            )
             raise ConflictException(
-                f"Cannot set {target} on this {kind}: {detail}. Start a new execution: it skips "
-                "what is already at the destination.",
+                f"Cannot set {target} on this {kind}: {detail}",
                 "STATUS_CONFLICT",
                 resource_id,
                 kind,

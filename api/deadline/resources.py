@@ -13,7 +13,8 @@
 Statuses are the items' own (api.workitems): a task's `runStatus`/`targetRunStatus`,
 `failureRetryCount`, `startedAt`/`endedAt` are its item's columns. A step's or job's
 `taskRunStatus` is the most pressing of its tasks' by `_PRECEDENCE` (anything running, then what
-will run, then what waits for an operator, then the failures, then success), its counts are the
+will run, then what waits for an operator, then what waits for other items, then the failures,
+then success), its counts are the
 counts of its tasks, and its target is the one target all its tasks share (else none).
 
 Two cases have no item rows to show, and are rendered from the execution itself:
@@ -59,8 +60,8 @@ _PRECEDENCE = (
     "ASSIGNED",
     "SCHEDULED",
     "READY",
+    "SUSPENDED",  # before PENDING: a REMOVE item waiting on suspended items waits on them
     "PENDING",
-    "SUSPENDED",
     "FAILED",
     "NOT_COMPATIBLE",
     "CANCELED",
@@ -230,6 +231,7 @@ def _synthesized_item_zero(execution: Mapping[str, Any]) -> TaskView:
 class JobView:
     execution: Mapping[str, Any]
     steps: tuple[StepView, ...]
+    itemized: bool  # False: no item rows (not planned yet, or no plan): item 0 is synthesized
 
     @property
     def arn(self) -> str:
@@ -276,6 +278,7 @@ def job_view(store: Store, execution: Mapping[str, Any]) -> JobView:
     """The job of one execution, with its steps and their tasks, read now."""
     arn = str(execution["TaskExecutionArn"])
     items = [TaskView.of(i) for i in list_items(store, arn)]
+    itemized = bool(items)
     if not any(t.index == 0 for t in items):
         items.insert(0, _synthesized_item_zero(execution))
     item_zero = next(t for t in items if t.index == 0)
@@ -298,4 +301,4 @@ def job_view(store: Store, execution: Mapping[str, Any]) -> JobView:
             else:
                 status = "PENDING"
         steps.append(StepView(step_id(arn, name), name, tasks, status, created))
-    return JobView(execution, tuple(steps))
+    return JobView(execution, tuple(steps), itemized)
