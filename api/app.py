@@ -1,7 +1,8 @@
 """The ASGI application: routes, body limit, SigV4, and the one place errors meet the wire.
 
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
-    GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
+    GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json), with the
+                                        work items' plan upload and journal (api.jobs)
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
     GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
     * /2023-10-12/…                     Deadline Cloud REST-JSON, SigV4 `deadline`: work items
@@ -57,6 +58,7 @@ from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
 from api.ui import ui_routes, wants_page
 from contract.log_events import MAX_BATCH_EVENTS
+from contract.workitems import MAX_PLAN_BODY
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
@@ -195,6 +197,33 @@ def create_app(
             return error_response(exc, True, request_id)
         return response(result, 200, "application/json", request_id)
 
+    async def work_items(request: Request) -> Response:
+        """Item 0's plan upload and the items' journal (contract/workitems, issue 12)."""
+        request_id = str(uuid.uuid4())
+        try:
+            what = request.path_params["what"]
+            limit = MAX_PLAN_BODY if what == "items" else MAX_BODY_BYTES
+            body = await read_body(request, body_timeout, limit)
+            await authenticate(request, body, "iot-jobs-data")
+            thing = request.path_params["thing"]
+            job_id = request.path_params["job_id"]
+            if what == "items" and request.method == "POST":
+                plan = parse_object(body)
+                result = await anyio.to_thread.run_sync(jobs.upload_plan, thing, job_id, plan)
+            elif what == "journal" and request.method == "POST":
+                batch = parse_object(body)
+                result = await anyio.to_thread.run_sync(jobs.add_journal, thing, job_id, batch)
+            elif what == "journal" and request.method == "GET":
+                token = request.query_params.get("nextToken")
+                result = await anyio.to_thread.run_sync(jobs.journal, thing, job_id, token)
+            else:
+                raise UnknownOperationException(
+                    f"No operation for {request.method} {request.url.path}."
+                )
+        except Exception as exc:
+            return error_response(exc, True, request_id)
+        return response(result, 200, "application/json", request_id)
+
     async def root(request: Request) -> Response:
         """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
         if wants_page(request):
@@ -248,6 +277,7 @@ def create_app(
         Route("/things/{thing}/jobs", things, methods=["GET"]),
         Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
         Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
+        Route("/things/{thing}/jobs/{job_id}/{what:str}", work_items, methods=["GET", "POST"]),
         *activation.routes(body_timeout),
         *deadline_routes(backend.store, backend.config, authenticate, body_timeout),
         *operational_routes(

@@ -42,9 +42,9 @@ from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
 from contract import Doc
-from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, decode_report
 from contract.model import enum_values
-from contract.workitems import ItemKind, ItemScope
+from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 
 __all__ = [
     "ACTIVE",
@@ -55,11 +55,15 @@ __all__ = [
     "ItemStatus",
     "WorkItem",
     "change_item",
+    "claim_item",
     "execution_counters",
     "get_item",
     "list_items",
     "new_row",
     "poke_holders",
+    "rate_share",
+    "release_item",
+    "report_item",
     "set_target",
     "settle",
 ]
@@ -325,7 +329,9 @@ def set_target(
         change_item(store, execution_arn, index, apply)
     settle(store, execution_arn, now)
     after = {item.index: item for item in list_items(store, execution_arn)}
-    poke_holders(store, after.values())
+    # running items' agents hear their wish; agents that ran this execution hear of READY items
+    for agent in sorted({i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}):
+        store.notify(f"agent:{agent}")
     return [after[i] for i in chosen]
 
 
@@ -446,3 +452,91 @@ def items_result(items: Sequence[WorkItem]) -> dict[str, Any]:
         if durations:
             out[f"{phase}Duration"] = max(durations)
     return out
+
+
+# an item's life on an agent (the transitions `api.scheduler` and `api.jobs` apply) ------------
+def claim_item(item: WorkItem, agent_arn: str, now: float, lease_seconds: float) -> WorkItem:
+    """An agent takes a READY item: RUNNING, held by it under the next fencing epoch."""
+    return replace(
+        item,
+        status=RUNNING,
+        target=None,
+        agent_arn=agent_arn,
+        execution_number=item.execution_number + 1,
+        lease_expires=now + lease_seconds,
+        started_at=item.started_at if item.started_at is not None else now,
+        ended_at=None,
+        details={},
+        updated_at=now,
+    )
+
+
+def release_item(item: WorkItem, now: float) -> WorkItem:
+    """Its holder is gone (lease expired, or the control plane restarted under the embedded
+    agent): READY again, so that a candidate takes it under the next epoch. The journal keeps
+    what it finished; its counters stay until the next holder reports."""
+    return replace(item, status=READY, lease_expires=None, details={}, updated_at=now)
+
+
+def report_item(
+    item: WorkItem,
+    status: str,
+    details: Mapping[str, str],
+    now: float,
+    lease_seconds: float,
+    cancelled: bool,
+) -> WorkItem:
+    """The holder's UpdateJobExecution: counters and result taken, the lease renewed; a final
+    status ends the item — SUSPENDED when it acknowledges a suspend (``agent:interrupted``),
+    the operator's mark when it stopped for one, CANCELED when its execution was cancelled."""
+    report = decode_report(details)
+    counters = {**item.counters, **report.counters}
+    result = {**item.result, **{str(k): str(v) for k, v in report.result.items()}}
+    merged = {**item.details, **details}
+    if status == "IN_PROGRESS":
+        return replace(
+            item,
+            counters=counters,
+            result=result,
+            details=merged,
+            lease_expires=now + lease_seconds,
+            updated_at=now,
+        )
+    final: ItemStatus
+    if status == "SUCCEEDED":
+        final = FAILED if item.target == FAILED else SUCCEEDED
+    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value and not cancelled:
+        final = SUSPENDED
+    elif cancelled:
+        final = CANCELED
+    elif item.target in (CANCELED, SUCCEEDED, FAILED):
+        final = item.target
+    else:
+        final = FAILED
+    if final == FAILED and not result.get("ErrorCode"):
+        result["ErrorCode"] = "AgentError" if status == "FAILED" else "AgentRejected"
+        result.setdefault("ErrorDetail", f"The agent reported the item as {status}.")
+    return replace(
+        item,
+        status=final,
+        target=None,
+        counters=counters,
+        result=result,
+        details=merged,
+        lease_expires=None,
+        ended_at=None if final == SUSPENDED else now,
+        updated_at=now,
+    )
+
+
+def rate_share(limit: int, items: Sequence[WorkItem], index: int) -> int:
+    """This item's share of the execution's BytesPerSecond: the limit split evenly among the
+    running items (the first ones take the remainder, so the shares add up to the limit);
+    −1 stays −1, and an item that is not running would get the whole limit."""
+    if limit < 0:
+        return limit
+    running = sorted(i.index for i in items if i.running and i.kind != ItemKind.PREPARE)
+    if index not in running:
+        return limit
+    base, extra = divmod(limit, len(running))
+    return max(1, base + (1 if running.index(index) < extra else 0))
