@@ -5,6 +5,8 @@
                                         work items' plan upload and journal (api.jobs)
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
     GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
+    * /2023-10-12/…                     Deadline Cloud REST-JSON, SigV4 `deadline`: work items
+                                        (`api.deadline`, which renders its own errors)
 
 Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
@@ -29,6 +31,7 @@ from starlette.routing import Route
 
 from api.activation import Activation
 from api.auth import verify_request
+from api.deadline import deadline_routes
 from api.dispatch import handlers
 from api.edge import (
     BODY_TIMEOUT_SECONDS,
@@ -276,6 +279,7 @@ def create_app(
         Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
         Route("/things/{thing}/jobs/{job_id}/{what:str}", work_items, methods=["GET", "POST"]),
         *activation.routes(body_timeout),
+        *deadline_routes(backend.store, backend.config, authenticate, body_timeout),
         *operational_routes(
             backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
         ),

@@ -10,6 +10,7 @@ Revisions (`versions/`):
     0005  work_items (the parts of an execution agents claim, with their Deadline TaskRunStatus,
           fencing epoch, lease and counters) and item_journal (the files an item finished),
           issue 12
+    0006  deadline_ids, deadline_client_tokens (the Deadline routes, api/deadline: issue 12)
 
 A database made by the first release has the baseline tables but no `alembic_version`: it is
 stamped at 0001 and upgraded in place. Several processes opening one PostgreSQL at once
@@ -31,7 +32,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["BASELINE", "HEAD", "upgrade"]
 
 BASELINE = "0001"
-HEAD = "0005"
+HEAD = "0006"
 _LOCK_KEY = 0x64736C6D  # "dslm": the advisory lock that serializes migrations on PostgreSQL
 
 
