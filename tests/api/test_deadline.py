@@ -267,6 +267,9 @@ def test_signatures_unsupported_operations_and_bodies(server: Server) -> None:
 
         for method, path, body, reason in [
             ("GET", "/2023-10-12/nothing-here", b"", "UNKNOWN_OPERATION"),
+            ("GET", "/2023-10-12", b"", "UNKNOWN_OPERATION"),
+            ("OPTIONS", "/2023-10-12/farms", b"", "UNKNOWN_OPERATION"),
+            ("PUT", f"/2023-10-12/farms/{farm_id}", b"{}", "UNKNOWN_OPERATION"),
             ("PATCH", f"/2023-10-12/farms/{farm_id}/queues/q/jobs/j", b"{not json", "CANNOT_PARSE"),
             ("GET", "/2023-10-12/farms", json.dumps({"x": 1}).encode(), "FIELD_VALIDATION_FAILED"),
         ]:

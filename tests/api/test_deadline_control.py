@@ -221,6 +221,13 @@ def test_suspend_a_running_item_through_the_jobs_protocol(tmp_path: Path) -> Non
         assert running is not None
         fleet.report(0, running, counters={"FilesTransferred": 2}, phase="TRANSFERRING")
 
+        # an agent's own credentials call only the jobs endpoint
+        key, secret = fleet.keys[0]
+        agent = deadline(server, aws_access_key_id=key, aws_secret_access_key=secret)
+        with pytest.raises(ClientError) as caught:
+            agent.list_farms()
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+
         dl = deadline(server)
         farm = dl.list_farms()["farms"][0]["farmId"]
         ids = {"farmId": farm, "queueId": dl.list_queues(farmId=farm)["queues"][0]["queueId"]}
