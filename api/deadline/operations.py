@@ -52,6 +52,7 @@ OPERATIONS = (
     "GetTask",
     "UpdateTask",
 )
+_REQUEUE = ("READY", "PENDING")
 _JOB_UPDATABLE = {"farmId", "queueId", "jobId", "clientToken", "targetTaskRunStatus"}
 
 
@@ -295,8 +296,20 @@ class DeadlineApi:
         kind: str,
         resource_id: str,
     ) -> None:
+        ended = job.execution["Status"] in TERMINAL_STATUSES
+        if ended and target in _REQUEUE:
+            # the issue's rule, whatever the items' states: requeueing anything of an ended
+            # execution is a conflict (api.workitems alone would answer a no-op for SUCCEEDED
+            # items, which reads as "done" to a caller who asked for a re-run)
+            raise ConflictException(
+                f"Cannot set {target} on this {kind}: the execution has ended "
+                f"({job.execution['Status']}). Start a new execution: it skips what is already "
+                "at the destination.",
+                "STATUS_CONFLICT",
+                resource_id,
+                kind,
+            )
         if not job.itemized:
-            ended = job.execution["Status"] in TERMINAL_STATUSES
             raise ConflictException(
                 f"Cannot set {target} on this {kind}: "
                 + (

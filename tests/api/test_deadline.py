@@ -117,6 +117,40 @@ def test_every_resource_of_a_finished_execution(server: Server) -> None:
             assert path == "." or (server.root / "src" / "one" / path).exists()  # type: ignore[attr-defined]
             total += 1
     assert total == sum(counts.values())
+    transfer = next(s["stepId"] for s in steps if s["name"] == "Transfer")
+    paths = [
+        dl.get_task(**ids, stepId=transfer, taskId=t["taskId"])["parameters"]["path"]["path"]
+        for t in dl.list_tasks(**ids, stepId=transfer)["tasks"]
+    ]
+    assert sorted(paths) == ["d1", "d2"]  # each top-level directory its own item
+
+
+def test_a_tree_too_small_to_split_is_one_task(server: Server) -> None:
+    """One top-level entry: the agent runs the whole tree in item 0 without a plan; the
+    Transfer step has no tasks and shows item 0's outcome; updates are conflicts."""
+    ds = server.client()
+    root: Path = server.root  # type: ignore[attr-defined]
+    make_tree(str(root / "src" / "only" / "d"), 2, 100)
+    (root / "dst" / "only").mkdir()
+    _, _, task = nfs_task(ds, server.agent_arn, root / "src" / "only", root / "dst" / "only")
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    assert finished(ds, arn)["Status"] == "SUCCESS"
+    dl = deadline(server)
+    farm_id = dl.list_farms()["farms"][0]["farmId"]
+    ids = {"farmId": farm_id, "queueId": dl.list_queues(farmId=farm_id)["queues"][0]["queueId"]}
+    ids["jobId"] = dl.list_jobs(**ids)["jobs"][0]["jobId"]
+    steps = {s["name"]: s for s in dl.list_steps(**ids)["steps"]}
+    assert steps["Transfer"]["taskRunStatus"] == "SUCCEEDED"
+    assert dl.list_tasks(**ids, stepId=steps["Transfer"]["stepId"])["tasks"] == []
+    (only,) = dl.list_tasks(**ids, stepId=steps["Prepare"]["stepId"])["tasks"]
+    assert only["runStatus"] == "SUCCEEDED" and only["parameters"]["path"]["path"] == "."
+    assert dl.get_job(**ids)["taskRunStatusCounts"]["SUCCEEDED"] == 1
+    with pytest.raises(ClientError) as caught:
+        dl.update_job(**ids, targetTaskRunStatus="SUSPENDED")
+    assert error(caught)["Error"]["Code"] == "ConflictException"
+    with pytest.raises(ClientError) as caught:
+        dl.update_step(**ids, stepId=steps["Transfer"]["stepId"], targetTaskRunStatus="READY")
+    assert error(caught)["Error"]["Code"] == "ConflictException"
 
 
 def test_pages_and_ids_survive_a_restart(server: Server) -> None:
