@@ -122,6 +122,13 @@ def test_the_plan_as_steps_and_tasks(plan: Plan) -> None:
     transfer = plan.dl.get_step(**plan.ids, stepId=plan.steps["Transfer"])
     assert transfer["taskRunStatus"] == "READY" and transfer["taskRunStatusCounts"]["READY"] == 3
     assert plan.dl.get_job(**plan.ids)["taskRunStatus"] == "READY"
+    pages = plan.dl.get_paginator("list_tasks").paginate(
+        **plan.ids, stepId=plan.steps["Transfer"], PaginationConfig={"PageSize": 2}
+    )
+    sizes = [len(p["tasks"]) for p in pages]
+    assert sizes == [2, 1]
+    listed = plan.dl.list_tasks(**plan.ids, stepId=plan.steps["Transfer"], maxResults=2)
+    assert [t["taskId"] for t in listed["tasks"]] == [plan.tasks[1], plan.tasks[2]]
 
 
 def test_suspend_and_resume_one_item(plan: Plan) -> None:
