@@ -10,7 +10,9 @@ The Update operations change only targets (`targetTaskRunStatus` / `targetRunSta
 requeue, CANCELED skips, SUCCEEDED/FAILED mark), and each runs at most once per clientToken
 (api.deadline.tokens). UpdateJob's other members (priority, retries, name, …) describe Deadline's
 own scheduler and have no meaning here: a request naming one is a ValidationException saying so,
-rather than a silent no-op.
+rather than a silent no-op. The Identity Center `principalId` filters of the List operations are
+accepted (validated) and do not narrow anything: there are no Identity Center principals here,
+every operator sees everything.
 """
 
 from __future__ import annotations

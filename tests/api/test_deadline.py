@@ -317,3 +317,52 @@ def test_signatures_unsupported_operations_and_bodies(server: Server) -> None:
         answer = http.get(url, headers=headers)
         assert answer.status_code == 403
         assert answer.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+def test_client_tokens_expire_after_a_day_and_a_claim_is_exclusive(tmp_path: Path) -> None:
+    """api.deadline.tokens over a real store, with its clock set: a replay inside 24 h returns
+    the first result without running the effect; after 24 h the token is new again; a token
+    whose first request is still running is refused; a failed effect releases its token."""
+    from api.deadline.errors import ConflictException
+    from api.deadline.tokens import REPLAY_WINDOW_SECONDS, ClientTokens
+    from api.store import Store
+
+    store = Store.in_directory(str(tmp_path / "tokens"))
+    now = [1_000_000.0]
+    tokens = ClientTokens(store, clock=lambda: now[0])
+    runs: list[str] = []
+
+    def effect(name: str) -> Any:
+        def run() -> dict[str, Any]:
+            runs.append(name)
+            return {"run": name}
+
+        return run
+
+    try:
+        assert tokens.run_once("t", "request-1", effect("first")) == {"run": "first"}
+        now[0] += REPLAY_WINDOW_SECONDS - 1
+        assert tokens.run_once("t", "request-1", effect("again")) == {"run": "first"}
+        with pytest.raises(ConflictException):
+            tokens.run_once("t", "request-2", effect("other"))
+        now[0] += 2  # the first use is now more than 24 h old
+        assert tokens.run_once("t", "request-2", effect("new")) == {"run": "new"}
+        assert runs == ["first", "new"]
+
+        def nested() -> dict[str, Any]:  # the same token arrives while the first still runs
+            with pytest.raises(ConflictException) as caught:
+                tokens.run_once("u", "request-1", effect("concurrent"))
+            assert caught.value.reason == "CONCURRENT_MODIFICATION"
+            return {}
+
+        tokens.run_once("u", "request-1", nested)
+
+        def failing() -> dict[str, Any]:
+            raise ValueError("the first attempt failed")
+
+        with pytest.raises(ValueError):
+            tokens.run_once("v", "request-1", failing)
+        assert tokens.run_once("v", "request-1", effect("retried")) == {"run": "retried"}
+        assert runs == ["first", "new", "retried"]
+    finally:
+        store.close()
