@@ -10,7 +10,9 @@ The Update operations change only targets (`targetTaskRunStatus` / `targetRunSta
 requeue, CANCELED skips, SUCCEEDED/FAILED mark), and each runs at most once per clientToken
 (api.deadline.tokens). UpdateJob's other members (priority, retries, name, …) describe Deadline's
 own scheduler and have no meaning here: a request naming one is a ValidationException saying so,
-rather than a silent no-op.
+rather than a silent no-op. The Identity Center `principalId` filters of the List operations are
+accepted (validated) and do not narrow anything: there are no Identity Center principals here,
+every operator sees everything.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ OPERATIONS = (
     "GetTask",
     "UpdateTask",
 )
+_REQUEUE = ("READY", "PENDING")
 _JOB_UPDATABLE = {"farmId", "queueId", "jobId", "clientToken", "targetTaskRunStatus"}
 
 
@@ -295,8 +298,20 @@ class DeadlineApi:
         kind: str,
         resource_id: str,
     ) -> None:
+        ended = job.execution["Status"] in TERMINAL_STATUSES
+        if ended and target in _REQUEUE:
+            # the issue's rule, whatever the items' states: requeueing anything of an ended
+            # execution is a conflict (api.workitems alone would answer a no-op for SUCCEEDED
+            # items, which reads as "done" to a caller who asked for a re-run)
+            raise ConflictException(
+                f"Cannot set {target} on this {kind}: the execution has ended "
+                f"({job.execution['Status']}). Start a new execution: it skips what is already "
+                "at the destination.",
+                "STATUS_CONFLICT",
+                resource_id,
+                kind,
+            )
         if not job.itemized:
-            ended = job.execution["Status"] in TERMINAL_STATUSES
             raise ConflictException(
                 f"Cannot set {target} on this {kind}: "
                 + (

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.deadline.ids import step_id, task_id
+from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem, list_items
 from contract.model import enum_values
@@ -142,8 +143,6 @@ class StepView:
         return next((t for t in self.tasks if t.index == index), None)
 
     def summary(self) -> dict[str, Any]:
-        from api.deadline.wire import iso
-
         return {
             "stepId": self.step_id,
             "name": self.name,
@@ -173,8 +172,6 @@ class StepView:
         return out
 
     def task_doc(self, task: TaskView) -> dict[str, Any]:
-        from api.deadline.wire import iso
-
         return {
             "taskId": task_id(self.step_id, task.index),
             "createdAt": iso(self.created),
@@ -245,8 +242,6 @@ class JobView:
         return next((s for s in self.steps if s.step_id == wanted), None)
 
     def doc(self, job_id: str) -> dict[str, Any]:
-        from api.deadline.wire import iso
-
         tasks = self.tasks
         status = aggregate([t.status for t in tasks]) or "PENDING"
         started = min((t.started for t in tasks if t.started is not None), default=None)

@@ -39,7 +39,7 @@ __all__ = ["PREFIX", "deadline_routes"]
 
 PREFIX = "/2023-10-12"
 Authenticate = Callable[[Request, bytes, str], Awaitable[None]]
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # HEAD comes with GET
 
 
 def deadline_routes(
@@ -84,4 +84,7 @@ def deadline_routes(
             headers={"x-amzn-RequestId": request_id},
         )
 
-    return [Route(PREFIX + "/{rest:path}", serve, methods=_METHODS)]
+    return [
+        Route(PREFIX, serve, methods=_METHODS),
+        Route(PREFIX + "/{rest:path}", serve, methods=_METHODS),
+    ]
