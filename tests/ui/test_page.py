@@ -326,3 +326,27 @@ def test_an_unknown_item_and_an_unsuspended_execution_are_refused(
     assert idle.status_code == 409 and "not suspended" in idle.json()["message"]
     assert act(client, csrf, action="cancel", TaskExecutionArn=arn).status_code == 200
     assert finished(ds, arn)["Status"] == "ERROR"
+
+
+def test_a_suspension_from_the_page_survives_a_restart(server: Server, root: Path) -> None:
+    ds, arn = split_execution(server, root)
+    client, csrf = logged_in(server)
+    wait_for(lambda: (r := running_row(client, arn)) is not None and r["BytesTransferred"] > 0, 30)
+    assert act(client, csrf, action="suspend", TaskExecutionArn=arn).status_code == 200
+
+    def all_suspended() -> dict[str, Any] | None:
+        row = running_row(client, arn)
+        waiting = [i for i in transfers(row) if i["Status"] != "SUCCEEDED"] if row else []
+        return row if waiting and all(i["Status"] == "SUSPENDED" for i in waiting) else None
+
+    before = wait_for(all_suspended, 20)
+    server.restart()  # the suspension is store state: the new process shows and keeps it
+    # the session too: its cookie is signed with the store's secret, not the process's
+    row = wait_for(all_suspended, 20)
+    assert row["SuspendedItems"] == before["SuspendedItems"]
+    assert row["BytesTransferred"] == before["BytesTransferred"]
+    time.sleep(1.0)  # the restarted embedded agent takes nothing suspended
+    assert running_row(client, arn)["BytesTransferred"] == before["BytesTransferred"]  # type: ignore[index]
+    assert act(client, csrf, action="resume", TaskExecutionArn=arn).status_code == 200
+    done = finished(ds, arn, timeout=60)
+    assert done["Status"] == "SUCCESS", done["Result"]
