@@ -6,6 +6,7 @@ Two `Store` objects on one database stand for two processes."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -113,8 +114,10 @@ def _finish(store: Store, arn: str, index: int, status: str, **counters: int) ->
     settle(store, arn, NOW + 1)
 
 
-def test_the_migration_head_is_0005() -> None:
-    assert HEAD == "0005"
+def test_the_work_items_revision_follows_0004() -> None:
+    module = importlib.import_module("api.migrations.versions.0005_work_items")
+    assert (module.revision, module.down_revision) == ("0005", "0004")
+    assert HEAD >= "0005"
 
 
 def test_item_status_is_the_deadline_models_enum() -> None:
