@@ -258,19 +258,16 @@ class Scheduler:
 
     def _claim_item(self, agent_arn: str, now: float) -> Claimed | None:
         """The oldest READY item this agent may run, claimed under the next epoch."""
-        candidates: dict[str, bool] = {}
         lease = self.config.agent_timeout
-        for row in self.store.items_with_status((workitems.READY.value,)):
-            arn = row.execution_arn
-            if arn not in candidates:
-                doc = self.store.execution(arn)
-                candidates[arn] = (
-                    doc is not None
-                    and doc["Status"] not in TERMINAL_STATUSES
-                    and doc.get("CancelRequestedAt") is None
-                    and agent_arn in self._execution_candidates(doc)
-                )
-            if not candidates[arn]:
+        kinds = (ItemKind.TRANSFER.value, ItemKind.REMOVE.value)
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
+            if (
+                doc is None
+                or doc["Status"] in TERMINAL_STATUSES
+                or doc.get("CancelRequestedAt") is not None
+                or agent_arn not in self._execution_candidates(doc)
+            ):
                 continue
 
             def take(current: WorkItem) -> WorkItem | None:
@@ -278,15 +275,13 @@ class Scheduler:
                     return None  # another agent (or process) took it first
                 return workitems.claim_item(current, agent_arn, now, lease)
 
-            written = workitems.change_item(self.store, arn, row.item, take)
-            if written is None:
-                continue
-            doc = self.store.execution(arn)
-            if doc is None:
-                continue
-            # the running set changed: the other holders' rate shares did too
-            workitems.poke_holders(self.store, workitems.list_items(self.store, arn))
-            return Claimed(doc, written)
+            for index in self.store.item_indexes(arn, (workitems.READY.value,), kinds):
+                written = workitems.change_item(self.store, arn, index, take)
+                if written is None:
+                    continue
+                # the running set changed: the other holders' rate shares did too
+                workitems.poke_running(self.store, arn)
+                return Claimed(doc, written)
         return None
 
     # plans (item 0's upload) -----------------------------------------------------------------
@@ -378,10 +373,13 @@ class Scheduler:
         touched: set[str] = set()
         for row in self.store.items_with_status(RUNNING_STATUSES):
             item = WorkItem.from_row(row)
-            if item.kind == ItemKind.PREPARE:
-                continue  # item 0 is its execution's own job: reaped as one above
             doc = self.store.execution(item.execution_arn)
             if doc is None:
+                continue
+            if item.kind == ItemKind.PREPARE:
+                # item 0 is its execution's own job, reaped as one above; its row follows
+                if doc["Status"] in TERMINAL_STATUSES:
+                    changed += self._end_item(item, workitems.CANCELED, now, "", "")
                 continue
             cancelled_at = doc.get("CancelRequestedAt")
             if doc["Status"] in TERMINAL_STATUSES or (
@@ -470,20 +468,16 @@ class Scheduler:
         """READY items of an execution with no item running and no candidate ONLINE for
         `unclaimed_wait` seconds: the execution ends ERROR / AgentUnavailable, never hangs."""
         changed = 0
-        seen: set[str] = set()
-        for row in self.store.items_with_status((workitems.READY.value,)):
-            if row.execution_arn in seen:
-                continue
-            seen.add(row.execution_arn)
-            doc = self.store.execution(row.execution_arn)
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
             if doc is None or doc["Status"] in TERMINAL_STATUSES:
                 continue
-            items = workitems.list_items(self.store, row.execution_arn)
-            if any(i.running for i in items):
+            if workitems.running_indexes(self.store, arn):
                 continue
             candidates = self._execution_candidates(doc)
             if any(self.online(a) for a in candidates):
                 continue
+            items = workitems.list_items(self.store, arn)  # rare: nobody could take them
             last_seen = max(
                 (
                     float((self.store.get("agent", a) or {}).get("LastConnectionTime", 0.0))

@@ -6,6 +6,7 @@ Two `Store` objects on one database stand for two processes."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -113,8 +114,10 @@ def _finish(store: Store, arn: str, index: int, status: str, **counters: int) ->
     settle(store, arn, NOW + 1)
 
 
-def test_the_migration_head_is_0007() -> None:
-    assert HEAD == "0007"
+def test_the_work_items_revision_follows_request_counts() -> None:
+    module = importlib.import_module("api.migrations.versions.0006_work_items")
+    assert (module.revision, module.down_revision) == ("0006", "0005")
+    assert HEAD >= "0006"
 
 
 def test_item_status_is_the_deadline_models_enum() -> None:
