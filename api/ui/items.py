@@ -6,6 +6,9 @@ suspended (DescribeTaskExecution has no such state), so without this an operator
 TRANSFERRING execution that moves no bytes and not know why.
 
 Read straight from `api.workitems.list_items`, the same rows the Deadline routes answer from.
+A plan can have thousands of items and the page polls every second, so at most `LISTED` are
+sent: every one still to do, running, suspended or failed before the ones that succeeded (those
+need no action); the counts and the Suspend/Resume flags are over all of them.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ from typing import Any
 from api.workitems import WorkItem
 from contract.workitems import ItemKind
 
-__all__ = ["ItemView", "ItemsSummary", "summarize"]
+__all__ = ["LISTED", "ItemView", "ItemsSummary", "summarize"]
+
+LISTED = 100  # items sent per execution and poll
+_DONE = frozenset({"SUCCEEDED", "CANCELED", "NOT_COMPATIBLE"})  # listed last (FAILED first)
+_ENDED = _DONE | {"FAILED"}
 
 
 def _count(counters: Any, name: str) -> int:
@@ -67,6 +74,13 @@ class ItemView:
         """Suspended, or asked to be and its agent not there yet (what Resume undoes)."""
         return self.Status == "SUSPENDED" or self.Target == "SUSPENDED"
 
+    @property
+    def suspendable(self) -> bool:
+        """What Suspend still acts on: not ended, not already suspended, not the planner."""
+        return (
+            self.Kind != ItemKind.PREPARE.value and self.Status not in _ENDED and not self.suspended
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "Index": self.Index,
@@ -96,13 +110,23 @@ class ItemsSummary:
         one not planned yet, runs as one piece inside the execution's own job)."""
         return any(i.Kind != ItemKind.PREPARE.value for i in self.Items)
 
+    def listed(self) -> list[ItemView]:
+        """The items sent to the page (all of them up to LISTED), in index order."""
+        if len(self.Items) <= LISTED:
+            return list(self.Items)
+        ranked = sorted(self.Items, key=lambda i: (i.Status in _DONE, i.Index))[:LISTED]
+        return sorted(ranked, key=lambda i: i.Index)
+
     def to_json(self) -> dict[str, Any]:
         counts = Counter(i.Status for i in self.Items if i.Kind != ItemKind.PREPARE.value)
         return {
-            "Items": [i.to_json() for i in self.Items],
+            "Items": [i.to_json() for i in self.listed()],
+            "ItemsTotal": len(self.Items),
             "Itemized": self.itemized,
             "ItemCounts": dict(sorted(counts.items())),
             "SuspendedItems": sum(1 for i in self.Items if i.suspended),
+            "CanSuspend": any(i.suspendable for i in self.Items),
+            "CanResume": any(i.suspended for i in self.Items),
         }
 
 

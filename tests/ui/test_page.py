@@ -223,7 +223,9 @@ def test_suspend_and_resume_an_execution_from_the_page(server: Server, root: Pat
     suspend = {"action": "suspend", "TaskExecutionArn": arn}
     assert client.post("/ui/action", json=suspend).status_code == 403  # no CSRF token
     assert act(client, "wrong", **suspend).status_code == 403
-    assert running_row(client, arn)["SuspendedItems"] == 0  # type: ignore[index]
+    fresh = running_row(client, arn)
+    assert fresh is not None and fresh["SuspendedItems"] == 0
+    assert fresh["CanSuspend"] is True and fresh["CanResume"] is False
     assert act(client, csrf, **suspend).status_code == 200
 
     def suspended() -> dict[str, Any] | None:
@@ -236,6 +238,7 @@ def test_suspend_and_resume_an_execution_from_the_page(server: Server, root: Pat
     row = wait_for(suspended, 20)
     assert row["Status"] == "TRANSFERRING"  # the DataSync phase stays; the row says SUSPENDED
     assert row["SuspendedItems"] == row["ItemCounts"]["SUSPENDED"] >= 1
+    assert row["CanResume"] is True and row["CanSuspend"] is False
     before = ds.describe_task_execution(TaskExecutionArn=arn)
     time.sleep(1.5)
     after = ds.describe_task_execution(TaskExecutionArn=arn)

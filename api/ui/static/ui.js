@@ -159,8 +159,10 @@ function updateItems(entry, e) {
     if (!row) { row = newItemRow(e.TaskExecutionArn, item); entry.items.set(item.Index, row); tbody.append(row); }
     updateItemRow(row, item);
   }
+  const shown = items.length < e.ItemsTotal ?
+    `${items.length} of ${e.ItemsTotal} listed: the succeeded ones last` : String(items.length);
   entry.itemsRow.querySelector('[data-role="items-toggle"]').textContent =
-    e.Itemized ? `work items (${items.length})` : "work items (none yet: runs as one piece)";
+    e.Itemized ? `work items (${shown})` : "work items (none yet: runs as one piece)";
 }
 
 function updateRunningRow(entry, e) {
@@ -188,8 +190,8 @@ function updateRunningRow(entry, e) {
   summary.classList.toggle("suspended", (e.SuspendedItems || 0) > 0);
   const suspend = row.querySelector('[data-role="suspend"]');
   const resume = row.querySelector('[data-role="resume"]');
-  suspend.disabled = !items.some(isSuspendable);
-  resume.disabled = !items.some(isSuspended);
+  suspend.disabled = !e.CanSuspend;
+  resume.disabled = !e.CanResume;
   if (!e.Itemized) suspend.title = resume.title =
     "not split into work items (yet): a tree too small to split runs as one piece";
   else suspend.title = resume.title = "";
