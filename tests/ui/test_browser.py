@@ -5,7 +5,8 @@ raises its rate from the page and sees the speed follow, then cancels it from th
 finished execution's failed files are listed under "Recent"; a split execution is suspended from
 the page (its bytes stop moving while the page keeps polling), resumed, one of its work items
 suspended and resumed from the expanded item list, and it ends SUCCESS.
-`DSL_UI_SCREENSHOT=path.png` saves a screenshot of the running page (never committed).
+`DSL_UI_SCREENSHOT=path.png` saves a screenshot of the running page (never committed), and
+`DSL_UI_SCREENSHOT_FAILED` / `DSL_UI_SCREENSHOT_SUSPENDED` of the failed files / a suspension.
 """
 
 from __future__ import annotations
@@ -200,9 +201,13 @@ def test_suspend_and_resume_from_the_page(browser: Any, server: Server, root: Pa
     time.sleep(2.2)
     assert browser.find_element(By.ID, "updated").text != updated  # still polling
     assert value(browser, arn, "bytes") == frozen  # and nothing moved
+    assert cell(browser, arn, "eta").text == "suspended"
     assert frozen is not None and frozen < 3 * 512 * 1024
     assert cell(browser, arn, "resume").is_enabled()
+    assert not cell(browser, arn, "suspend").is_enabled()
     assert not browser.find_element(By.ID, "message").is_displayed()
+    if os.environ.get("DSL_UI_SCREENSHOT_SUSPENDED"):
+        browser.save_screenshot(os.environ["DSL_UI_SCREENSHOT_SUSPENDED"])
 
     # Resume: the bytes move again
     cell(browser, arn, "resume").click()

@@ -353,3 +353,27 @@ def test_a_suspension_from_the_page_survives_a_restart(server: Server, root: Pat
     assert act(client, csrf, action="resume", TaskExecutionArn=arn).status_code == 200
     done = finished(ds, arn, timeout=60)
     assert done["Status"] == "SUCCESS", done["Result"]
+
+
+def test_a_suspended_execution_can_still_be_cancelled_from_the_page(
+    server: Server, root: Path
+) -> None:
+    ds, arn = split_execution(server, root)
+    client, csrf = logged_in(server)
+    wait_for(lambda: (r := running_row(client, arn)) is not None and r["BytesTransferred"] > 0, 30)
+    assert act(client, csrf, action="suspend", TaskExecutionArn=arn).status_code == 200
+    wait_for(
+        lambda: (
+            (r := running_row(client, arn)) is not None
+            and r["SuspendedItems"] >= 1
+            and all(i["Status"] in ("SUSPENDED", "SUCCEEDED") for i in transfers(r))
+        ),
+        20,
+    )
+    assert act(client, csrf, action="cancel", TaskExecutionArn=arn).status_code == 200
+    done = finished(ds, arn)
+    assert done["Status"] == "ERROR"
+    row = recent_row(client, arn)
+    assert row is not None and row["Status"] == "ERROR"
+    late = act(client, csrf, action="resume", TaskExecutionArn=arn)
+    assert late.status_code == 409 and "has ended" in late.json()["message"]
