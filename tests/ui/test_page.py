@@ -349,7 +349,8 @@ def test_a_suspension_from_the_page_survives_a_restart(server: Server, root: Pat
     assert row["SuspendedItems"] == before["SuspendedItems"]
     assert row["BytesTransferred"] == before["BytesTransferred"]
     time.sleep(1.0)  # the restarted embedded agent takes nothing suspended
-    assert running_row(client, arn)["BytesTransferred"] == before["BytesTransferred"]  # type: ignore[index]
+    still = running_row(client, arn)
+    assert still is not None and still["BytesTransferred"] == before["BytesTransferred"]
     assert act(client, csrf, action="resume", TaskExecutionArn=arn).status_code == 200
     done = finished(ds, arn, timeout=60)
     assert done["Status"] == "SUCCESS", done["Result"]

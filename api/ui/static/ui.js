@@ -153,12 +153,17 @@ function updateItems(entry, e) {
         .map(h => el("th", {}, h)))), tbody));
   }
   const live = new Set(items.map(i => i.Index));
-  for (const [index, row] of entry.items) if (!live.has(index)) { row.remove(); entry.items.delete(index); }
-  for (const item of items) {
-    let row = entry.items.get(item.Index);
-    if (!row) { row = newItemRow(e.TaskExecutionArn, item); entry.items.set(item.Index, row); tbody.append(row); }
-    updateItemRow(row, item);
+  for (const [index, row] of entry.items) {
+    if (!live.has(index)) { row.remove(); entry.items.delete(index); }
   }
+  const rows = items.map(item => {
+    let row = entry.items.get(item.Index);
+    if (!row) { row = newItemRow(e.TaskExecutionArn, item); entry.items.set(item.Index, row); }
+    updateItemRow(row, item);
+    return row;
+  });
+  // index order (a long plan's listed items change as they finish); moved, never rebuilt
+  if (rows.some((row, i) => tbody.children[i] !== row)) tbody.append(...rows);
   const shown = items.length < e.ItemsTotal ?
     `${items.length} of ${e.ItemsTotal} listed: the succeeded ones last` : String(items.length);
   entry.itemsRow.querySelector('[data-role="items-toggle"]').textContent =
@@ -180,7 +185,8 @@ function updateRunningRow(entry, e) {
     String(e.BytesTransferred));
   put("speed", isFinite(speed) ? bytes(speed) + "/s" : "–", isFinite(speed) ? speed.toFixed(0) : "");
   // nothing of a suspended execution runs: its recent speed says nothing about when it ends
-  const unfinished = (e.Items || []).filter(i => i.Kind !== "PREPARE" && !ENDED.has(i.Status));
+  const unfinished = (e.Items || [])
+    .filter(i => i.Kind !== "PREPARE" && !ENDED.has(i.Status));
   const paused = unfinished.length > 0 && unfinished.every(i => i.Status === "SUSPENDED");
   put("eta", paused ? "suspended" : duration(speed > 0 ? left / speed : NaN));
   row.querySelector('[data-role="spark"]').replaceChildren(sparkline(e.TaskExecutionArn));
