@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from api.ui.failures import LIMIT
+from api.ui.items import LISTED
 from tests.api.harness import (
     ACCESS_KEY,
     SECRET_KEY,
@@ -378,3 +379,30 @@ def test_a_suspended_execution_can_still_be_cancelled_from_the_page(
     assert row is not None and row["Status"] == "ERROR"
     late = act(client, csrf, action="resume", TaskExecutionArn=arn)
     assert late.status_code == 409 and "has ended" in late.json()["message"]
+
+
+def test_a_long_plan_sends_at_most_listed_items(server: Server, root: Path) -> None:
+    dirs = LISTED + 20
+    for i in range(dirs):
+        make_tree(os.fspath(root / "src" / f"d{i:03d}"), 1, 4096, prefix="x")
+    ds = server.client()
+    _, _, task = nfs_task(
+        ds, server.agent_arn, root / "src", root / "dst", Options={"BytesPerSecond": 4096}
+    )
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    client, csrf = logged_in(server)
+    row = wait_for(lambda: (r := running_row(client, arn)) is not None and r["Itemized"] and r, 30)
+    assert row["ItemsTotal"] == dirs + 1  # the planner's item 0 and one per directory
+    assert len(row["Items"]) == LISTED
+    indexes = [i["Index"] for i in row["Items"]]
+    assert indexes == sorted(indexes)
+    assert sum(row["ItemCounts"].values()) == dirs  # counted over all of them
+    assert act(client, csrf, action="suspend", TaskExecutionArn=arn).status_code == 200
+    suspended = wait_for(
+        lambda: (
+            (r := running_row(client, arn)) is not None and r["SuspendedItems"] >= dirs - 2 and r
+        )
+    )
+    assert suspended["CanResume"] is True
+    assert act(client, csrf, action="cancel", TaskExecutionArn=arn).status_code == 200
+    assert finished(ds, arn)["Status"] == "ERROR"
