@@ -202,6 +202,7 @@ def test_suspend_and_resume_from_the_page(browser: Any, server: Server, root: Pa
     assert browser.find_element(By.ID, "updated").text != updated  # still polling
     assert value(browser, arn, "bytes") == frozen  # and nothing moved
     assert cell(browser, arn, "eta").text == "suspended"
+    assert value(browser, arn, "speed") == 0
     assert frozen is not None and frozen < 3 * 512 * 1024
     assert cell(browser, arn, "resume").is_enabled()
     assert not cell(browser, arn, "suspend").is_enabled()

@@ -183,11 +183,13 @@ function updateRunningRow(entry, e) {
   put("files", `${e.FilesTransferred} / ${e.EstimatedFilesToTransfer}`);
   put("bytes", `${bytes(e.BytesTransferred)} / ${bytes(e.EstimatedBytesToTransfer)}`,
     String(e.BytesTransferred));
-  put("speed", isFinite(speed) ? bytes(speed) + "/s" : "–", isFinite(speed) ? speed.toFixed(0) : "");
-  // nothing of a suspended execution runs: its recent speed says nothing about when it ends
+  // nothing of a suspended execution runs: its speed of the last seconds says nothing about
+  // now (it is 0) nor about when it ends
   const unfinished = (e.Items || [])
     .filter(i => i.Kind !== "PREPARE" && !ENDED.has(i.Status));
   const paused = unfinished.length > 0 && unfinished.every(i => i.Status === "SUSPENDED");
+  if (paused) put("speed", "0 B/s", "0");
+  else put("speed", isFinite(speed) ? bytes(speed) + "/s" : "–", isFinite(speed) ? speed.toFixed(0) : "");
   put("eta", paused ? "suspended" : duration(speed > 0 ? left / speed : NaN));
   row.querySelector('[data-role="spark"]').replaceChildren(sparkline(e.TaskExecutionArn));
   // the phase stays while suspended (DataSync has no such status): say it here
