@@ -184,9 +184,7 @@ def test_suspend_stops_writing_and_resume_recopies_only_what_was_in_flight(fleet
     dst = fleet.root / "dst"
     fleet.add_agent("solo", concurrency=2)
     rate = 400 * 1024
-    task = fleet.task(
-        Options={"BytesPerSecond": rate, "TransferMode": "ALL", "VerifyMode": "NONE"}
-    )
+    task = fleet.task(Options={"BytesPerSecond": rate, "TransferMode": "ALL", "VerifyMode": "NONE"})
     ds = fleet.ds
     arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     fleet.planned(arn)
@@ -294,3 +292,26 @@ def test_a_failed_item_is_retried_once_its_immutable_directory_is_freed(fleet: F
     done = finished(ds, arn, timeout=90)
     assert done["Status"] == "SUCCESS", done.get("Result")
     assert _real_files(dst) == files
+
+
+def test_remove_deletes_extras_once_after_every_item(fleet: Fleet) -> None:
+    files = _tree(fleet.root / "src", dirs=4, files=6)
+    dst = fleet.root / "dst"
+    extras = ["d0/extra.txt", "d2/sub/old.bin", "gone/a", "gone/b", "stray.txt"]
+    for rel in extras:
+        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dst / rel).write_bytes(b"extra")
+    fleet.add_agent("one")
+    fleet.add_agent("two")
+    task = fleet.task(
+        Options={"PreserveDeletedFiles": "REMOVE", "VerifyMode": "POINT_IN_TIME_CONSISTENT"}
+    )
+    arn = fleet.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    done = finished(fleet.ds, arn, timeout=90)
+    assert done["Status"] == "SUCCESS", done.get("Result")
+    assert _real_files(dst) == files
+    assert not (dst / "gone").exists()
+    items = list_items(fleet.store, arn)
+    assert [i.kind for i in items].count(ItemKind.REMOVE) == 1 and items[-1].kind == ItemKind.REMOVE
+    assert done["FilesDeleted"] == len(extras)
+    assert done["FilesTransferred"] == len(files) and done["FilesVerified"] == len(files)
