@@ -267,8 +267,7 @@ class Agent:
                     log.warning("agent %s: no journal for %s: %s", self.thing, job_id, exc)
                 except Exception as exc:  # unreachable: the files are compared instead
                     log.warning("agent %s: no journal for %s: %s", self.thing, job_id, exc)
-            verified = work.options["VerifyMode"] == "ONLY_FILES_TRANSFERRED"
-            journal = Journal(self.client, self.thing, job_id, number, verified, done)
+            journal = Journal(self.client, self.thing, job_id, number, done)
         transfer = Transfer(
             source,
             destination,

@@ -14,8 +14,13 @@
   executionNumber > 1 (a resume or a takeover) reads them first and hands them to the engine as
   `done`: counted once more in this claim's counters (an item's counters are those of its
   current claim, so they must cover the item's whole work) but neither copied nor read again.
-  A file is finished when it is placed (VerifyMode NONE, or POINT_IN_TIME_CONSISTENT, whose
-  whole-part walk checks it again anyway) or verified (ONLY_FILES_TRANSFERRED).
+  A file is journaled once it is placed under its real name; a later claim verifies it again
+  where the VerifyMode asks (the engine hashes its source for ONLY_FILES_TRANSFERRED), since
+  the earlier claim may have stopped before its verification. A suspend flushes the journal
+  before its acknowledgement, so a resume counts every finished file once, exactly. A takeover
+  after a crash cannot know the files the lost agent placed after its last batch (at most one
+  report interval's worth): they are found unchanged, not copied again and, as in a re-run,
+  not counted as transferred again.
 """
 
 from __future__ import annotations
@@ -144,11 +149,9 @@ class Journal:
         thing: str,
         job_id: str,
         number: int,
-        verified: bool,
         known: set[str],
     ) -> None:
         self.client, self.thing, self.job_id, self.number = client, thing, job_id, number
-        self._kind = FileEventKind.VERIFIED if verified else FileEventKind.TRANSFERRED
         self._known = known  # already journaled by an earlier claim: not posted again
         self._queue: list[str] = []
         self._lock = threading.Lock()
@@ -156,7 +159,7 @@ class Journal:
         self.stopped = False
 
     def sink(self, event: FileEvent) -> None:
-        if event.kind is not self._kind or event.folder or event.path in self._known:
+        if event.kind is not FileEventKind.TRANSFERRED or event.folder or event.path in self._known:
             return
         with self._lock:
             if len(self._queue) < MAX_JOURNAL_QUEUE:

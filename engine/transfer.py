@@ -16,7 +16,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from engine.copier import Copier
+from engine.copier import Copier, hash_file
+from engine.dirs import DirTree, split
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
 from engine.execute import Executor
@@ -28,7 +29,7 @@ from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
-from engine.scan import is_temporary
+from engine.scan import REG, is_temporary
 from engine.split import Scope
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
@@ -333,9 +334,7 @@ class Transfer:
             max_delete=self._max_delete,
             fsync=self._fsync,
         )
-        for rel, kind, size in plan.journaled:  # an earlier run of this part placed them
-            self.progress.transferred(rel, False, size if kind == "file" else None)
-            self.progress.add_bytes(size)
+        self._count_journaled(plan)
         executor.run(plan)
         if executor.deletes_stopped:
             raise TransferError(
@@ -347,6 +346,35 @@ class Transfer:
         ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0
+
+    def _count_journaled(self, plan: Plan) -> None:
+        """Files an earlier run of this part placed (its journal, still matching here): counted
+        as transferred once more, since a part's counters are those of its last run; with
+        ONLY_FILES_TRANSFERRED their source is hashed now so that this run verifies them as if
+        it had copied them (the earlier run may have stopped before its verification)."""
+        if not plan.journaled:
+            return
+        verify_log = self._verify_log
+        tree = DirTree(self.source) if verify_log is not None else None
+        try:
+            for rel, kind, size in plan.journaled:
+                if self.cancelled:
+                    raise TransferCancelled()
+                digest: bytes | None = None
+                if tree is not None and verify_log is not None:
+                    parent, name = split(rel)
+                    if kind == REG:
+                        try:
+                            size, digest = hash_file(name, tree.fd(parent))
+                        except OSError as exc:
+                            self.progress.fail("Transfer", rel, exc.strerror or str(exc))
+                            continue
+                    verify_log.append((rel, kind, size, digest))
+                self.progress.transferred(rel, False, size if kind == REG else None, digest)
+                self.progress.add_bytes(size)
+        finally:
+            if tree is not None:
+                tree.close()
 
     def _verify(self, plan: Plan) -> None:
         mode = self.options["VerifyMode"]
@@ -365,8 +393,6 @@ class Transfer:
                     workers=self._workers,
                     large_file_size=self._large_file_size,
                 )
-            for rel, kind, size in plan.journaled:  # verified by the run that journaled them
-                self.progress.verified(rel, False, size if kind == "file" else None)
         else:
             cache = HashCache(self._hash_cache_dir) if self._hash_cache_dir else None
             try:

@@ -23,7 +23,24 @@ from botocore.exceptions import ClientError
 
 from api.store import Store
 from api.workitems import get_item, list_items, set_target
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, Server, location_root, wait_for
+from tests.agents.remote import (
+    TEMP_PREFIX,
+    AgentProcess,
+    activate,
+    same_tree,
+    temporaries,
+    wait_bytes,
+    wait_status,
+)
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Server,
+    location_root,
+    make_tree,
+    wait_for,
+)
 
 SCOPES = [
     {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},
@@ -413,3 +430,121 @@ def _credential(backend: Any, agent_arn: str) -> tuple[str, str]:
     secret = os.urandom(16).hex()
     backend.credentials.add(agent_arn, Credential(key, secret))
     return key, secret
+
+
+# end to end: real agent processes sharing one execution ----------------------------------------
+MiB = 1 << 20
+
+
+def _shared_tree(root: Path) -> None:
+    """Eight top-level directories and files directly under the root (so the plan splits),
+    and an extra at the destination that REMOVE deletes."""
+    for n in range(8):
+        make_tree(str(root / "src" / f"d{n}"), 2, 256 * 1024, prefix=f"d{n}-")
+    make_tree(str(root / "src"), 2, 64 * 1024, prefix="top-")
+    (root / "dst" / "extra.txt").write_text("not at the source\n")
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[AgentProcess]]:
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+def _two_agents(
+    tmp_path: Path, server: Server, root: Path, started: list[AgentProcess], rate: int
+) -> tuple[list[str], str]:
+    arns = []
+    for name in ("p1", "p2"):
+        agent = AgentProcess(server.url, tmp_path / f"state-{name}", [root], name=name)
+        started.append(agent)
+        arns.append(activate(server, agent, name))
+    ds = server.client()
+    source, destination = (
+        ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(root / sub),
+            OnPremConfig={"AgentArns": arns},
+        )["LocationArn"]
+        for sub in ("src", "dst")
+    )
+    task = ds.create_task(
+        SourceLocationArn=source,
+        DestinationLocationArn=destination,
+        Options={"PreserveDeletedFiles": "REMOVE", "BytesPerSecond": rate},
+    )["TaskArn"]
+    return arns, task
+
+
+def _ended(server: Server, arn: str, agents: list[AgentProcess], timeout: float) -> Any:
+    """The execution once it ended; on a timeout, what its items and agents were doing."""
+    try:
+        return wait_status(server.client(), arn, ("SUCCESS", "ERROR"), timeout=timeout)
+    except AssertionError:
+        assert server.served is not None
+        items = list_items(server.served.app.state.backend.store, arn)
+        state = [(i.index, i.status.value, i.agent_arn, i.execution_number) for i in items]
+        logs = [a.log.read_text()[-2000:] for a in agents]
+        raise AssertionError(f"not ended: items {state}; agents' logs {logs}") from None
+
+
+def test_two_agent_processes_share_an_execution(
+    tmp_path: Path, root: Path, processes: list[AgentProcess]
+) -> None:
+    _shared_tree(root)
+    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=3.0)
+    server.start()
+    try:
+        arns, task = _two_agents(tmp_path, server, root, processes, 2 * MiB)
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        final = _ended(server, arn, processes, timeout=60)
+        assert final["Status"] == "SUCCESS", final
+        assert same_tree(root / "src", root / "dst")
+        assert not (root / "dst" / "extra.txt").exists() and temporaries(root) == []
+        assert server.served is not None
+        items = list_items(server.served.app.state.backend.store, arn)
+        kinds = [i.kind.value for i in items]
+        assert kinds[0] == "PREPARE" and kinds[-1] == "REMOVE"
+        assert kinds.count("TRANSFER") >= 9  # each top-level directory, and the root's files
+        assert {i.agent_arn for i in items if i.kind.value == "TRANSFER"} == set(arns)
+        assert all(i.status.value == "SUCCEEDED" for i in items)
+        files = sum(1 for p in (root / "src").rglob("*") if p.is_file())
+        assert final["FilesTransferred"] == files and final["FilesDeleted"] == 1
+    finally:
+        server.stop()
+
+
+def test_kill_9_of_one_of_two_agents_still_succeeds_with_nothing_torn(
+    tmp_path: Path, root: Path, processes: list[AgentProcess]
+) -> None:
+    _shared_tree(root)
+    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=3.0)
+    server.start()
+    try:
+        arns, task = _two_agents(tmp_path, server, root, processes, MiB)
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        assert server.served is not None
+        store = server.served.app.state.backend.store
+
+        def victim_runs() -> bool:
+            items = list_items(store, arn)
+            return any(i.running and i.agent_arn == arns[0] and i.index > 0 for i in items)
+
+        wait_for(victim_runs, timeout=30, interval=0.05)
+        wait_bytes(ds, arn, 256 * 1024, timeout=30)
+        processes[0].kill()
+        final = _ended(server, arn, processes, timeout=90)
+        assert final["Status"] == "SUCCESS", final
+        assert same_tree(root / "src", root / "dst")
+        assert temporaries(root / "dst") == [] or all(
+            TEMP_PREFIX in p for p in temporaries(root / "dst")
+        )
+        items = list_items(store, arn)
+        # the killed agent's item was taken over under a newer epoch by the survivor
+        assert any(i.execution_number > 1 and i.agent_arn == arns[1] for i in items)
+    finally:
+        server.stop()
