@@ -102,6 +102,7 @@ class Scheduler:
         self._notify = notify
         self._is_remote = is_remote
         self.started_at = config.clock()
+        self._after_write: list[str] = []  # executions whose item 0 the reaper just ended
 
     # agents -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -351,7 +352,21 @@ class Scheduler:
 
                 done = change_execution(self.store, seen["TaskExecutionArn"], apply)
                 changed += done is not None and done[1]
+        for arn in self._after_write:  # item 0 ended by the reaper: its row, then the rest
+            self._plan_done(arn, now)
+        self._after_write.clear()
         return changed + self._reap_items(now)
+
+    def _plan_done(self, arn: str, now: float) -> None:
+        def done(item: WorkItem) -> WorkItem | None:
+            if item.status in workitems.ENDED:
+                return None
+            return replace(
+                item, status=workitems.SUCCEEDED, lease_expires=None, ended_at=now, updated_at=now
+            )
+
+        workitems.change_item(self.store, arn, 0, done)
+        workitems.settle(self.store, arn, now)
 
     # work items' leases -----------------------------------------------------------------------
     def _reap_items(self, now: float) -> int:
@@ -390,7 +405,7 @@ class Scheduler:
                 if workitems.change_item(self.store, item.execution_arn, item.index, requeue):
                     changed += 1
                     touched.add(item.execution_arn)
-                    for agent in online:
+                    for agent in online:  # one of them takes it; the holders' shares grew
                         self._notify(agent)
                 continue
             silent = now - item.updated_at
@@ -513,6 +528,11 @@ class Scheduler:
             return True
         if job.get("leaseExpiresAt", now + 1) >= now:
             return False
+        if doc.get("_Plan"):
+            # its agent was lost after uploading the plan: the plan stands, item 0 is done
+            lifecycle.plan_done(doc, now)
+            self._after_write.append(doc["TaskExecutionArn"])
+            return True
         lost = doc["AgentArn"]
         others = [a for a in self._execution_candidates(doc) if a != lost and self.online(a)]
         if others and cancelled_at is None:
@@ -618,7 +638,12 @@ class Scheduler:
 
             if workitems.change_item(self.store, arn, item.index, recover) and not remote:
                 count += 1
-        if doc["Job"]["status"] == "IN_PROGRESS" and self._is_remote(doc["AgentArn"]):
-            lifecycle.renew_lease(doc, now, None, lease)
+        if doc["Job"]["status"] == "IN_PROGRESS":
+            if self._is_remote(doc["AgentArn"]):
+                lifecycle.renew_lease(doc, now, None, lease)
+            else:  # it died after uploading the plan: the plan stands
+                lifecycle.plan_done(doc, now)
             self.store.save_execution(doc)
+            if not self._is_remote(doc["AgentArn"]):
+                self._plan_done(arn, now)
         return count

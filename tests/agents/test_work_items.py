@@ -377,6 +377,51 @@ def test_cancel_reaches_every_item(fleet: Fleet) -> None:
     assert ended["Status"] == "ERROR" and ended["Result"]["ErrorCode"] == "Cancelled"
 
 
+def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) -> None:
+    arn, _ = fleet.start()
+    prepare = fleet.claim(0)
+    assert prepare is not None
+    job_ids = fleet.plan(0, prepare, SCOPES[1:]).json()["jobIds"]
+    first = fleet.claim(1)  # a2 works (and stays ONLINE) while a1 falls silent
+    assert first is not None and first["jobId"] == job_ids[0]
+
+    def planner_done() -> bool:
+        fleet.report(1, first)
+        return get_item(fleet.store, arn, 0).status.value == "SUCCEEDED"
+
+    wait_for(planner_done, timeout=15, interval=0.3)
+    job = fleet.clients[1].describe_job_execution(thingName=fleet.things[1], jobId=job_ids[0])
+    assert job["execution"]["status"] == "IN_PROGRESS"
+    assert fleet.describe(arn)["Status"] not in ("SUCCESS", "ERROR")  # not re-planned, not ended
+
+
+def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet: Fleet) -> None:
+    arn, _ = fleet.planned(SCOPES[1:])
+    lost = fleet.claim(0)
+    assert lost is not None
+    # both agents fall silent: when the lease runs out no candidate is ONLINE
+    ended = wait_for(
+        lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=15, interval=0.2
+    )
+    assert ended["Result"]["ErrorCode"] == "AgentTimeout"
+    assert "work item 1" in ended["Result"]["ErrorDetail"]
+    assert [i.status.value for i in list_items(fleet.store, arn)] == [
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELED",
+        "CANCELED",
+    ]
+
+
+def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -> None:
+    arn, _ = fleet.planned(SCOPES[1:])
+    ended = wait_for(
+        lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=20, interval=0.2
+    )
+    assert ended["Result"]["ErrorCode"] == "AgentUnavailable"
+    assert all(i.status.value in ("SUCCEEDED", "CANCELED") for i in list_items(fleet.store, arn))
+
+
 def test_a_remote_agents_running_item_survives_a_restart_and_suspension_too(
     fleet: Fleet, server: Server
 ) -> None:
