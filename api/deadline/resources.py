@@ -14,12 +14,12 @@ Statuses are the items' own (api.workitems): a task's `runStatus`/`targetRunStat
 `failureRetryCount`, `startedAt`/`endedAt` are its item's columns. A step's or job's
 `taskRunStatus` is the most pressing of its tasks' by `_PRECEDENCE` (anything running, then what
 will run, then what waits for an operator, then what waits for other items, then the failures,
-then success), its counts are the
-counts of its tasks, and its target is the one target all its tasks share (else none).
+then success), its counts are the counts of its tasks, and its target is the one target all its
+tasks share (else none).
 
 Two cases have no item rows to show, and are rendered from the execution itself:
-- an execution with no items at all (started before work items existed): item 0 is synthesized
-  from the DataSync status;
+- an execution with no items at all (not planned yet, a tree too small to split, or one started
+  before work items existed): item 0 is synthesized from the DataSync status;
 - a step without tasks: before planning it is PENDING; when the execution ran in item 0 alone (a
   small tree, no plan: workitems.md) it shows item 0's status; a step the execution ended before
   reaching (Remove after a failed transfer) is CANCELED.
