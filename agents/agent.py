@@ -11,6 +11,14 @@
             ▼
           report SUCCEEDED | FAILED with the final snapshot
 
+Work items (issue 12, agents/workitems.py): a job is an execution's item 0 or one of its items.
+Item 0 plans the split (reporting PREPARING while it walks) and uploads it, or runs the whole
+tree as above when it is small; a TRANSFER item runs the engine on its scope and journals the
+files it finished; the REMOVE item only deletes. Every report of an item carries its
+`executionNumber`; a refusal means it was taken over, and the job is abandoned quietly (the
+engine's cancel removes its temporaries). `control:suspend` in a reply cancels the transfer and
+the final report acknowledges it (FAILED, `agent:interrupted=SUSPENDED`, the counters so far).
+
 The agent knows the control plane only through the jobs protocol (`agents.client`); it never
 imports `api`. `stop()` cancels a running transfer cleanly and waits for its final report.
 """

@@ -42,7 +42,7 @@ from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
 from contract import Doc
-from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, decode_report
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, REPORT_KEY, decode_report
 from contract.model import enum_values
 from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 
@@ -498,7 +498,10 @@ def settle(
         if phase is not None:
             changed = lifecycle.advance_phase(doc, phase, now) or changed
         if outcome is not None and items is not None:
-            lifecycle.end_items(doc, outcome[0], now, outcome[1], outcome[2], items_result(items))
+            reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
+            lifecycle.end_items(
+                doc, outcome[0], now, outcome[1], outcome[2], items_result(items), reports
+            )
             changed = True
         return changed
 

@@ -312,6 +312,13 @@ def throttle(bench: Bench, agents: int, rate: int) -> dict[str, Any]:
     }
 
 
+def _cpu(pid: int) -> float:
+    """CPU seconds of process `pid` and its waited-for children (its listing helpers)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(fields[i]) for i in (11, 12, 13, 14))  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
     split_src = bench.root / "d2"
     files = generate("D2", split_src, scale)
@@ -319,16 +326,24 @@ def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
     whole_parent.mkdir()
     shutil.copytree(split_src, whole_parent / "only", symlinks=True)  # one entry: one item
     agent = bench.agent("d2")
+    proc = bench.agents[-1].proc
+    assert proc is not None
     times: dict[str, list[float]] = {"split": [], "whole": []}
+    # CPU of the agent and of this process (the server runs in it): less sensitive than wall
+    # time to the other load of a shared machine
+    cpu: dict[str, list[float]] = {"split": [], "whole": []}
     items: dict[str, int] = {}
     for i in range(runs):
         for kind, src in (("split", split_src), ("whole", whole_parent)):
             dst = bench.root / f"d2-{kind}-{i}"
             task = bench.task(src, dst, [agent])
             start = time.perf_counter()
+            cpu_start = _cpu(proc.pid) + time.process_time()
             arn = bench.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
             bench.finished(arn)
             times[kind].append(time.perf_counter() - start)
+            time.sleep(0.5)  # the agent's last report and helpers' exit
+            cpu[kind].append(_cpu(proc.pid) + time.process_time() - cpu_start)
             items[kind] = len([x for x in list_items(bench.store, arn) if x.index > 0])
             shutil.rmtree(dst)
     bench.stop()
@@ -341,6 +356,9 @@ def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
         "split_s": [round(t, 3) for t in times["split"]],
         "whole_s": [round(t, 3) for t in times["whole"]],
         "ratio_of_medians": split / whole,
+        "cpu_split_s": [round(t, 3) for t in cpu["split"]],
+        "cpu_whole_s": [round(t, 3) for t in cpu["whole"]],
+        "cpu_ratio_of_medians": statistics.median(cpu["split"]) / statistics.median(cpu["whole"]),
     }
 
 

@@ -56,7 +56,9 @@ def deadline_routes(
         try:
             body = await read_body(request, body_timeout)
             await authenticate(request, body, SERVICE)
-            path = request.url.path
+            # the raw path: labels are percent-decoded once, after the split into segments
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            path = raw.decode("latin-1").split("?", 1)[0]
             found = match_operation(request.method, path)
             if found is None:
                 raise ValidationException(

@@ -307,3 +307,37 @@ def test_counters_and_results_round_trip(stores: tuple[Store, Store]) -> None:
     settle(b, arn, NOW)
     doc = a.execution(arn)
     assert doc["Status"] == "TRANSFERRING" and doc["FilesListed"] == {"AtSource": 4}
+
+
+def test_the_task_report_result_is_the_items_reports(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    for n, reports, expected in (
+        (1, ['{"Status":"SUCCESS"}', '{"Status":"SUCCESS"}'], {"Status": "SUCCESS"}),
+        (
+            2,
+            ['{"Status":"SUCCESS"}', '{"Status":"ERROR","ErrorCode":"S3","ErrorDetail":"x"}'],
+            {"Status": "ERROR", "ErrorCode": "S3", "ErrorDetail": "x"},
+        ),
+        (3, [], {"Status": "ERROR", "ErrorCode": "NoTaskReport"}),
+    ):
+        arn = _execution(a, n)
+        found = a.execution_versioned(arn)
+        assert found is not None
+        doc, version = found
+        doc["ReportResult"] = {"Status": "PENDING"}
+        assert a.update_execution(doc, version)
+        _plan(a, arn, ["a", "b"])
+        for index in (1, 2):
+            _run(a, arn, index)
+            raw = reports[index - 1] if reports else None
+
+            def end(item: WorkItem, raw: str | None = raw) -> WorkItem:
+                details = {"report": raw} if raw else {}
+                return replace(item, status=ItemStatus("SUCCEEDED"), details=details)
+
+            change_item(a, arn, index, end)
+        settle(b, arn, NOW)
+        ended = b.execution(arn)
+        assert ended is not None and ended["Status"] == "SUCCESS"
+        got = ended["ReportResult"]
+        assert {k: got[k] for k in expected} == expected
