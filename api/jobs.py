@@ -45,6 +45,7 @@ from contract.jobs import (
     CANCEL_KEY,
     DEVICE_STATUSES,
     MAX_DETAIL_VALUE,
+    PHASE_KEY,
     RATE_KEY,
     RUNNING_KEY,
     SLOTS_KEY,
@@ -136,9 +137,9 @@ class Jobs:
 
     def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
         """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
-        items = workitems.list_items(self.store, doc["TaskExecutionArn"])
+        running = workitems.running_indexes(self.store, doc["TaskExecutionArn"])
         limit = int(doc["Options"]["BytesPerSecond"])
-        out = {RATE_KEY: str(workitems.rate_share(limit, items, item.index))}
+        out = {RATE_KEY: str(workitems.rate_share(limit, running, item.index))}
         if item.target == workitems.SUSPENDED:
             out[SUSPEND_KEY] = "true"
         stop = (workitems.CANCELED, workitems.SUCCEEDED, workitems.FAILED)
@@ -447,12 +448,15 @@ class Jobs:
         written = workitems.change_item(self.store, doc["TaskExecutionArn"], seen.index, report)
         item = written or workitems.get_item(self.store, doc["TaskExecutionArn"], seen.index)
         # every report: the execution's counters are the items' sums
-        settled = workitems.settle(self.store, doc["TaskExecutionArn"], now)
+        progress = None
+        if written is not None:
+            phase = written.details.get(PHASE_KEY)
+            progress = workitems.Progress(seen.counters, written.counters, phase)
+        settled = workitems.settle(self.store, doc["TaskExecutionArn"], now, progress)
         doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
         if status != "IN_PROGRESS":
             # the running set changed: the other holders' shares did; READY items may be new
-            items = workitems.list_items(self.store, doc["TaskExecutionArn"])
-            workitems.poke_holders(self.store, items)
+            workitems.poke_running(self.store, doc["TaskExecutionArn"])
         out: Doc = {}
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._item_state(doc, item)

@@ -284,10 +284,17 @@ def end_items(
     error_code: str,
     error_detail: str,
     result: Mapping[str, Any],
+    reports: list[str] | None = None,
 ) -> None:
     """End an execution with a plan once no item keeps it alive (`api.workitems.settle`):
-    SUCCESS, or ERROR naming its items that did not succeed. A cancel stays a cancel."""
+    SUCCESS, or ERROR naming its items that did not succeed. A cancel stays a cancel.
+    `reports`: the ReportResults its items' agents sent (each wrote its part of the task
+    report): SUCCESS when every one did, else the first error."""
     doc["Result"] = {**doc["Result"], **result}
+    if (doc.get("ReportResult") or {}).get("Status") == "PENDING" and reports:
+        parsed = [_report_result(raw) for raw in reports]
+        failed = [r for r in parsed if r["Status"] != "SUCCESS"]
+        doc["ReportResult"] = failed[0] if failed else {"Status": "SUCCESS"}
     if doc.get("CancelRequestedAt") is not None:
         status, error_code = "ERROR", "Cancelled"
         error_detail = "The task execution was cancelled. " + error_detail
@@ -301,7 +308,11 @@ def end_items(
                 "ErrorDetail": "Not every work item succeeded.",
             }
     elif (doc.get("ReportResult") or {}).get("Status") == "PENDING":
-        doc["ReportResult"] = {"Status": "SUCCESS"}
+        doc["ReportResult"] = {
+            "Status": "ERROR",
+            "ErrorCode": "NoTaskReport",
+            "ErrorDetail": "No work item's agent wrote a task report.",
+        }
     _end(doc, status, now)
 
 

@@ -102,6 +102,7 @@ class Scheduler:
         self._notify = notify
         self._is_remote = is_remote
         self.started_at = config.clock()
+        self._after_write: list[str] = []  # executions whose item 0 the reaper just ended
 
     # agents -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -257,19 +258,16 @@ class Scheduler:
 
     def _claim_item(self, agent_arn: str, now: float) -> Claimed | None:
         """The oldest READY item this agent may run, claimed under the next epoch."""
-        candidates: dict[str, bool] = {}
         lease = self.config.agent_timeout
-        for row in self.store.items_with_status((workitems.READY.value,)):
-            arn = row.execution_arn
-            if arn not in candidates:
-                doc = self.store.execution(arn)
-                candidates[arn] = (
-                    doc is not None
-                    and doc["Status"] not in TERMINAL_STATUSES
-                    and doc.get("CancelRequestedAt") is None
-                    and agent_arn in self._execution_candidates(doc)
-                )
-            if not candidates[arn]:
+        kinds = (ItemKind.TRANSFER.value, ItemKind.REMOVE.value)
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
+            if (
+                doc is None
+                or doc["Status"] in TERMINAL_STATUSES
+                or doc.get("CancelRequestedAt") is not None
+                or agent_arn not in self._execution_candidates(doc)
+            ):
                 continue
 
             def take(current: WorkItem) -> WorkItem | None:
@@ -277,15 +275,13 @@ class Scheduler:
                     return None  # another agent (or process) took it first
                 return workitems.claim_item(current, agent_arn, now, lease)
 
-            written = workitems.change_item(self.store, arn, row.item, take)
-            if written is None:
-                continue
-            doc = self.store.execution(arn)
-            if doc is None:
-                continue
-            # the running set changed: the other holders' rate shares did too
-            workitems.poke_holders(self.store, workitems.list_items(self.store, arn))
-            return Claimed(doc, written)
+            for index in self.store.item_indexes(arn, (workitems.READY.value,), kinds):
+                written = workitems.change_item(self.store, arn, index, take)
+                if written is None:
+                    continue
+                # the running set changed: the other holders' rate shares did too
+                workitems.poke_running(self.store, arn)
+                return Claimed(doc, written)
         return None
 
     # plans (item 0's upload) -----------------------------------------------------------------
@@ -351,7 +347,21 @@ class Scheduler:
 
                 done = change_execution(self.store, seen["TaskExecutionArn"], apply)
                 changed += done is not None and done[1]
+        for arn in self._after_write:  # item 0 ended by the reaper: its row, then the rest
+            self._plan_done(arn, now)
+        self._after_write.clear()
         return changed + self._reap_items(now)
+
+    def _plan_done(self, arn: str, now: float) -> None:
+        def done(item: WorkItem) -> WorkItem | None:
+            if item.status in workitems.ENDED:
+                return None
+            return replace(
+                item, status=workitems.SUCCEEDED, lease_expires=None, ended_at=now, updated_at=now
+            )
+
+        workitems.change_item(self.store, arn, 0, done)
+        workitems.settle(self.store, arn, now)
 
     # work items' leases -----------------------------------------------------------------------
     def _reap_items(self, now: float) -> int:
@@ -363,10 +373,13 @@ class Scheduler:
         touched: set[str] = set()
         for row in self.store.items_with_status(RUNNING_STATUSES):
             item = WorkItem.from_row(row)
-            if item.kind == ItemKind.PREPARE:
-                continue  # item 0 is its execution's own job: reaped as one above
             doc = self.store.execution(item.execution_arn)
             if doc is None:
+                continue
+            if item.kind == ItemKind.PREPARE:
+                # item 0 is its execution's own job, reaped as one above; its row follows
+                if doc["Status"] in TERMINAL_STATUSES:
+                    changed += self._end_item(item, workitems.CANCELED, now, "", "")
                 continue
             cancelled_at = doc.get("CancelRequestedAt")
             if doc["Status"] in TERMINAL_STATUSES or (
@@ -390,7 +403,7 @@ class Scheduler:
                 if workitems.change_item(self.store, item.execution_arn, item.index, requeue):
                     changed += 1
                     touched.add(item.execution_arn)
-                    for agent in online:
+                    for agent in online:  # one of them takes it; the holders' shares grew
                         self._notify(agent)
                 continue
             silent = now - item.updated_at
@@ -455,20 +468,16 @@ class Scheduler:
         """READY items of an execution with no item running and no candidate ONLINE for
         `unclaimed_wait` seconds: the execution ends ERROR / AgentUnavailable, never hangs."""
         changed = 0
-        seen: set[str] = set()
-        for row in self.store.items_with_status((workitems.READY.value,)):
-            if row.execution_arn in seen:
-                continue
-            seen.add(row.execution_arn)
-            doc = self.store.execution(row.execution_arn)
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
             if doc is None or doc["Status"] in TERMINAL_STATUSES:
                 continue
-            items = workitems.list_items(self.store, row.execution_arn)
-            if any(i.running for i in items):
+            if workitems.running_indexes(self.store, arn):
                 continue
             candidates = self._execution_candidates(doc)
             if any(self.online(a) for a in candidates):
                 continue
+            items = workitems.list_items(self.store, arn)  # rare: nobody could take them
             last_seen = max(
                 (
                     float((self.store.get("agent", a) or {}).get("LastConnectionTime", 0.0))
@@ -513,6 +522,11 @@ class Scheduler:
             return True
         if job.get("leaseExpiresAt", now + 1) >= now:
             return False
+        if doc.get("_Plan"):
+            # its agent was lost after uploading the plan: the plan stands, item 0 is done
+            lifecycle.plan_done(doc, now)
+            self._after_write.append(doc["TaskExecutionArn"])
+            return True
         lost = doc["AgentArn"]
         others = [a for a in self._execution_candidates(doc) if a != lost and self.online(a)]
         if others and cancelled_at is None:
@@ -618,7 +632,12 @@ class Scheduler:
 
             if workitems.change_item(self.store, arn, item.index, recover) and not remote:
                 count += 1
-        if doc["Job"]["status"] == "IN_PROGRESS" and self._is_remote(doc["AgentArn"]):
-            lifecycle.renew_lease(doc, now, None, lease)
+        if doc["Job"]["status"] == "IN_PROGRESS":
+            if self._is_remote(doc["AgentArn"]):
+                lifecycle.renew_lease(doc, now, None, lease)
+            else:  # it died after uploading the plan: the plan stands
+                lifecycle.plan_done(doc, now)
             self.store.save_execution(doc)
+            if not self._is_remote(doc["AgentArn"]):
+                self._plan_done(arn, now)
         return count

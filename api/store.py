@@ -37,7 +37,9 @@ The interface (every method is one short transaction; call from any thread):
 - work items (rows as `ItemRow`; `api.workitems` is the domain over them): `add_items(rows)`
   (all or nothing: False if the execution already has items), `items(execution_arn)`,
   `item(execution_arn, index)`, `items_with_status(statuses, agent_arn=)` (oldest execution
-  first, lowest index first), compare-and-swap `update_item(row, expected_version) -> bool`;
+  first, lowest index first), `item_counts(execution_arn)` (per kind and status),
+  `item_indexes(execution_arn, statuses, kinds)`, `executions_with_items(statuses)`,
+  compare-and-swap `update_item(row, expected_version) -> bool`;
   the journal: `journal_add(execution_arn, item, paths) -> added`, `journal_page(execution_arn,
   item, after, limit)` (in path order, after the path `after`)
 - tags: `tags(arn)`, `set_tags(arn, tags)`, `remove_tags(arn, keys)`
@@ -81,6 +83,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
@@ -594,6 +597,51 @@ class Store:
         with self._read.connect() as conn:
             rows = conn.execute(query).all()
         return [_item_row(row) for row in rows]
+
+    def item_counts(self, execution_arn: str) -> dict[tuple[str, str], int]:
+        """How many items of an execution are of each (kind, status): the end rule and the
+        REMOVE item's turn are decided on these, without reading every item."""
+        query = (
+            select(_work_items.c.kind, _work_items.c.status, func.count())
+            .where(_work_items.c.execution_arn == execution_arn)
+            .group_by(_work_items.c.kind, _work_items.c.status)
+        )
+        with self._read.connect() as conn:
+            return {(str(k), str(s)): int(n) for k, s, n in conn.execute(query)}
+
+    def item_indexes(
+        self, execution_arn: str, statuses: tuple[str, ...], kinds: tuple[str, ...]
+    ) -> list[int]:
+        """The indexes of an execution's items of these kinds in these statuses, in order."""
+        query = (
+            select(_work_items.c.item)
+            .where(
+                _work_items.c.execution_arn == execution_arn,
+                _work_items.c.status.in_(statuses),
+                _work_items.c.kind.in_(kinds),
+            )
+            .order_by(_work_items.c.item)
+        )
+        with self._read.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def executions_with_items(self, statuses: tuple[str, ...]) -> list[str]:
+        """The executions that have items in any of `statuses`, oldest first (the claim path
+        walks these instead of every READY item)."""
+        query = (
+            select(_executions.c.arn)
+            .where(
+                select(_work_items.c.item)
+                .where(
+                    _work_items.c.execution_arn == _executions.c.arn,
+                    _work_items.c.status.in_(statuses),
+                )
+                .exists()
+            )
+            .order_by(_executions.c.seq)
+        )
+        with self._read.connect() as conn:
+            return [str(a) for a in conn.execute(query).scalars()]
 
     def update_item(self, row: ItemRow, expected_version: int) -> bool:
         """Compare-and-swap: write `row` (its version becomes expected_version + 1) only if the

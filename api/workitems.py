@@ -42,7 +42,7 @@ from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
 from contract import Doc
-from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, decode_report
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, REPORT_KEY, decode_report
 from contract.model import enum_values
 from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 
@@ -53,6 +53,7 @@ __all__ = [
     "ConflictEnded",
     "ItemNotFound",
     "ItemStatus",
+    "Progress",
     "WorkItem",
     "change_item",
     "claim_item",
@@ -61,9 +62,11 @@ __all__ = [
     "list_items",
     "new_row",
     "poke_holders",
+    "poke_running",
     "rate_share",
     "release_item",
     "report_item",
+    "running_indexes",
     "set_target",
     "settle",
 ]
@@ -335,6 +338,17 @@ def set_target(
     return [after[i] for i in chosen]
 
 
+def poke_running(store: Store, execution_arn: str) -> None:
+    """Poke the agents running items of one execution (their rate shares changed)."""
+    holders = {
+        row.agent_arn
+        for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
+        if row.execution_arn == execution_arn and row.agent_arn
+    }
+    for agent in sorted(holders):
+        store.notify(f"agent:{agent}")
+
+
 def poke_holders(store: Store, items: Any) -> None:
     """Tell the agents holding running items that there is news (a wish, a new rate share):
     the store channel the embedded agent listens on; remote agents hear it in their next reply."""
@@ -388,44 +402,106 @@ def _outcome(items: Sequence[WorkItem]) -> tuple[str, str, str] | None:
     return "ERROR", code, text[:4000]
 
 
-def settle(store: Store, execution_arn: str, now: float) -> Doc | None:
+@dataclass(frozen=True)
+class Progress:
+    """One item's report as `settle` needs it: its counters before and after, and its phase."""
+
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    phase: str | None
+
+
+def _delta(progress: Progress) -> dict[str, Any]:
+    """What one report adds to the execution's sums (negative when a rerun restarts a count)."""
+    before = execution_counters([_counted(progress.before)])
+    after = execution_counters([_counted(progress.after)])
+    out: dict[str, Any] = {}
+    for name, value in after.items():
+        old = before.get(name, 0)
+        if isinstance(value, dict):
+            olds = old if isinstance(old, dict) else {}
+            out[name] = {k: v - olds.get(k, 0) for k, v in value.items()}
+        elif isinstance(value, int) and isinstance(old, int):
+            out[name] = value - old
+    return out
+
+
+def _counted(counters: Mapping[str, Any]) -> WorkItem:
+    return WorkItem(
+        "", 1, ItemKind.TRANSFER, None, READY, None, None, 0, None, None, 0, counters, {}, 0.0
+    )
+
+
+def _add(doc: Doc, delta: Mapping[str, Any]) -> bool:
+    changed = False
+    for name, value in delta.items():
+        if isinstance(value, dict):
+            current = doc.get(name)
+            nested = dict(current) if isinstance(current, dict) else {}
+            for key, number in value.items():
+                if number:
+                    nested[key] = nested.get(key, 0) + number
+                    changed = True
+            doc[name] = nested
+        elif value:
+            current = doc.get(name, 0)
+            doc[name] = (current if isinstance(current, int) else 0) + value
+            changed = True
+    return changed
+
+
+def settle(
+    store: Store, execution_arn: str, now: float, progress: Progress | None = None
+) -> Doc | None:
     """Roll the items up into the execution (counters, phase, the REMOVE item, the end rule).
 
-    Idempotent; called after every item change. Returns the execution as written (None when it
-    has no items or is gone). An execution without items is left as it is.
+    With `progress` (one item's report) the execution's sums move by what that report changed,
+    so a report costs a few indexed reads whatever the number of items; without it the sums are
+    recomputed from every item (operator changes, the reaper: rare). The end rule and the REMOVE
+    item's turn are decided on counts per status; only an execution that ends reads its items
+    to name those that did not succeed. Idempotent. Returns the execution as written (None when
+    it has no items or is gone); an execution without items is left as it is.
     """
-    items = list_items(store, execution_arn)
-    if not items:
+    counts = store.item_counts(execution_arn)
+    if not counts:
         return None
-    transfers = [i for i in items if i.kind == ItemKind.TRANSFER]
-    for item in items:
-        if (
-            item.kind == ItemKind.REMOVE
-            and item.status == PENDING
-            and all(t.status == SUCCEEDED for t in transfers)
-        ):
+    transfers_left = sum(
+        n for (kind, status), n in counts.items() if kind == "TRANSFER" and status != "SUCCEEDED"
+    )
+    if not transfers_left and counts.get(("REMOVE", PENDING.value)):
 
-            def ready(current: WorkItem) -> WorkItem | None:
-                if current.status != PENDING:
-                    return None
-                return replace(current, status=READY, updated_at=now)
+        def ready(current: WorkItem) -> WorkItem | None:
+            if current.status != PENDING:
+                return None
+            return replace(current, status=READY, updated_at=now)
 
-            change_item(store, execution_arn, item.index, ready)
-            items = list_items(store, execution_arn)
-    counters = execution_counters(items)
-    phase = _phase(items)
-    outcome = _outcome(items)
+        for index in store.item_indexes(execution_arn, (PENDING.value,), ("REMOVE",)):
+            change_item(store, execution_arn, index, ready)
+        counts = store.item_counts(execution_arn)
+    active = any(n and ItemStatus(status) in ACTIVE for (_k, status), n in counts.items())
+    items = None if active and progress is not None else list_items(store, execution_arn)
+    outcome = None if items is None else _outcome(items)
+    counters = None if items is None else execution_counters(items)
+    delta = None if progress is None or items is not None else _delta(progress)
+    phase = progress.phase if progress is not None else (_phase(items) if items else None)
 
     def roll_up(doc: Doc) -> bool:
         if doc["Status"] in TERMINAL_STATUSES:
             return False
-        before = {name: doc.get(name) for name in counters}
-        doc.update(counters)
-        changed = before != {name: doc.get(name) for name in counters}
+        changed = False
+        if counters is not None:
+            before = {name: doc.get(name) for name in counters}
+            doc.update(counters)
+            changed = before != {name: doc.get(name) for name in counters}
+        elif delta is not None:
+            changed = _add(doc, delta)
         if phase is not None:
             changed = lifecycle.advance_phase(doc, phase, now) or changed
-        if outcome is not None:
-            lifecycle.end_items(doc, outcome[0], now, outcome[1], outcome[2], items_result(items))
+        if outcome is not None and items is not None:
+            reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
+            lifecycle.end_items(
+                doc, outcome[0], now, outcome[1], outcome[2], items_result(items), reports
+            )
             changed = True
         return changed
 
@@ -529,13 +605,19 @@ def report_item(
     )
 
 
-def rate_share(limit: int, items: Sequence[WorkItem], index: int) -> int:
+def running_indexes(store: Store, execution_arn: str) -> list[int]:
+    """The indexes of the execution's items an agent runs (item 0, the planner, aside)."""
+    held = tuple(sorted(s.value for s in (HELD | {RUNNING})))
+    return store.item_indexes(execution_arn, held, (ItemKind.TRANSFER.value, ItemKind.REMOVE.value))
+
+
+def rate_share(limit: int, running: Sequence[int], index: int) -> int:
     """This item's share of the execution's BytesPerSecond: the limit split evenly among the
-    running items (the first ones take the remainder, so the shares add up to the limit);
-    −1 stays −1, and an item that is not running would get the whole limit."""
+    running items (`running`: their indexes, in order; the first ones take the remainder, so
+    the shares add up to the limit); −1 stays −1, and an item that is not running would get
+    the whole limit."""
     if limit < 0:
         return limit
-    running = sorted(i.index for i in items if i.running and i.kind != ItemKind.PREPARE)
     if index not in running:
         return limit
     base, extra = divmod(limit, len(running))

@@ -10,7 +10,9 @@ The Update operations change only targets (`targetTaskRunStatus` / `targetRunSta
 requeue, CANCELED skips, SUCCEEDED/FAILED mark), and each runs at most once per clientToken
 (api.deadline.tokens). UpdateJob's other members (priority, retries, name, …) describe Deadline's
 own scheduler and have no meaning here: a request naming one is a ValidationException saying so,
-rather than a silent no-op.
+rather than a silent no-op. The Identity Center `principalId` filters of the List operations are
+accepted (validated) and do not narrow anything: there are no Identity Center principals here,
+every operator sees everything.
 """
 
 from __future__ import annotations
@@ -28,7 +30,15 @@ from api.deadline.errors import (
 )
 from api.deadline.ids import Farm, IdIndex, derive, parse_task_id, task_id
 from api.deadline.pages import page
-from api.deadline.resources import CREATED_BY, JobView, StepView, TaskView, job_view
+from api.deadline.resources import (
+    CREATED_BY,
+    JobView,
+    StepView,
+    TaskView,
+    job_view,
+    one_task,
+    task_doc,
+)
 from api.deadline.tokens import ClientTokens, fingerprint
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
@@ -52,6 +62,7 @@ OPERATIONS = (
     "GetTask",
     "UpdateTask",
 )
+_REQUEUE = ("READY", "PENDING")
 _JOB_UPDATABLE = {"farmId", "queueId", "jobId", "clientToken", "targetTaskRunStatus"}
 
 
@@ -103,7 +114,7 @@ class DeadlineApi:
             raise _not_found("queue", p["queueId"])
         return task
 
-    def _job(self, p: Doc) -> JobView:
+    def _execution(self, p: Doc) -> Mapping[str, Any]:
         task = self._task(p)
         task_arn = task["TaskArn"]
         arn = self.ids.resolve(
@@ -114,7 +125,10 @@ class DeadlineApi:
         execution = None if arn is None else self.store.execution_view(arn)
         if execution is None or execution["TaskArn"] != task_arn:
             raise _not_found("job", p["jobId"])
-        return job_view(self.store, execution)
+        return execution
+
+    def _job(self, p: Doc) -> JobView:
+        return job_view(self.store, self._execution(p))
 
     def _step(self, p: Doc) -> tuple[JobView, StepView]:
         job = self._job(p)
@@ -274,7 +288,13 @@ class DeadlineApi:
         return {"tasks": [step.task_doc(t) for t in chosen], "nextToken": token}
 
     def get_task(self, p: Doc) -> Doc:
-        _job, step, task = self._task_of_step(p)
+        execution = self._execution(p)
+        parsed = parse_task_id(p["taskId"])
+        if parsed is not None and parsed[0] == p["stepId"]:
+            found = one_task(self.store, execution, p["stepId"], parsed[1])
+            if found is not None:
+                return task_doc(p["stepId"], float(execution["StartTime"]), found)
+        _job, step, task = self._task_of_step(p)  # no such row: the whole view decides
         return step.task_doc(task)
 
     def update_task(self, p: Doc) -> Doc:
@@ -295,8 +315,20 @@ class DeadlineApi:
         kind: str,
         resource_id: str,
     ) -> None:
+        ended = job.execution["Status"] in TERMINAL_STATUSES
+        if ended and target in _REQUEUE:
+            # the issue's rule, whatever the items' states: requeueing anything of an ended
+            # execution is a conflict (api.workitems alone would answer a no-op for SUCCEEDED
+            # items, which reads as "done" to a caller who asked for a re-run)
+            raise ConflictException(
+                f"Cannot set {target} on this {kind}: the execution has ended "
+                f"({job.execution['Status']}). Start a new execution: it skips what is already "
+                "at the destination.",
+                "STATUS_CONFLICT",
+                resource_id,
+                kind,
+            )
         if not job.itemized:
-            ended = job.execution["Status"] in TERMINAL_STATUSES
             raise ConflictException(
                 f"Cannot set {target} on this {kind}: "
                 + (

@@ -14,12 +14,12 @@ Statuses are the items' own (api.workitems): a task's `runStatus`/`targetRunStat
 `failureRetryCount`, `startedAt`/`endedAt` are its item's columns. A step's or job's
 `taskRunStatus` is the most pressing of its tasks' by `_PRECEDENCE` (anything running, then what
 will run, then what waits for an operator, then what waits for other items, then the failures,
-then success), its counts are the
-counts of its tasks, and its target is the one target all its tasks share (else none).
+then success), its counts are the counts of its tasks, and its target is the one target all its
+tasks share (else none).
 
 Two cases have no item rows to show, and are rendered from the execution itself:
-- an execution with no items at all (started before work items existed): item 0 is synthesized
-  from the DataSync status;
+- an execution with no items at all (not planned yet, a tree too small to split, or one started
+  before work items existed): item 0 is synthesized from the DataSync status;
 - a step without tasks: before planning it is PENDING; when the execution ran in item 0 alone (a
   small tree, no plan: workitems.md) it shows item 0's status; a step the execution ended before
   reaching (Remove after a failed transfer) is CANCELED.
@@ -33,8 +33,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from api.deadline.ids import step_id, task_id
+from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
-from api.workitems import WorkItem, list_items
+from api.workitems import ItemNotFound, WorkItem, get_item, list_items
 from contract.model import enum_values
 from contract.workitems import ItemKind
 
@@ -46,6 +47,8 @@ __all__ = [
     "TaskView",
     "aggregate",
     "job_view",
+    "one_task",
+    "task_doc",
 ]
 
 CREATED_BY = "datasync-local"
@@ -142,8 +145,6 @@ class StepView:
         return next((t for t in self.tasks if t.index == index), None)
 
     def summary(self) -> dict[str, Any]:
-        from api.deadline.wire import iso
-
         return {
             "stepId": self.step_id,
             "name": self.name,
@@ -173,20 +174,40 @@ class StepView:
         return out
 
     def task_doc(self, task: TaskView) -> dict[str, Any]:
-        from api.deadline.wire import iso
+        return task_doc(self.step_id, self.created, task)
 
-        return {
-            "taskId": task_id(self.step_id, task.index),
-            "createdAt": iso(self.created),
-            "createdBy": CREATED_BY,
-            "runStatus": task.status,
-            "targetRunStatus": task.target,
-            "failureRetryCount": task.retries,
-            "startedAt": iso(task.started),
-            "endedAt": iso(task.ended),
-            "updatedAt": iso(task.updated),
-            "parameters": {"path": {"path": task.path}},
-        }
+
+def task_doc(step: str, created: float, task: TaskView) -> dict[str, Any]:
+    """GetTask's document (and ListTasks' summaries, which drop `parameters`' siblings)."""
+    return {
+        "taskId": task_id(step, task.index),
+        "createdAt": iso(created),
+        "createdBy": CREATED_BY,
+        "runStatus": task.status,
+        "targetRunStatus": task.target,
+        "failureRetryCount": task.retries,
+        "startedAt": iso(task.started),
+        "endedAt": iso(task.ended),
+        "updatedAt": iso(task.updated),
+        "parameters": {"path": {"path": task.path}},
+    }
+
+
+def one_task(
+    store: Store, execution: Mapping[str, Any], wanted_step: str, index: int
+) -> TaskView | None:
+    """One task read from its one row, for GetTask (polled: a plan of thousands of items need
+    not be decoded for it). None when that step has no such item row; the caller then falls
+    back to `job_view` (which also covers item 0 synthesized for an execution without items)."""
+    arn = str(execution["TaskExecutionArn"])
+    name = next((n for n in STEP_NAMES if step_id(arn, n) == wanted_step), None)
+    if name is None:
+        return None
+    try:
+        item = get_item(store, arn, index)
+    except ItemNotFound:
+        return None
+    return TaskView.of(item) if item.kind == _STEP_KIND[name] else None
 
 
 _STEP_DESCRIPTIONS = {
@@ -245,8 +266,6 @@ class JobView:
         return next((s for s in self.steps if s.step_id == wanted), None)
 
     def doc(self, job_id: str) -> dict[str, Any]:
-        from api.deadline.wire import iso
-
         tasks = self.tasks
         status = aggregate([t.status for t in tasks]) or "PENDING"
         started = min((t.started for t in tasks if t.started is not None), default=None)

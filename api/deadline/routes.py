@@ -39,7 +39,7 @@ __all__ = ["PREFIX", "deadline_routes"]
 
 PREFIX = "/2023-10-12"
 Authenticate = Callable[[Request, bytes, str], Awaitable[None]]
-_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]  # HEAD comes with GET
 
 
 def deadline_routes(
@@ -56,7 +56,9 @@ def deadline_routes(
         try:
             body = await read_body(request, body_timeout)
             await authenticate(request, body, SERVICE)
-            path = request.url.path
+            # the raw path: labels are percent-decoded once, after the split into segments
+            raw = request.scope.get("raw_path") or request.url.path.encode()
+            path = raw.decode("latin-1").split("?", 1)[0]
             found = match_operation(request.method, path)
             if found is None:
                 raise ValidationException(
@@ -84,4 +86,7 @@ def deadline_routes(
             headers={"x-amzn-RequestId": request_id},
         )
 
-    return [Route(PREFIX + "/{rest:path}", serve, methods=_METHODS)]
+    return [
+        Route(PREFIX, serve, methods=_METHODS),
+        Route(PREFIX + "/{rest:path}", serve, methods=_METHODS),
+    ]

@@ -23,7 +23,22 @@ from botocore.exceptions import ClientError
 
 from api.store import Store
 from api.workitems import get_item, list_items, set_target
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, Server, location_root, wait_for
+from tests.agents.remote import (
+    AgentProcess,
+    activate,
+    same_tree,
+    temporaries,
+    wait_status,
+)
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Server,
+    location_root,
+    make_tree,
+    wait_for,
+)
 
 SCOPES = [
     {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},
@@ -360,6 +375,51 @@ def test_cancel_reaches_every_item(fleet: Fleet) -> None:
     assert ended["Status"] == "ERROR" and ended["Result"]["ErrorCode"] == "Cancelled"
 
 
+def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) -> None:
+    arn, _ = fleet.start()
+    prepare = fleet.claim(0)
+    assert prepare is not None
+    job_ids = fleet.plan(0, prepare, SCOPES[1:]).json()["jobIds"]
+    first = fleet.claim(1)  # a2 works (and stays ONLINE) while a1 falls silent
+    assert first is not None and first["jobId"] == job_ids[0]
+
+    def planner_done() -> bool:
+        fleet.report(1, first)
+        return get_item(fleet.store, arn, 0).status.value == "SUCCEEDED"
+
+    wait_for(planner_done, timeout=15, interval=0.3)
+    job = fleet.clients[1].describe_job_execution(thingName=fleet.things[1], jobId=job_ids[0])
+    assert job["execution"]["status"] == "IN_PROGRESS"
+    assert fleet.describe(arn)["Status"] not in ("SUCCESS", "ERROR")  # not re-planned, not ended
+
+
+def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet: Fleet) -> None:
+    arn, _ = fleet.planned(SCOPES[1:])
+    lost = fleet.claim(0)
+    assert lost is not None
+    # both agents fall silent: when the lease runs out no candidate is ONLINE
+    ended = wait_for(
+        lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=15, interval=0.2
+    )
+    assert ended["Result"]["ErrorCode"] == "AgentTimeout"
+    assert "work item 1" in ended["Result"]["ErrorDetail"]
+    assert [i.status.value for i in list_items(fleet.store, arn)] == [
+        "SUCCEEDED",
+        "FAILED",
+        "CANCELED",
+        "CANCELED",
+    ]
+
+
+def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -> None:
+    arn, _ = fleet.planned(SCOPES[1:])
+    ended = wait_for(
+        lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=20, interval=0.2
+    )
+    assert ended["Result"]["ErrorCode"] == "AgentUnavailable"
+    assert all(i.status.value in ("SUCCEEDED", "CANCELED") for i in list_items(fleet.store, arn))
+
+
 def test_a_remote_agents_running_item_survives_a_restart_and_suspension_too(
     fleet: Fleet, server: Server
 ) -> None:
@@ -413,3 +473,123 @@ def _credential(backend: Any, agent_arn: str) -> tuple[str, str]:
     secret = os.urandom(16).hex()
     backend.credentials.add(agent_arn, Credential(key, secret))
     return key, secret
+
+
+# end to end: real agent processes sharing one execution ----------------------------------------
+MiB = 1 << 20
+
+
+def _shared_tree(root: Path) -> None:
+    """Eight top-level directories and files directly under the root (so the plan splits),
+    and an extra at the destination that REMOVE deletes."""
+    for n in range(8):
+        make_tree(str(root / "src" / f"d{n}"), 2, 256 * 1024, prefix=f"d{n}-")
+    make_tree(str(root / "src"), 2, 64 * 1024, prefix="top-")
+    (root / "dst" / "extra.txt").write_text("not at the source\n")
+
+
+@pytest.fixture
+def processes(tmp_path: Path) -> Iterator[list[AgentProcess]]:
+    started: list[AgentProcess] = []
+    yield started
+    for agent in started:
+        agent.stop()
+
+
+def _two_agents(
+    tmp_path: Path, server: Server, root: Path, started: list[AgentProcess], rate: int
+) -> tuple[list[str], str]:
+    arns = []
+    for name in ("p1", "p2"):
+        agent = AgentProcess(server.url, tmp_path / f"state-{name}", [root], name=name)
+        started.append(agent)
+        arns.append(activate(server, agent, name))
+    ds = server.client()
+    source, destination = (
+        ds.create_location_nfs(
+            ServerHostname="localhost",
+            Subdirectory=str(root / sub),
+            OnPremConfig={"AgentArns": arns},
+        )["LocationArn"]
+        for sub in ("src", "dst")
+    )
+    task = ds.create_task(
+        SourceLocationArn=source,
+        DestinationLocationArn=destination,
+        Options={"PreserveDeletedFiles": "REMOVE", "BytesPerSecond": rate},
+    )["TaskArn"]
+    return arns, task
+
+
+def _ended(server: Server, arn: str, agents: list[AgentProcess], timeout: float) -> Any:
+    """The execution once it ended; on a timeout, what its items and agents were doing."""
+    try:
+        return wait_status(server.client(), arn, ("SUCCESS", "ERROR"), timeout=timeout)
+    except AssertionError:
+        assert server.served is not None
+        items = list_items(server.served.app.state.backend.store, arn)
+        state = [(i.index, i.status.value, i.agent_arn, i.execution_number) for i in items]
+        logs = [a.log.read_text()[-2000:] for a in agents]
+        raise AssertionError(f"not ended: items {state}; agents' logs {logs}") from None
+
+
+def test_two_agent_processes_share_an_execution(
+    tmp_path: Path, root: Path, processes: list[AgentProcess]
+) -> None:
+    _shared_tree(root)
+    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=3.0)
+    server.start()
+    try:
+        arns, task = _two_agents(tmp_path, server, root, processes, 2 * MiB)
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        final = _ended(server, arn, processes, timeout=60)
+        assert final["Status"] == "SUCCESS", final
+        assert same_tree(root / "src", root / "dst")
+        assert not (root / "dst" / "extra.txt").exists() and temporaries(root) == []
+        assert server.served is not None
+        items = list_items(server.served.app.state.backend.store, arn)
+        kinds = [i.kind.value for i in items]
+        assert kinds[0] == "PREPARE" and kinds[-1] == "REMOVE"
+        assert kinds.count("TRANSFER") >= 9  # each top-level directory, and the root's files
+        assert {i.agent_arn for i in items if i.kind.value == "TRANSFER"} == set(arns)
+        assert all(i.status.value == "SUCCEEDED" for i in items)
+        files = sum(1 for p in (root / "src").rglob("*") if p.is_file())
+        assert final["FilesTransferred"] == files and final["FilesDeleted"] == 1
+    finally:
+        server.stop()
+
+
+def test_kill_9_of_one_of_two_agents_still_succeeds_with_nothing_torn(
+    tmp_path: Path, root: Path, processes: list[AgentProcess]
+) -> None:
+    _shared_tree(root)
+    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=3.0)
+    server.start()
+    try:
+        arns, task = _two_agents(tmp_path, server, root, processes, 512 * 1024)
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        assert server.served is not None
+        store = server.served.app.state.backend.store
+
+        def victim_mid_item() -> int | None:
+            for item in list_items(store, arn):
+                bytes_written = json.loads(item.details.get("counters", "{}")).get("BytesWritten")
+                if item.running and item.agent_arn == arns[0] and item.index > 0 and bytes_written:
+                    return item.index
+            return None
+
+        victim_item = wait_for(victim_mid_item, timeout=30, interval=0.02)
+        processes[0].kill()  # kill -9, mid-item
+        final = _ended(server, arn, processes, timeout=90)
+        assert final["Status"] == "SUCCESS", final
+        # nothing torn: every real name holds the source's bytes (a temporary of the killed
+        # agent may be left behind, under its hidden name only)
+        assert same_tree(root / "src", root / "dst")
+        taken = get_item(store, arn, victim_item)
+        # the killed agent's item was taken over by the survivor under a newer epoch
+        assert (taken.agent_arn, taken.status.value) == (arns[1], "SUCCEEDED"), taken
+        assert taken.execution_number >= 2
+    finally:
+        server.stop()

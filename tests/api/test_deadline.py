@@ -117,6 +117,40 @@ def test_every_resource_of_a_finished_execution(server: Server) -> None:
             assert path == "." or (server.root / "src" / "one" / path).exists()  # type: ignore[attr-defined]
             total += 1
     assert total == sum(counts.values())
+    transfer = next(s["stepId"] for s in steps if s["name"] == "Transfer")
+    paths = [
+        dl.get_task(**ids, stepId=transfer, taskId=t["taskId"])["parameters"]["path"]["path"]
+        for t in dl.list_tasks(**ids, stepId=transfer)["tasks"]
+    ]
+    assert sorted(paths) == ["d1", "d2"]  # each top-level directory its own item
+
+
+def test_a_tree_too_small_to_split_is_one_task(server: Server) -> None:
+    """One top-level entry: the agent runs the whole tree in item 0 without a plan; the
+    Transfer step has no tasks and shows item 0's outcome; updates are conflicts."""
+    ds = server.client()
+    root: Path = server.root  # type: ignore[attr-defined]
+    make_tree(str(root / "src" / "only" / "d"), 2, 100)
+    (root / "dst" / "only").mkdir()
+    _, _, task = nfs_task(ds, server.agent_arn, root / "src" / "only", root / "dst" / "only")
+    arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+    assert finished(ds, arn)["Status"] == "SUCCESS"
+    dl = deadline(server)
+    farm_id = dl.list_farms()["farms"][0]["farmId"]
+    ids = {"farmId": farm_id, "queueId": dl.list_queues(farmId=farm_id)["queues"][0]["queueId"]}
+    ids["jobId"] = dl.list_jobs(**ids)["jobs"][0]["jobId"]
+    steps = {s["name"]: s for s in dl.list_steps(**ids)["steps"]}
+    assert steps["Transfer"]["taskRunStatus"] == "SUCCEEDED"
+    assert dl.list_tasks(**ids, stepId=steps["Transfer"]["stepId"])["tasks"] == []
+    (only,) = dl.list_tasks(**ids, stepId=steps["Prepare"]["stepId"])["tasks"]
+    assert only["runStatus"] == "SUCCEEDED" and only["parameters"]["path"]["path"] == "."
+    assert dl.get_job(**ids)["taskRunStatusCounts"]["SUCCEEDED"] == 1
+    with pytest.raises(ClientError) as caught:
+        dl.update_job(**ids, targetTaskRunStatus="SUSPENDED")
+    assert error(caught)["Error"]["Code"] == "ConflictException"
+    with pytest.raises(ClientError) as caught:
+        dl.update_step(**ids, stepId=steps["Transfer"]["stepId"], targetTaskRunStatus="READY")
+    assert error(caught)["Error"]["Code"] == "ConflictException"
 
 
 def test_pages_and_ids_survive_a_restart(server: Server) -> None:
@@ -267,6 +301,9 @@ def test_signatures_unsupported_operations_and_bodies(server: Server) -> None:
 
         for method, path, body, reason in [
             ("GET", "/2023-10-12/nothing-here", b"", "UNKNOWN_OPERATION"),
+            ("GET", "/2023-10-12", b"", "UNKNOWN_OPERATION"),
+            ("OPTIONS", "/2023-10-12/farms", b"", "UNKNOWN_OPERATION"),
+            ("PUT", f"/2023-10-12/farms/{farm_id}", b"{}", "UNKNOWN_OPERATION"),
             ("PATCH", f"/2023-10-12/farms/{farm_id}/queues/q/jobs/j", b"{not json", "CANNOT_PARSE"),
             ("GET", "/2023-10-12/farms", json.dumps({"x": 1}).encode(), "FIELD_VALIDATION_FAILED"),
         ]:
@@ -280,3 +317,52 @@ def test_signatures_unsupported_operations_and_bodies(server: Server) -> None:
         answer = http.get(url, headers=headers)
         assert answer.status_code == 403
         assert answer.headers["x-amzn-ErrorType"] == "AccessDeniedException"
+
+
+def test_client_tokens_expire_after_a_day_and_a_claim_is_exclusive(tmp_path: Path) -> None:
+    """api.deadline.tokens over a real store, with its clock set: a replay inside 24 h returns
+    the first result without running the effect; after 24 h the token is new again; a token
+    whose first request is still running is refused; a failed effect releases its token."""
+    from api.deadline.errors import ConflictException
+    from api.deadline.tokens import REPLAY_WINDOW_SECONDS, ClientTokens
+    from api.store import Store
+
+    store = Store.in_directory(str(tmp_path / "tokens"))
+    now = [1_000_000.0]
+    tokens = ClientTokens(store, clock=lambda: now[0])
+    runs: list[str] = []
+
+    def effect(name: str) -> Any:
+        def run() -> dict[str, Any]:
+            runs.append(name)
+            return {"run": name}
+
+        return run
+
+    try:
+        assert tokens.run_once("t", "request-1", effect("first")) == {"run": "first"}
+        now[0] += REPLAY_WINDOW_SECONDS - 1
+        assert tokens.run_once("t", "request-1", effect("again")) == {"run": "first"}
+        with pytest.raises(ConflictException):
+            tokens.run_once("t", "request-2", effect("other"))
+        now[0] += 2  # the first use is now more than 24 h old
+        assert tokens.run_once("t", "request-2", effect("new")) == {"run": "new"}
+        assert runs == ["first", "new"]
+
+        def nested() -> dict[str, Any]:  # the same token arrives while the first still runs
+            with pytest.raises(ConflictException) as caught:
+                tokens.run_once("u", "request-1", effect("concurrent"))
+            assert caught.value.reason == "CONCURRENT_MODIFICATION"
+            return {}
+
+        tokens.run_once("u", "request-1", nested)
+
+        def failing() -> dict[str, Any]:
+            raise ValueError("the first attempt failed")
+
+        with pytest.raises(ValueError):
+            tokens.run_once("v", "request-1", failing)
+        assert tokens.run_once("v", "request-1", effect("retried")) == {"run": "retried"}
+        assert runs == ["first", "new", "retried"]
+    finally:
+        store.close()

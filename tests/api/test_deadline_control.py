@@ -122,6 +122,13 @@ def test_the_plan_as_steps_and_tasks(plan: Plan) -> None:
     transfer = plan.dl.get_step(**plan.ids, stepId=plan.steps["Transfer"])
     assert transfer["taskRunStatus"] == "READY" and transfer["taskRunStatusCounts"]["READY"] == 3
     assert plan.dl.get_job(**plan.ids)["taskRunStatus"] == "READY"
+    pages = plan.dl.get_paginator("list_tasks").paginate(
+        **plan.ids, stepId=plan.steps["Transfer"], PaginationConfig={"PageSize": 2}
+    )
+    sizes = [len(p["tasks"]) for p in pages]
+    assert sizes == [2, 1]
+    listed = plan.dl.list_tasks(**plan.ids, stepId=plan.steps["Transfer"], maxResults=2)
+    assert [t["taskId"] for t in listed["tasks"]] == [plan.tasks[1], plan.tasks[2]]
 
 
 def test_suspend_and_resume_one_item(plan: Plan) -> None:
@@ -203,3 +210,62 @@ def test_client_token_replay_conflict_and_restart(plan: Plan) -> None:
     assert caught.value.response["Error"]["Code"] == "ConflictException"
     plan.update(3, "READY", clientToken="token-4")
     assert plan.task(3)["runStatus"] == "READY"
+
+
+def test_suspend_a_running_item_through_the_jobs_protocol(tmp_path: Path) -> None:
+    """UpdateTask SUSPENDED on an item an agent runs: it keeps RUNNING with the target until the
+    agent (driven over the jobs protocol: tests/agents/test_work_items.Fleet) acknowledges,
+    then it is SUSPENDED without a retry counted, the execution keeps its phase, and READY
+    offers it again under a new executionNumber."""
+    from tests.agents.test_work_items import SCOPES, Fleet
+
+    root = location_root(tmp_path)
+    server = Server(str(tmp_path / "data"), [str(root)], embedded_agent=False).start()
+    try:
+        fleet = Fleet(server, root, remote=True)
+        arn, _job_ids = fleet.planned(SCOPES[1:])  # items 1 (a) and 2 (b)
+        running = fleet.claim(0)
+        assert running is not None
+        fleet.report(0, running, counters={"FilesTransferred": 2}, phase="TRANSFERRING")
+
+        # an agent's own credentials call only the jobs endpoint
+        key, secret = fleet.keys[0]
+        agent = deadline(server, aws_access_key_id=key, aws_secret_access_key=secret)
+        with pytest.raises(ClientError) as caught:
+            agent.list_farms()
+        assert caught.value.response["Error"]["Code"] == "AccessDeniedException"
+
+        dl = deadline(server)
+        farm = dl.list_farms()["farms"][0]["farmId"]
+        ids = {"farmId": farm, "queueId": dl.list_queues(farmId=farm)["queues"][0]["queueId"]}
+        ids["jobId"] = next(j["jobId"] for j in dl.list_jobs(**ids)["jobs"] if j["name"] == arn)
+        steps = {s["name"]: s["stepId"] for s in dl.list_steps(**ids)["steps"]}
+        ids["stepId"] = steps["Transfer"]
+        tasks = dl.list_tasks(**ids)["tasks"]
+        by_path = {
+            dl.get_task(**ids, taskId=t["taskId"])["parameters"]["path"]["path"]: t for t in tasks
+        }
+        assert sorted(by_path) == ["a", "b"]
+        held = by_path["a"]["taskId"]
+        assert dl.get_task(**ids, taskId=held)["runStatus"] == "RUNNING"
+        assert dl.get_step(**ids)["taskRunStatus"] == "RUNNING"
+
+        dl.update_task(**ids, taskId=held, targetRunStatus="SUSPENDED")
+        wished = dl.get_task(**ids, taskId=held)
+        assert (wished["runStatus"], wished["targetRunStatus"]) == ("RUNNING", "SUSPENDED")
+        state = fleet.report(0, running, counters={"FilesTransferred": 3})
+        assert state["statusDetails"]["control:suspend"] == "true"
+        fleet.report(0, running, "FAILED", **{"agent:interrupted": "SUSPENDED"})
+        suspended = dl.get_task(**ids, taskId=held)
+        assert suspended["runStatus"] == "SUSPENDED" and suspended["failureRetryCount"] == 0
+        described = fleet.describe(arn)
+        assert described["Status"] == "TRANSFERRING" and described["FilesTransferred"] == 3
+
+        dl.update_task(**ids, taskId=held, targetRunStatus="READY")
+        assert dl.get_task(**ids, taskId=held)["runStatus"] == "READY"
+        again = fleet.claim(1)
+        assert again is not None and again["jobId"] == running["jobId"]
+        assert again["executionNumber"] == running["executionNumber"] + 1
+        assert dl.get_task(**ids, taskId=held)["runStatus"] == "RUNNING"
+    finally:
+        server.stop()

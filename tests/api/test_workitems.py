@@ -6,6 +6,7 @@ Two `Store` objects on one database stand for two processes."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from dataclasses import replace
@@ -113,8 +114,10 @@ def _finish(store: Store, arn: str, index: int, status: str, **counters: int) ->
     settle(store, arn, NOW + 1)
 
 
-def test_the_migration_head_is_0005() -> None:
-    assert HEAD == "0005"
+def test_the_work_items_revision_follows_0004() -> None:
+    module = importlib.import_module("api.migrations.versions.0005_work_items")
+    assert (module.revision, module.down_revision) == ("0005", "0004")
+    assert HEAD >= "0005"
 
 
 def test_item_status_is_the_deadline_models_enum() -> None:
@@ -304,3 +307,37 @@ def test_counters_and_results_round_trip(stores: tuple[Store, Store]) -> None:
     settle(b, arn, NOW)
     doc = a.execution(arn)
     assert doc["Status"] == "TRANSFERRING" and doc["FilesListed"] == {"AtSource": 4}
+
+
+def test_the_task_report_result_is_the_items_reports(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    for n, reports, expected in (
+        (1, ['{"Status":"SUCCESS"}', '{"Status":"SUCCESS"}'], {"Status": "SUCCESS"}),
+        (
+            2,
+            ['{"Status":"SUCCESS"}', '{"Status":"ERROR","ErrorCode":"S3","ErrorDetail":"x"}'],
+            {"Status": "ERROR", "ErrorCode": "S3", "ErrorDetail": "x"},
+        ),
+        (3, [], {"Status": "ERROR", "ErrorCode": "NoTaskReport"}),
+    ):
+        arn = _execution(a, n)
+        found = a.execution_versioned(arn)
+        assert found is not None
+        doc, version = found
+        doc["ReportResult"] = {"Status": "PENDING"}
+        assert a.update_execution(doc, version)
+        _plan(a, arn, ["a", "b"])
+        for index in (1, 2):
+            _run(a, arn, index)
+            raw = reports[index - 1] if reports else None
+
+            def end(item: WorkItem, raw: str | None = raw) -> WorkItem:
+                details = {"report": raw} if raw else {}
+                return replace(item, status=ItemStatus("SUCCEEDED"), details=details)
+
+            change_item(a, arn, index, end)
+        settle(b, arn, NOW)
+        ended = b.execution(arn)
+        assert ended is not None and ended["Status"] == "SUCCESS"
+        got = ended["ReportResult"]
+        assert {k: got[k] for k in expected} == expected
