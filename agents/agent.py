@@ -363,8 +363,11 @@ class Agent:
                 tg.cancel_scope.cancel()
             if shipper.active and not abandoned:  # the log's file events before the end
                 await shipper.flush()
-            if journal is not None and not abandoned:  # what a resume will not redo
-                await journal.flush()
+            if journal is not None and not abandoned and final.get("Status") != "SUCCESS":
+                for attempt in range(3):  # what a resume or a retry will not redo
+                    if await journal.flush(everything=True) or journal.stopped:
+                        break
+                    await anyio.sleep(0.2 * (attempt + 1))
         finally:
             self._transfers.pop(job_id, None)
             wished = id(transfer) in self._cancel_wished
