@@ -20,22 +20,8 @@ from tests.api.harness import (
     nfs_task,
     wait_for,
 )
+from tests.ui.client import act, logged_in, recent_row, running_row, transfers
 from tests.ui.failing import failing_files
-
-
-def logged_in(server: Server) -> tuple[httpx.Client, str]:
-    client = httpx.Client(base_url=server.url)
-    reply = client.post(
-        "/ui/login", data={"access_key_id": ACCESS_KEY, "secret_access_key": SECRET_KEY}
-    )
-    assert reply.status_code == 303 and reply.headers["location"] == "/ui"
-    cookie = reply.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
-    page = client.get("/ui")
-    assert page.status_code == 200
-    assert SECRET_KEY not in page.text  # a secret is never rendered
-    csrf = page.text.split('name="csrf-token" content="', 1)[1].split('"', 1)[0]
-    return client, csrf
 
 
 def test_wrong_password_gets_nothing(server: Server) -> None:
@@ -79,13 +65,6 @@ def test_actions_need_csrf_and_use_the_api_rules(server: Server, root: Path) -> 
     cancel = {"action": "cancel", "TaskExecutionArn": arn}
     assert client.post("/ui/action", json=cancel, headers={"x-csrf-token": csrf}).status_code == 200
     wait_for(lambda: ds.describe_task_execution(TaskExecutionArn=arn)["Status"] == "ERROR")
-
-
-def recent_row(client: httpx.Client, arn: str) -> dict[str, Any] | None:
-    rows = [
-        e for e in client.get("/ui/state.json").json()["recent"] if e["TaskExecutionArn"] == arn
-    ]
-    return rows[0] if rows else None
 
 
 def test_recent_execution_lists_its_failed_files_from_the_log(server: Server, root: Path) -> None:
@@ -181,21 +160,6 @@ def split_execution(server: Server, root: Path) -> tuple[Any, str]:
         Options={"BytesPerSecond": SLOW_RATE, "VerifyMode": "NONE"},
     )
     return ds, ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
-
-
-def running_row(client: httpx.Client, arn: str) -> dict[str, Any] | None:
-    rows = [
-        e for e in client.get("/ui/state.json").json()["running"] if e["TaskExecutionArn"] == arn
-    ]
-    return rows[0] if rows else None
-
-
-def act(client: httpx.Client, csrf: str, **body: Any) -> httpx.Response:
-    return client.post("/ui/action", json=body, headers={"x-csrf-token": csrf})
-
-
-def transfers(row: dict[str, Any]) -> list[dict[str, Any]]:
-    return [i for i in row["Items"] if i["Kind"] == "TRANSFER"]
 
 
 def test_the_page_lists_an_executions_work_items(server: Server, root: Path) -> None:
