@@ -11,6 +11,14 @@
             ▼
           report SUCCEEDED | FAILED with the final snapshot
 
+Work items (issue 12, agents/workitems.py): a job is an execution's item 0 or one of its items.
+Item 0 plans the split (reporting PREPARING while it walks) and uploads it, or runs the whole
+tree as above when it is small; a TRANSFER item runs the engine on its scope and journals the
+files it finished; the REMOVE item only deletes. Every report of an item carries its
+`executionNumber`; a refusal means it was taken over, and the job is abandoned quietly (the
+engine's cancel removes its temporaries). `control:suspend` in a reply cancels the transfer and
+the final report acknowledges it (FAILED, `agent:interrupted=SUSPENDED`, the counters so far).
+
 The agent knows the control plane only through the jobs protocol (`agents.client`); it never
 imports `api`. `stop()` cancels a running transfer cleanly and waits for its final report.
 """
@@ -30,16 +38,29 @@ from agents.client import JobsClient, JobsError
 from agents.event_shipper import EventShipper
 from agents.locations import Mount, resolve_location
 from agents.unattended import TaskReport, manifest_filters
+from agents.workitems import (
+    Journal,
+    Work,
+    plan_scopes,
+    read_journal,
+    splittable,
+    upload_plan,
+    work_for,
+)
 from contract import Doc
 from contract.jobs import (
+    COUNTERS_KEY,
     MAX_DETAIL_VALUE,
+    PHASE_KEY,
     REPORT_KEY,
+    RESULT_KEY,
     SESSION_KEY,
     Control,
     InvalidBytesPerSecond,
     compact,
     encode_report,
 )
+from contract.workitems import INTERRUPTED_KEY, SUSPEND_KEY, ItemKind
 from engine import DataSyncLocalError, FilterRules, Options
 from engine.events import EventSink, FileEvent
 from engine.transfer import Transfer
@@ -109,6 +130,8 @@ class Agent:
         self._pokes = 0  # poke() calls so far: a reporter busy when one came still sees it
         self._transfers: dict[str, Transfer] = {}
         self._cancel_wished: set[int] = set()  # id() of transfers the control plane cancelled
+        # id() of transfers the control plane suspended → the phase they were in then
+        self._suspended: dict[int, str] = {}
         self._running: set[str] = set()
         self._idle = anyio.Event()
         self._idle.set()
@@ -193,6 +216,9 @@ class Agent:
     async def run_job(self, execution: Doc) -> None:
         job_id = str(execution["jobId"])
         version: int | None = execution.get("versionNumber")
+        raw_number = execution.get("executionNumber")
+        # the claim's fencing epoch (contract/workitems.py), sent with every report
+        number = raw_number if isinstance(raw_number, int) else None
         document = json.loads(execution.get("jobDocument") or "{}")
         # who runs this job now: a restarted or partitioned copy of this agent that finds
         # another session in the state abandons the job instead of overwriting newer state
@@ -208,29 +234,66 @@ class Agent:
             shipper = EventShipper(
                 self.client, self.thing, job_id, str(options.to_dict().get("LogLevel", "OFF"))
             )
+            work = work_for(document, options)
             report = (
                 await anyio.to_thread.run_sync(TaskReport, document, self.buckets)
                 if document.get("TaskReportConfig")
                 else None
             )
-            transfer = Transfer(
-                source,
-                destination,
-                options,
-                filters,
-                niceness=self.transfer_niceness,
-                allow_empty_source=self.engine.allow_empty_source,
-                fsync=self.engine.fsync,
-                hash_cache_dir=self.engine.hash_cache_dir,
-                on_event=_sinks(report, shipper),
-            )
-        except (DataSyncLocalError, KeyError, ValueError) as exc:
+        except (DataSyncLocalError, KeyError, ValueError, TypeError) as exc:
             code = "LocationError" if "Location" in type(exc).__name__ else "InvalidJobDocument"
             result = {"ErrorCode": code, "ErrorDetail": str(exc)}
             await self._report(
-                job_id, "FAILED", {"phase": "ERROR", "result": _compact(result)}, version, session
+                job_id,
+                "FAILED",
+                {"phase": "ERROR", "result": _compact(result)},
+                version,
+                session,
+                number,
             )
             return
+        if work.assignment.kind is ItemKind.PREPARE and splittable(document):
+            planned = await self._prepare(job_id, source, work, version, number, session)
+            if planned is None:
+                return  # the plan is uploaded and item 0 reported (or the job was lost)
+            version = planned
+        # A work item is fenced by its executionNumber alone: a version conflict on it means it
+        # was taken over (never that the control plane lost our reports), so no expectedVersion
+        fenced = work.assignment.index > 0 and number is not None
+        if fenced:
+            version = None
+        journal: Journal | None = None
+        done: set[str] = set()
+        if work.journaled and number is not None:
+            if number > 1:  # a resume or a takeover: what earlier claims finished
+                try:
+                    done = await read_journal(self.client, self.thing, job_id)
+                except JobsError as exc:
+                    if not exc.transient:
+                        log.warning("agent %s: job %s: %s; abandoning it", self.thing, job_id, exc)
+                        return
+                    log.warning("agent %s: no journal for %s: %s", self.thing, job_id, exc)
+                except Exception as exc:  # unreachable: the files are compared instead
+                    log.warning("agent %s: no journal for %s: %s", self.thing, job_id, exc)
+            journal = Journal(self.client, self.thing, job_id, number, done)
+        transfer = Transfer(
+            source,
+            destination,
+            work.options,
+            filters,
+            niceness=self.transfer_niceness,
+            allow_empty_source=self.engine.allow_empty_source,
+            fsync=self.engine.fsync,
+            hash_cache_dir=self.engine.hash_cache_dir,
+            on_event=_sinks(
+                report.on_event if report else None,
+                shipper.sink if shipper.active else None,
+                journal.sink if journal else None,
+            ),
+            scope=work.scope,
+            done=done,
+            deletes_only=work.deletes_only,
+        )
         self._transfers[job_id] = transfer
         abandoned = False
         try:
@@ -269,14 +332,14 @@ class Agent:
                         details = {**encode_details(snapshot), SESSION_KEY: session}
                         try:
                             state = await self.client.update(
-                                self.thing, job_id, "IN_PROGRESS", details, version
+                                self.thing, job_id, "IN_PROGRESS", details, version, number
                             )
                         except JobsError as exc:
                             if exc.transient:
                                 log.warning("agent %s: cannot report: %s", self.thing, exc)
                                 continue
                             state = exc.body.get("executionState") or {}
-                            if exc.code != "VersionMismatch" or _foreign(state, session):
+                            if exc.code != "VersionMismatch" or _foreign(state, session) or fenced:
                                 log.warning(
                                     "agent %s: job %s: %s; abandoning it", self.thing, job_id, exc
                                 )
@@ -287,23 +350,48 @@ class Agent:
                         except Exception as exc:  # server unreachable: keep going, retry later
                             log.warning("agent %s: cannot report: %s", self.thing, exc)
                             continue
-                        version = state.get("versionNumber", version)
+                        if not fenced:
+                            version = state.get("versionNumber", version)
                         self._apply(transfer, state.get("statusDetails") or {})
 
                 tg.start_soon(reporter)
                 if shipper.active:
                     tg.start_soon(shipper.run)
+                if journal is not None:
+                    tg.start_soon(journal.run, self.report_interval)
                 final = await transfer.run()
                 tg.cancel_scope.cancel()
-            if shipper.active:  # the log's file events before the end it reports
+            if shipper.active and not abandoned:  # the log's file events before the end
                 await shipper.flush()
+            if journal is not None and not abandoned and final.get("Status") != "SUCCESS":
+                for attempt in range(3):  # what a resume or a retry will not redo
+                    if await journal.flush(everything=True) or journal.stopped:
+                        break
+                    await anyio.sleep(0.2 * (attempt + 1))
         finally:
             self._transfers.pop(job_id, None)
             wished = id(transfer) in self._cancel_wished
             self._cancel_wished.discard(id(transfer))
+            suspended_in = self._suspended.pop(id(transfer), None)
         if abandoned:
             if report is not None:
                 report.discard()
+            return
+        if suspended_in and final.get("Status") != "SUCCESS":
+            # the acknowledgement of a suspend: the counters so far, the phase it stopped in,
+            # no error (the control plane holds the item SUSPENDED, not failed)
+            details = {**encode_details(final), SESSION_KEY: session}
+            details[PHASE_KEY] = suspended_in
+            result = {
+                k: v
+                for k, v in (final.get("Result") or {}).items()
+                if k not in ("ErrorCode", "ErrorDetail")
+            }
+            details[RESULT_KEY] = _compact(result)[:MAX_DETAIL]
+            details[INTERRUPTED_KEY] = "SUSPENDED"
+            if report is not None:
+                report.discard()
+            await self._report(job_id, "FAILED", details, version, session, number)
             return
         status = "SUCCEEDED" if final.get("Status") == "SUCCESS" else "FAILED"
         if status == "FAILED" and self._stopping and not wished and self.stopped_code:
@@ -320,7 +408,77 @@ class Agent:
         if report is not None:
             report_result = await anyio.to_thread.run_sync(report.finish, final)
             details[REPORT_KEY] = _compact(report_result)[:MAX_DETAIL]
-        await self._report(job_id, status, details, version, session)
+        await self._report(job_id, status, details, version, session, number)
+
+    async def _prepare(
+        self,
+        job_id: str,
+        source: str,
+        work: Work,
+        version: int | None,
+        number: int | None,
+        session: str,
+    ) -> int | None:
+        """Item 0: plan the split (on a thread, reporting PREPARING meanwhile so the claim stays
+        alive), upload it and report item 0 SUCCEEDED. None when item 0 is over (planned, or
+        lost to a takeover); else the job's version, to run the whole tree in item 0 as before
+        items (a small tree, or a control plane without the plan route)."""
+        details = {PHASE_KEY: "PREPARING", COUNTERS_KEY: "{}", SESSION_KEY: session}
+        lost = False
+
+        async def heartbeat() -> None:
+            nonlocal version, lost
+            for _ in range(1_000_000):  # until planned: a tree of any size, bounded anyway
+                # a small tree is planned long before the first beat: it costs no request
+                await anyio.sleep(self.report_interval)
+                try:
+                    state = await self.client.update(
+                        self.thing, job_id, "IN_PROGRESS", details, version, number
+                    )
+                    version = state.get("versionNumber", version)
+                except JobsError as exc:
+                    state = exc.body.get("executionState") or {}
+                    if exc.code == "VersionMismatch" and not _foreign(state, session):
+                        version = state.get("versionNumber", version)
+                        continue
+                    if not exc.transient:
+                        log.warning("agent %s: job %s: %s; abandoning it", self.thing, job_id, exc)
+                        lost = True
+                        return
+                except Exception as exc:
+                    log.warning("agent %s: cannot report: %s", self.thing, exc)
+
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(heartbeat)
+                scopes = await anyio.to_thread.run_sync(plan_scopes, source, work.assignment)
+                tg.cancel_scope.cancel()
+        except OSError as exc:  # the source cannot be read: the engine reports it, as before
+            log.info("agent %s: cannot plan %s: %s", self.thing, job_id, exc)
+            return version if not lost else None
+        if lost:
+            return None
+        if scopes is None or number is None:
+            return version
+        for attempt in range(1, 11):  # the server may be restarting: bounded retries
+            try:
+                if not await upload_plan(self.client, self.thing, job_id, number, scopes):
+                    return version
+                break
+            except JobsError as exc:
+                if not exc.transient or attempt == 10:
+                    log.warning("agent %s: plan of %s refused: %s", self.thing, job_id, exc)
+                    return None
+            except Exception as exc:
+                if attempt == 10:
+                    log.warning(
+                        "agent %s: cannot upload the plan of %s: %s", self.thing, job_id, exc
+                    )
+                    return None
+            await anyio.sleep(min(5.0, 0.25 * attempt))
+        log.info("agent %s: %s split into %d items", self.thing, job_id, len(scopes))
+        await self._report(job_id, "SUCCEEDED", details, version, session, number)
+        return None
 
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""
@@ -329,6 +487,10 @@ class Agent:
         except InvalidBytesPerSecond as exc:
             log.warning("agent %s: ignoring the control plane's wish: %s", self.thing, exc)
             return
+        if details.get(SUSPEND_KEY) == "true" and id(transfer) not in self._suspended:
+            phase = str(transfer.snapshot().get("Status"))
+            self._suspended[id(transfer)] = phase if phase not in ("SUCCESS", "ERROR") else ""
+            transfer.cancel()  # files in flight go back to temporaries, removed
         if control is None:
             return
         if control.cancel:
@@ -348,6 +510,7 @@ class Agent:
         details: dict[str, str],
         version: int | None = None,
         session: str | None = None,
+        number: int | None = None,
     ) -> None:
         """The final report, retried (bounded in time) while the server is unreachable."""
         deadline = time.monotonic() + self.final_report_timeout
@@ -355,11 +518,17 @@ class Agent:
         while True:
             attempt += 1
             try:
-                await self.client.update(self.thing, job_id, status, details, version)
+                await self.client.update(self.thing, job_id, status, details, version, number)
                 return
             except JobsError as exc:
                 state = exc.body.get("executionState") or {}
-                if exc.code == "VersionMismatch" and attempt < 10 and not _foreign(state, session):
+                fenced = version is None and number is not None and "-i" in job_id
+                if (
+                    exc.code == "VersionMismatch"
+                    and attempt < 10
+                    and not _foreign(state, session)
+                    and not fenced
+                ):
                     version = state.get("versionNumber")
                     continue
                 if not exc.transient:
@@ -376,11 +545,10 @@ class Agent:
             await anyio.sleep(min(5.0, 0.25 * attempt))
 
 
-def _sinks(report: TaskReport | None, shipper: EventShipper) -> EventSink | None:
-    """The engine's one sink: the task report and the execution log, whichever want events."""
-    sinks = [s for s in (report.on_event if report else None, shipper.sink) if s is not None]
-    if not shipper.active:
-        sinks.remove(shipper.sink)
+def _sinks(*candidates: EventSink | None) -> EventSink | None:
+    """The engine's one sink: the task report, the execution log and the work item's journal,
+    whichever want events."""
+    sinks = [s for s in candidates if s is not None]
     if not sinks:
         return None
     if len(sinks) == 1:

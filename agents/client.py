@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from contract import Doc
+from contract.workitems import JournalBatch, JournalPage, PlanUpload
 
 __all__ = ["ActivationClient", "JobsClient", "JobsError"]
 
@@ -142,11 +143,15 @@ class JobsClient:
         status: str,
         details: dict[str, str],
         expected_version: int | None,
+        execution_number: int | None = None,
     ) -> Doc:
-        """Report; returns the new executionState (status, statusDetails, versionNumber)."""
+        """Report; returns the new executionState (status, statusDetails, versionNumber).
+        `execution_number` fences a work item's claim (contract/workitems.py)."""
         body: Doc = {"status": status, "statusDetails": details, "includeJobExecutionState": True}
         if expected_version is not None:
             body["expectedVersion"] = expected_version
+        if execution_number is not None:
+            body["executionNumber"] = execution_number
         result = await self._call("POST", f"/things/{thing}/jobs/{job_id}", body)
         state = result.get("executionState")
         return state if isinstance(state, dict) else {}
@@ -157,6 +162,20 @@ class JobsClient:
         """A batch of per-file log events (contract/log_events.py)."""
         body: Doc = {"events": events, "dropped": dropped}
         return await self._call("POST", f"/things/{thing}/jobs/{job_id}/events", body)
+
+    async def upload_plan(self, thing: str, job_id: str, plan: PlanUpload) -> Doc:
+        """Item 0's split of the execution (contract/workitems.py)."""
+        return await self._call("POST", f"/things/{thing}/jobs/{job_id}/items", plan.to_json())
+
+    async def post_journal(self, thing: str, job_id: str, batch: JournalBatch) -> Doc:
+        """Files a work item finished, fenced by the claim's executionNumber."""
+        return await self._call("POST", f"/things/{thing}/jobs/{job_id}/journal", batch.to_json())
+
+    async def journal(self, thing: str, job_id: str, next_token: str | None = None) -> JournalPage:
+        """One page of a work item's journal."""
+        query = {"nextToken": next_token} if next_token else None
+        page = await self._call("GET", f"/things/{thing}/jobs/{job_id}/journal", query=query)
+        return JournalPage.from_json(page)
 
     async def describe(self, thing: str, job_id: str) -> Doc:
         return await self._call("GET", f"/things/{thing}/jobs/{job_id}")

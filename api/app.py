@@ -1,9 +1,12 @@
 """The ASGI application: routes, body limit, SigV4, and the one place errors meet the wire.
 
     POST /                              DataSync, JSON 1.1, `X-Amz-Target: FmrsService.<Op>`
-    GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json)
+    GET|PUT|POST /things/{thing}/jobs…  IoT Jobs data plane for agents (rest-json), with the
+                                        work items' plan upload and journal (api.jobs)
     GET /health, /ready, /metrics       liveness, readiness, Prometheus (`api.health`)
     GET /ui…  (a browser's GET / too)   the live status page (`api.ui`)
+    * /2023-10-12/…                     Deadline Cloud REST-JSON, SigV4 `deadline`: work items
+                                        (`api.deadline`, which renders its own errors)
 
 Every AWS-protocol route is an `api.edge.endpoint` (which also counts it for `/metrics` by
 protocol, operation and code, `api.request_counts`), and every error leaves through
@@ -33,6 +36,7 @@ from starlette.routing import Route
 from api.activation import MAX_BODY as ACTIVATION_MAX_BODY
 from api.activation import Activation
 from api.auth import verify_request
+from api.deadline import deadline_routes
 from api.dispatch import handlers
 from api.edge import (
     BODY_TIMEOUT_SECONDS,
@@ -64,6 +68,7 @@ from api.store_logs import LogStore
 from api.ui import ui_routes, wants_page
 from contract.log_events import MAX_BATCH_EVENTS
 from contract.model import load_service_model
+from contract.workitems import MAX_PLAN_BODY
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
 
@@ -239,6 +244,27 @@ def create_app(
             return await logs_route(request)
         return await datasync_route(request)
 
+    async def work_items(request: Request, call: Call) -> Reply:
+        """Item 0's plan upload and the items' journal (contract/workitems, issue 12)."""
+        what = request.path_params["what"]
+        if what == "items" and request.method == "POST":
+            call.operation = "UploadPlan"
+        elif what == "journal":
+            call.operation = "PutJournal" if request.method == "POST" else "GetJournal"
+        limit = MAX_PLAN_BODY if what == "items" else MAX_BODY_BYTES
+        body = await read_body(request, body_timeout, limit)
+        await authenticate(request, body, "iot-jobs-data")
+        thing = request.path_params["thing"]
+        job_id = request.path_params["job_id"]
+        if call.operation == "UploadPlan":
+            return Reply(await blocking(jobs.upload_plan, thing, job_id, parse_object(body)))
+        if call.operation == "PutJournal":
+            return Reply(await blocking(jobs.add_journal, thing, job_id, parse_object(body)))
+        if call.operation == "GetJournal" and request.method == "GET":
+            token = request.query_params.get("nextToken")
+            return Reply(await blocking(jobs.journal, thing, job_id, token))
+        raise UnknownOperationException(f"No operation for {request.method} {request.url.path}.")
+
     async def root(request: Request) -> Response:
         """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
         if wants_page(request):
@@ -302,8 +328,14 @@ def create_app(
             endpoint("jobs", True, job_events, meter.observe),
             methods=["POST"],
         ),
+        Route(
+            "/things/{thing}/jobs/{job_id}/{what:str}",
+            endpoint("jobs", True, work_items, meter.observe),
+            methods=["GET", "POST"],
+        ),
         Route("/agent-activation", activation_route, methods=["POST"]),
         Route("/agent-activation/{key}", activation_route, methods=["POST"]),
+        *deadline_routes(backend.store, backend.config, authenticate, body_timeout),
         *operational_routes(
             backend,
             embedded_agent_arn=embedded_agent_arn,

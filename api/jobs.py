@@ -5,17 +5,25 @@
     GET  /things/{thing}/jobs/{jobId}    DescribeJobExecution
     POST /things/{thing}/jobs/{jobId}    UpdateJobExecution (phase + counters, expectedVersion)
 
-A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`). This
+    POST /things/{thing}/jobs/{jobId}/items     item 0's plan upload (contract.workitems)
+    POST|GET /things/{thing}/jobs/{jobId}/journal  the files an item finished
+
+A thing is an agent (`agent-<17 hex>`), a job is one task execution (`exec-<17 hex>`, its item 0)
+or one of its work items (`exec-<17 hex>-iN`, claimed by any candidate agent). This
 module speaks the protocol; which job an agent gets, leases, step timers and takeovers are decided
 by `api.scheduler` alone. `$next` is the one way to claim a job; `UpdateJobExecution` reports on a
 claimed one (a QUEUED job is refused) and is a heartbeat. `executionNumber`, when given, must be the
 job's current one (a job taken over from a lost agent has the next). Replies carry the control
-plane's wishes in `statusDetails` (`contract.jobs.Control`).
+plane's wishes in `statusDetails` (`contract.jobs.Control`, and for items their rate share and
+`control:suspend`). An item's report must come from its holder under its current epoch
+(`executionNumber`): anything else is refused 409 VersionMismatch, with the item's state.
 """
 
 from __future__ import annotations
 
-from api import lifecycle
+import base64
+
+from api import lifecycle, workitems
 from api.errors import (
     InvalidRequestException,
     InvalidStateTransitionException,
@@ -23,16 +31,49 @@ from api.errors import (
     VersionConflictException,
 )
 from api.models import Backend
-from api.scheduler import CANCEL_GRACE_SECONDS, change_execution
+from api.scheduler import (
+    CANCEL_GRACE_SECONDS,
+    RUNNING_STATUSES,
+    Claimed,
+    change_execution,
+    item_job_id_of,
+)
 from api.validation import validate_input
+from api.workitems import WorkItem
 from contract import Doc
-from contract.jobs import DEVICE_STATUSES, MAX_DETAIL_VALUE, RUNNING_KEY, SLOTS_KEY
+from contract.jobs import (
+    CANCEL_KEY,
+    DEVICE_STATUSES,
+    MAX_DETAIL_VALUE,
+    PHASE_KEY,
+    RATE_KEY,
+    RUNNING_KEY,
+    SLOTS_KEY,
+)
+from contract.workitems import (
+    MAX_JOURNAL_BATCH,
+    SUSPEND_KEY,
+    ItemAssignment,
+    ItemKind,
+    JournalBatch,
+    JournalPage,
+    PlanUpload,
+    parse_item_job_id,
+)
 
 __all__ = ["CANCEL_GRACE_SECONDS", "RUNNING_KEY", "SLOTS_KEY", "Jobs"]
 _DEVICE_STATUSES = DEVICE_STATUSES
 
 
 _job_id = lifecycle.job_id
+
+
+def _item_index(job_id: str) -> int:
+    """The item a job id names (0: an execution's own job, or not a job id at all)."""
+    try:
+        return parse_item_job_id(job_id)[1]
+    except ValueError:
+        return 0
 
 
 class Jobs:
@@ -69,8 +110,117 @@ class Jobs:
         return doc
 
     def job(self, thing: str, job_id: str) -> Doc:
-        """The execution behind `thing`'s job (ResourceNotFoundException if not its own)."""
+        """The execution behind `thing`'s job or work item (ResourceNotFoundException if not
+        its own)."""
+        if _item_index(job_id):
+            doc, item = self._item(thing, job_id)
+            if item.agent_arn != self._agent(thing):
+                raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+            return doc
         return self._job(thing, job_id)
+
+    # work items as jobs ---------------------------------------------------------------------
+    def _item(self, thing: str, job_id: str) -> tuple[Doc, WorkItem]:
+        """An item's execution and the item, for an agent that may run it (a candidate)."""
+        agent = self._agent(thing)
+        execution_id, index = parse_item_job_id(job_id)
+        doc = self.store.execution_by_job_id(execution_id)
+        row = None if doc is None else self.store.item(doc["TaskExecutionArn"], index)
+        if doc is None or row is None:
+            raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        item = WorkItem.from_row(row)
+        if item.agent_arn != agent and agent not in self.backend.scheduler.execution_candidates(
+            doc
+        ):
+            raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
+        return doc, item
+
+    def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
+        """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
+        running = workitems.running_indexes(self.store, doc["TaskExecutionArn"])
+        limit = int(doc["Options"]["BytesPerSecond"])
+        out = {RATE_KEY: str(workitems.rate_share(limit, running, item.index))}
+        if item.target == workitems.SUSPENDED:
+            out[SUSPEND_KEY] = "true"
+        stop = (workitems.CANCELED, workitems.SUCCEEDED, workitems.FAILED)
+        if doc.get("CancelRequestedAt") is not None or item.target in stop:
+            out[CANCEL_KEY] = "true"
+        return out
+
+    @staticmethod
+    def _item_status(item: WorkItem) -> str:
+        """The IoT JobExecutionStatus an item shows its agents."""
+        if item.running:
+            return "IN_PROGRESS"
+        return {
+            workitems.SUCCEEDED: "SUCCEEDED",
+            workitems.FAILED: "FAILED",
+            workitems.CANCELED: "CANCELED",
+            workitems.NOT_COMPATIBLE: "REJECTED",
+        }.get(item.status, "QUEUED")
+
+    def _item_state(self, doc: Doc, item: WorkItem) -> Doc:
+        return {
+            "status": self._item_status(item),
+            "statusDetails": {**item.details, **self._item_control(doc, item)},
+            "versionNumber": item.version,
+        }
+
+    def _item_summary(self, doc: Doc, item: WorkItem) -> Doc:
+        out: Doc = {
+            "jobId": item_job_id_of(item),
+            "queuedAt": int(doc["StartTime"]),
+            "lastUpdatedAt": int(item.updated_at),
+            "versionNumber": item.version,
+            "executionNumber": item.execution_number,
+        }
+        if item.started_at is not None:
+            out["startedAt"] = int(item.started_at)
+        return out
+
+    def item_execution(
+        self, thing: str, doc: Doc, item: WorkItem, include_document: bool = True
+    ) -> Doc:
+        """A work item as an IoT JobExecution: its document is the execution's plus the item."""
+        out: Doc = {
+            **self._item_summary(doc, item),
+            "thingName": thing,
+            **{k: v for k, v in self._item_state(doc, item).items() if k != "versionNumber"},
+        }
+        if item.running and item.lease_expires is not None:
+            out["approximateSecondsBeforeTimedOut"] = max(
+                0, int(item.lease_expires - self.backend.now())
+            )
+        if include_document:
+            assignment = ItemAssignment(item.index, item.kind, item.scope)
+            out["jobDocument"] = lifecycle.item_job_document(doc, assignment).to_json()
+        return out
+
+    def _claimed(self, thing: str, claimed: Claimed) -> Doc:
+        if claimed.item is None:
+            return self.execution(thing, claimed.doc)
+        return self.item_execution(thing, claimed.doc, claimed.item)
+
+    def _held(self, thing: str, job_id: str, execution_number: object) -> tuple[Doc, WorkItem]:
+        """The item `thing` holds under `execution_number`; 409 VersionMismatch if it does
+        not (any more): another agent took it over, or its lease ran out."""
+        doc, item = self._item(thing, job_id)
+        agent = self._agent(thing)
+        stale = execution_number is not None and execution_number != item.execution_number
+        if (
+            item.agent_arn != agent
+            or stale
+            or (not item.running and item.status not in workitems.ENDED)
+        ):
+            raise VersionConflictException(
+                f"Job {job_id} is not held by thing {thing} under execution number "
+                f"{execution_number if execution_number is not None else '(none)'}: its current "
+                f"execution number is {item.execution_number} and it is {item.status.value}"
+                + (f" on {item.agent_arn}" if item.agent_arn else "")
+                + ".",
+                self._item_state(doc, item),
+            )
+        return doc, item
 
     def _details(self, doc: Doc) -> dict[str, str]:
         return {**doc["Job"]["statusDetails"], **lifecycle.control_details(doc)}
@@ -124,6 +274,11 @@ class Jobs:
             if key is None:
                 continue
             summaries[key].append(self._summary(doc))
+        for row in self.store.items_with_status(RUNNING_STATUSES, agent_arn=agent):
+            item = WorkItem.from_row(row)
+            found = self.store.execution(item.execution_arn)
+            if found is not None and item.kind != ItemKind.PREPARE:
+                summaries["inProgressJobs"].append(self._item_summary(found, item))
         return summaries
 
     def start_next(self, thing: str, body: Doc) -> Doc:
@@ -141,10 +296,10 @@ class Jobs:
             raise InvalidRequestException(
                 f"statusDetails.{SLOTS_KEY} must be an integer."
             ) from None
-        doc = self.backend.scheduler.claim(
+        claimed = self.backend.scheduler.claim(
             agent, running_ids, slots, body.get("stepTimeoutInMinutes"), details
         )
-        return {} if doc is None else {"execution": self.execution(thing, doc)}
+        return {} if claimed is None else {"execution": self._claimed(thing, claimed)}
 
     def describe(
         self,
@@ -163,6 +318,14 @@ class Jobs:
         if execution_number is not None:
             request["executionNumber"] = execution_number
         validate_input("DescribeJobExecution", request, "iot-jobs-data")
+        if _item_index(job_id):
+            found, item = self._item(thing, job_id)
+            if execution_number is not None and execution_number != item.execution_number:
+                raise ResourceNotFoundException(
+                    f"Job {job_id} of thing {thing} has no execution number {execution_number}; "
+                    f"its current execution number is {item.execution_number}."
+                )
+            return {"execution": self.item_execution(thing, found, item, include_document)}
         doc = self._job(thing, job_id, execution_number)
         return {"execution": self.execution(thing, doc, include_document)}
 
@@ -181,6 +344,8 @@ class Jobs:
                 f"status must be one of {', '.join(_DEVICE_STATUSES)}; {status} is set by the "
                 "service."
             )
+        if _item_index(job_id):
+            return self._update_item(thing, job_id, body)
         found = self._job(thing, job_id, body.get("executionNumber"))
         owner = found["AgentArn"]
         now = self.backend.now()
@@ -214,19 +379,157 @@ class Jobs:
                 doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
             )
             details = {**job["statusDetails"], **body.get("statusDetails", {})}
-            lifecycle.apply_report(doc, status, details, now)
+            if doc.get("_Plan"):
+                lifecycle.report_planned(doc, status, details, now)
+            else:
+                lifecycle.apply_report(doc, status, details, now)
             return True
 
         changed = change_execution(self.store, found["TaskExecutionArn"], report)
         if changed is None:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
         doc = changed[0]
+        if doc.get("_Plan"):
+            self._planner_reported(doc, status, body.get("statusDetails") or {}, now)
         out: Doc = {}
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._state(doc)
         if body.get("includeJobDocument"):
             out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
+
+    def _planner_reported(self, doc: Doc, status: str, details: dict[str, str], now: float) -> None:
+        """Item 0's report, its plan in: its row takes the report and the items settle."""
+        arn = doc["TaskExecutionArn"]
+        lease = self.backend.config.agent_timeout
+        cancelled = doc.get("CancelRequestedAt") is not None
+
+        def take(item: WorkItem) -> WorkItem | None:
+            if item.status in workitems.ENDED:
+                return None
+            return workitems.report_item(item, status, details, now, lease, cancelled)
+
+        workitems.change_item(self.store, arn, 0, take)
+        workitems.settle(self.store, arn, now)
+
+    def _update_item(self, thing: str, job_id: str, body: Doc) -> Doc:
+        """UpdateJobExecution on a work item: fenced by holder and epoch, then settled."""
+        status = body["status"]
+        doc, seen = self._held(thing, job_id, body.get("executionNumber"))
+        agent = seen.agent_arn
+        epoch = seen.execution_number
+        now = self.backend.now()
+        lease = self.backend.config.agent_timeout
+        cancelled = doc.get("CancelRequestedAt") is not None
+
+        def report(item: WorkItem) -> WorkItem | None:
+            # checked again on the copy being written: another agent may have taken it over
+            if item.agent_arn != agent or item.execution_number != epoch:
+                raise VersionConflictException(
+                    f"Job {job_id} was taken over (execution number {item.execution_number}).",
+                    self._item_state(doc, item),
+                )
+            if not item.running:
+                raise InvalidStateTransitionException(
+                    f"Job {job_id} is {self._item_status(item)}, a terminal state; it cannot "
+                    f"become {status}.",
+                    self._item_state(doc, item),
+                )
+            expected = body.get("expectedVersion")
+            if expected is not None and expected != item.version:
+                raise VersionConflictException(
+                    f"expectedVersion {expected} does not match the current version "
+                    f"{item.version}.",
+                    self._item_state(doc, item),
+                )
+            details = dict(body.get("statusDetails") or {})
+            return workitems.report_item(item, status, details, now, lease, cancelled)
+
+        written = workitems.change_item(self.store, doc["TaskExecutionArn"], seen.index, report)
+        item = written or workitems.get_item(self.store, doc["TaskExecutionArn"], seen.index)
+        # every report: the execution's counters are the items' sums
+        progress = None
+        if written is not None:
+            phase = written.details.get(PHASE_KEY)
+            progress = workitems.Progress(seen.counters, written.counters, phase)
+        settled = workitems.settle(self.store, doc["TaskExecutionArn"], now, progress)
+        doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
+        if status != "IN_PROGRESS":
+            # the running set changed: the other holders' shares did; READY items may be new
+            workitems.poke_running(self.store, doc["TaskExecutionArn"])
+        out: Doc = {}
+        if body.get("includeJobExecutionState"):
+            out["executionState"] = self._item_state(doc, item)
+        if body.get("includeJobDocument"):
+            assignment = ItemAssignment(item.index, item.kind, item.scope)
+            out["jobDocument"] = lifecycle.item_job_document(doc, assignment).to_json()
+        return out
+
+    # plans and the journal --------------------------------------------------------------------
+    def upload_plan(self, thing: str, job_id: str, body: Doc) -> Doc:
+        """Item 0's holder uploads the split of its execution (fenced by its epoch)."""
+        try:
+            plan = PlanUpload.from_json(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequestException(f"Not a plan upload: {exc}") from None
+        if _item_index(job_id) != 0:
+            raise InvalidRequestException(
+                f"Job {job_id} is a work item: only an execution's own job (item 0) uploads a plan."
+            )
+        doc = self._job(thing, job_id)
+        job = doc["Job"]
+        if plan.execution_number != job["executionNumber"] or job["status"] != "IN_PROGRESS":
+            raise VersionConflictException(
+                f"Job {job_id} is {job['status']} under execution number "
+                f"{job['executionNumber']}; a plan comes from its current holder "
+                f"(execution number {plan.execution_number} is not).",
+                self._state(doc),
+            )
+        if doc["Status"] in ("SUCCESS", "ERROR", "CANCELLING"):
+            raise InvalidStateTransitionException(
+                f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: no plan now.",
+                self._state(doc),
+            )
+        items = self.backend.scheduler.accept_plan(doc, plan, self.backend.now())
+        return {
+            "jobIds": [item_job_id_of(i) for i in items if i.kind != ItemKind.PREPARE],
+        }
+
+    def _journal_item(self, thing: str, job_id: str, execution_number: object) -> tuple[str, int]:
+        """(execution ARN, item index) of a journal call from the item's current holder."""
+        if _item_index(job_id):
+            doc, item = self._held(thing, job_id, execution_number)
+            return doc["TaskExecutionArn"], item.index
+        doc = self._job(thing, job_id)
+        job = doc["Job"]
+        if execution_number is not None and execution_number != job["executionNumber"]:
+            raise VersionConflictException(
+                f"Job {job_id}'s current execution number is {job['executionNumber']}.",
+                self._state(doc),
+            )
+        return doc["TaskExecutionArn"], 0
+
+    def add_journal(self, thing: str, job_id: str, body: Doc) -> Doc:
+        try:
+            batch = JournalBatch.from_json(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidRequestException(f"Not a journal batch: {exc}") from None
+        arn, index = self._journal_item(thing, job_id, batch.execution_number)
+        return {"added": self.store.journal_add(arn, index, list(batch.done))}
+
+    def journal(self, thing: str, job_id: str, next_token: str | None) -> Doc:
+        arn, index = self._journal_item(thing, job_id, None)
+        after = None
+        if next_token:
+            try:
+                after = base64.urlsafe_b64decode(next_token.encode("ascii")).decode("utf-8")
+            except (ValueError, UnicodeError):
+                raise InvalidRequestException("nextToken is not one this server gave.") from None
+        done = self.store.journal_page(arn, index, after, MAX_JOURNAL_BATCH)
+        token = None
+        if len(done) == MAX_JOURNAL_BATCH:
+            token = base64.urlsafe_b64encode(done[-1].encode("utf-8")).decode("ascii")
+        return JournalPage(done, token).to_json()
 
     # housekeeping -----------------------------------------------------------------------------
     def reap(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from contract import Doc
@@ -29,21 +30,27 @@ from contract.jobs import (
     JobDocument,
     decode_report,
 )
+from contract.workitems import ItemAssignment, ItemBudget, ItemKind
 
 __all__ = [
     "COUNTERS",
     "JOB_TERMINAL",
     "PHASES",
+    "advance_phase",
     "apply_report",
     "claim",
     "control_details",
     "describe",
+    "end_items",
     "finish",
+    "item_job_document",
     "job_document",
     "job_id",
     "location_for_agent",
     "new_execution",
+    "plan_done",
     "renew_lease",
+    "report_planned",
     "request_cancel",
     "requeue",
 ]
@@ -169,6 +176,31 @@ def requeue(doc: Doc, agent_arn: str, now: float) -> None:
     doc["AgentArn"] = agent_arn
 
 
+def report_planned(doc: Doc, status: str, details: dict[str, str], now: float) -> None:
+    """Item 0's report once its plan is in (`_Plan`): only its job moves. The execution's
+    counters are its items' sums and it ends by the end rule over them (`api.workitems.settle`),
+    not by this job's end. A phase it reports still moves the execution forward."""
+    job = doc["Job"]
+    job["statusDetails"] = details
+    job["status"] = status
+    job["lastUpdatedAt"] = int(now)
+    job["versionNumber"] += 1
+    doc["_ReportedAt"] = now
+    if status == "IN_PROGRESS":
+        phase = decode_report(details).phase
+        if phase is not None:
+            advance_phase(doc, phase, now)
+    else:
+        job.pop("leaseExpiresAt", None)
+        job.pop("stepDeadline", None)
+
+
+def plan_done(doc: Doc, now: float) -> None:
+    """Item 0's job, whose plan is in, ended by the control plane (its agent was lost after
+    the upload, or died with the previous process): the plan stands, so the job SUCCEEDED."""
+    report_planned(doc, "SUCCEEDED", dict(doc["Job"]["statusDetails"]), now)
+
+
 def _merge_counters(doc: Doc, details: dict[str, str]) -> None:
     report = decode_report(details)
     doc.update(report.counters)
@@ -235,6 +267,55 @@ def _end(doc: Doc, status: str, now: float) -> None:
                 break
 
 
+def advance_phase(doc: Doc, phase: str, now: float) -> bool:
+    """Move the DataSync phase forward to `phase` (never back); True if it moved. A cancelled
+    execution stays CANCELLING."""
+    current = doc["Status"]
+    if current in PHASES and phase in PHASES and PHASES.index(phase) > PHASES.index(current):
+        _set_status(doc, phase, now)
+        return True
+    return False
+
+
+def end_items(
+    doc: Doc,
+    status: str,
+    now: float,
+    error_code: str,
+    error_detail: str,
+    result: Mapping[str, Any],
+    reports: list[str] | None = None,
+) -> None:
+    """End an execution with a plan once no item keeps it alive (`api.workitems.settle`):
+    SUCCESS, or ERROR naming its items that did not succeed. A cancel stays a cancel.
+    `reports`: the ReportResults its items' agents sent (each wrote its part of the task
+    report): SUCCESS when every one did, else the first error."""
+    doc["Result"] = {**doc["Result"], **result}
+    if (doc.get("ReportResult") or {}).get("Status") == "PENDING" and reports:
+        parsed = [_report_result(raw) for raw in reports]
+        failed = [r for r in parsed if r["Status"] != "SUCCESS"]
+        doc["ReportResult"] = failed[0] if failed else {"Status": "SUCCESS"}
+    if doc.get("CancelRequestedAt") is not None:
+        status, error_code = "ERROR", "Cancelled"
+        error_detail = "The task execution was cancelled. " + error_detail
+    if status == "ERROR":
+        doc["Result"]["ErrorCode"] = error_code or "WorkItemFailed"
+        doc["Result"]["ErrorDetail"] = error_detail
+        if (doc.get("ReportResult") or {}).get("Status") == "PENDING":
+            doc["ReportResult"] = {
+                "Status": "ERROR",
+                "ErrorCode": doc["Result"]["ErrorCode"],
+                "ErrorDetail": "Not every work item succeeded.",
+            }
+    elif (doc.get("ReportResult") or {}).get("Status") == "PENDING":
+        doc["ReportResult"] = {
+            "Status": "ERROR",
+            "ErrorCode": "NoTaskReport",
+            "ErrorDetail": "No work item's agent wrote a task report.",
+        }
+    _end(doc, status, now)
+
+
 def finish(doc: Doc, status: str, now: float, error_code: str, error_detail: str) -> None:
     """End an execution from the control plane's side (cancel of a queued one, timeout, restart)."""
     job = doc["Job"]
@@ -274,6 +355,11 @@ def control_details(doc: Doc) -> dict[str, str]:
     return control.to_details()
 
 
+def item_job_document(doc: Doc, assignment: ItemAssignment) -> JobDocument:
+    """The document a work item is offered as: the execution's, with the item's assignment."""
+    return replace(job_document(doc), Item=assignment.to_json())
+
+
 def job_document(doc: Doc) -> JobDocument:
     """The document the execution is offered as, derived from it on every read: its Options are
     the execution's own (one BytesPerSecond, changed in one place). Executions stored by an
@@ -290,4 +376,10 @@ def job_document(doc: Doc) -> JobDocument:
         Destination=doc.get("_Destination") or old.get("Destination") or {},
         TaskReportConfig=doc.get("TaskReportConfig") or {},
         ManifestConfig=doc.get("ManifestConfig") or {},
+        # item 0 of an execution: plan within this budget (contract.workitems)
+        Item=ItemAssignment(
+            0, ItemKind.PREPARE, budget=ItemBudget.from_json(doc["_Budget"])
+        ).to_json()
+        if doc.get("_Budget")
+        else {},
     )

@@ -35,40 +35,44 @@ Everything about putting executions onto agents is here, and nowhere else:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, replace
 
-from api import lifecycle
+from api import lifecycle, workitems
+from api.cas import change_execution
 from api.config import ServerConfig
-from api.errors import InternalException, InvalidRequestException
-from api.store import Store
+from api.errors import InvalidRequestException
+from api.store import TERMINAL_STATUSES, Store
+from api.workitems import WorkItem
 from contract import Doc
+from contract.workitems import ItemBudget, ItemKind, PlanUpload, item_job_id
 from engine import Options
 
-__all__ = ["CANCEL_GRACE_SECONDS", "Admission", "Scheduler", "change_execution"]
+__all__ = [
+    "CANCEL_GRACE_SECONDS",
+    "RUNNING_STATUSES",
+    "Admission",
+    "Claimed",
+    "Scheduler",
+    "change_execution",
+    "item_job_id_of",
+]
 
 CANCEL_GRACE_SECONDS = 30.0
-_CAS_ATTEMPTS = 50  # compare-and-swap retries before giving up (each loser re-reads at once)
+# the TaskRunStatus values of an item an agent holds
+RUNNING_STATUSES = tuple(sorted(s.value for s in (workitems.HELD | {workitems.RUNNING})))
 
-T = TypeVar("T")
+
+@dataclass(frozen=True)
+class Claimed:
+    """What a claim hands an agent: an execution's own job, or one of its work items."""
+
+    doc: Doc
+    item: WorkItem | None = None
 
 
-def change_execution(store: Store, arn: str, apply: Callable[[Doc], T]) -> tuple[Doc, T] | None:
-    """Read-modify-write one execution with compare-and-swap, so that writers in any process
-    never lose each other's changes (a cancel racing an agent's final report stays a cancel).
-
-    `apply` changes the document in place and returns a value; returning False (exactly) means
-    "nothing to write". It may raise to refuse. Returns (document, value), None if it is gone.
-    """
-    for _ in range(_CAS_ATTEMPTS):
-        found = store.execution_versioned(arn)
-        if found is None:
-            return None
-        doc, version = found
-        value = apply(doc)
-        if value is False or store.update_execution(doc, version):
-            return doc, value
-    raise InternalException(f"Task execution {arn} is changing too fast to update; retry.")
+def item_job_id_of(item: WorkItem) -> str:
+    """The job id an item is offered as (`exec-…-iN`)."""
+    return item_job_id(item.execution_arn.rsplit("/", 1)[1], item.index)
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Scheduler:
         self._notify = notify
         self._is_remote = is_remote
         self.started_at = config.clock()
+        self._after_write: list[str] = []  # executions whose item 0 the reaper just ended
 
     # agents -----------------------------------------------------------------------------------
     def now(self) -> float:
@@ -118,9 +123,12 @@ class Scheduler:
         theirs = set(destination.get("_Agents", []))
         return [a for a in source.get("_Agents", []) if a in theirs]
 
-    def _execution_candidates(self, doc: Doc) -> list[str]:
+    def execution_candidates(self, doc: Doc) -> list[str]:
+        """The agents that may run an execution's work (bound to both of its locations)."""
         task = self.store.get("task", doc["TaskArn"])
         return self.candidates(task) if task is not None else []
+
+    _execution_candidates = execution_candidates
 
     def _slots(self, agent_arn: str) -> int:
         agent = self.store.get("agent", agent_arn) or {}
@@ -170,10 +178,22 @@ class Scheduler:
         slots: int,
         step_timeout_minutes: int | None,
         details: dict[str, str],
-    ) -> Doc | None:
-        """The job `agent_arn` should run next (already claimed and saved), or None."""
+    ) -> Claimed | None:
+        """The job `agent_arn` should run next (already claimed and saved), or None.
+
+        In order: a job it no longer runs (it restarted) is handed back; then, while it has a
+        free slot, the oldest READY work item of an execution it is a candidate for (oldest
+        execution first, lowest index first), then the oldest QUEUED execution job."""
         now = self.now()
         running = self.store.executions(agent_arn=agent_arn, active=True, job_status="IN_PROGRESS")
+        held = [
+            item
+            for item in map(
+                workitems.WorkItem.from_row,
+                self.store.items_with_status(RUNNING_STATUSES, agent_arn=agent_arn),
+            )
+            if item.kind != ItemKind.PREPARE
+        ]
         orphans = [d for d in running if lifecycle.job_id(d) not in running_ids]
         if orphans:  # the agent restarted: hand back what it was running
 
@@ -185,9 +205,18 @@ class Scheduler:
 
             changed = change_execution(self.store, orphans[0]["TaskExecutionArn"], reattach)
             if changed is not None and changed[1]:
-                return changed[0]
-        if len(running) >= slots:
+                return Claimed(changed[0])
+        for item in held:
+            if item_job_id_of(item) in running_ids:
+                continue
+            back = self._reattach_item(item, agent_arn, now)
+            if back is not None:
+                return back
+        if len(running) + len(held) >= slots:
             return None
+        taken = self._claim_item(agent_arn, now)
+        if taken is not None:
+            return taken
         for queued in self.store.executions(active=True, job_status="QUEUED"):
             owner = queued["AgentArn"]
             if owner != agent_arn and (
@@ -201,14 +230,109 @@ class Scheduler:
                     return False
                 doc["AgentArn"] = agent_arn
                 lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
+                online = [a for a in self._execution_candidates(doc) if self.online(a)]
+                doc["_Budget"] = ItemBudget(agents=max(1, len(online))).to_json()
                 if details:
                     doc["Job"]["statusDetails"] = details
                 return True
 
             changed = change_execution(self.store, queued["TaskExecutionArn"], take)
             if changed is not None and changed[1]:
-                return changed[0]
+                return Claimed(changed[0])
         return None
+
+    def _reattach_item(self, item: WorkItem, agent_arn: str, now: float) -> Claimed | None:
+        """A restarted agent's RUNNING item, handed back to it (a fresh lease, the same epoch)."""
+        lease = self.config.agent_timeout
+
+        def renew(current: WorkItem) -> WorkItem | None:
+            if current.agent_arn != agent_arn or not current.running:
+                return None
+            return replace(current, lease_expires=now + lease, updated_at=now)
+
+        written = workitems.change_item(self.store, item.execution_arn, item.index, renew)
+        doc = self.store.execution(item.execution_arn)
+        if written is None or doc is None:
+            return None
+        return Claimed(doc, written)
+
+    def _claim_item(self, agent_arn: str, now: float) -> Claimed | None:
+        """The oldest READY item this agent may run, claimed under the next epoch."""
+        lease = self.config.agent_timeout
+        kinds = (ItemKind.TRANSFER.value, ItemKind.REMOVE.value)
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
+            if (
+                doc is None
+                or doc["Status"] in TERMINAL_STATUSES
+                or doc.get("CancelRequestedAt") is not None
+                or agent_arn not in self._execution_candidates(doc)
+            ):
+                continue
+
+            def take(current: WorkItem) -> WorkItem | None:
+                if current.status != workitems.READY:
+                    return None  # another agent (or process) took it first
+                return workitems.claim_item(current, agent_arn, now, lease)
+
+            for index in self.store.item_indexes(arn, (workitems.READY.value,), kinds):
+                written = workitems.change_item(self.store, arn, index, take)
+                if written is None:
+                    continue
+                # the running set changed: the other holders' rate shares did too
+                workitems.poke_running(self.store, arn)
+                return Claimed(doc, written)
+        return None
+
+    # plans (item 0's upload) -----------------------------------------------------------------
+    def accept_plan(self, doc: Doc, plan: PlanUpload, now: float) -> list[WorkItem]:
+        """Create the items of `plan` for the execution (its item 0's holder is checked by the
+        caller): item 0 RUNNING under its job's epoch, items 1…n READY, and a last REMOVE item
+        PENDING when the task deletes destination extras. The same plan again is a no-op; a
+        different one is refused (InvalidRequestException)."""
+        arn = doc["TaskExecutionArn"]
+        job = doc["Job"]
+        rows = [
+            replace(
+                workitems.WorkItem.from_row(
+                    workitems.new_row(arn, 0, ItemKind.PREPARE, None, workitems.RUNNING, now)
+                ),
+                agent_arn=doc["AgentArn"],
+                execution_number=int(job["executionNumber"]),
+                started_at=float(job.get("startedAt", now)),
+                lease_expires=job.get("leaseExpiresAt"),
+            ).to_row()
+        ]
+        for index, scope in enumerate(plan.items, 1):
+            rows.append(
+                workitems.new_row(arn, index, ItemKind.TRANSFER, scope, workitems.READY, now)
+            )
+        if doc["Options"].get("PreserveDeletedFiles") == "REMOVE":
+            rows.append(
+                workitems.new_row(arn, len(rows), ItemKind.REMOVE, None, workitems.PENDING, now)
+            )
+        if not self.store.add_items(rows):
+            existing = [
+                i.scope
+                for i in workitems.list_items(self.store, arn)
+                if i.kind == ItemKind.TRANSFER
+            ]
+            if existing != list(plan.items):
+                raise InvalidRequestException(
+                    f"Task execution {arn} already has a different plan of "
+                    f"{len(existing)} items; a plan is uploaded once."
+                )
+        else:
+
+            def mark(current: Doc) -> bool:
+                current["_Plan"] = len(rows)
+                return True
+
+            change_execution(self.store, arn, mark)
+            for agent in self._execution_candidates(doc):
+                if self.online(agent):
+                    self._notify(agent)
+        return workitems.list_items(self.store, arn)
 
     # leases, timeouts, executions nobody can run ----------------------------------------------
     def reap(self) -> int:
@@ -223,6 +347,159 @@ class Scheduler:
 
                 done = change_execution(self.store, seen["TaskExecutionArn"], apply)
                 changed += done is not None and done[1]
+        for arn in self._after_write:  # item 0 ended by the reaper: its row, then the rest
+            self._plan_done(arn, now)
+        self._after_write.clear()
+        return changed + self._reap_items(now)
+
+    def _plan_done(self, arn: str, now: float) -> None:
+        def done(item: WorkItem) -> WorkItem | None:
+            if item.status in workitems.ENDED:
+                return None
+            return replace(
+                item, status=workitems.SUCCEEDED, lease_expires=None, ended_at=now, updated_at=now
+            )
+
+        workitems.change_item(self.store, arn, 0, done)
+        workitems.settle(self.store, arn, now)
+
+    # work items' leases -----------------------------------------------------------------------
+    def _reap_items(self, now: float) -> int:
+        """Items whose holder is lost go back to READY (another candidate takes them under the
+        next epoch), or end their execution ERROR / AgentTimeout when no candidate is ONLINE; a
+        cancel not acted on within the grace ends the item CANCELED; an execution whose READY
+        items nobody can claim ends ERROR / AgentUnavailable."""
+        changed = 0
+        touched: set[str] = set()
+        for row in self.store.items_with_status(RUNNING_STATUSES):
+            item = WorkItem.from_row(row)
+            doc = self.store.execution(item.execution_arn)
+            if doc is None:
+                continue
+            if item.kind == ItemKind.PREPARE:
+                # item 0 is its execution's own job, reaped as one above; its row follows
+                if doc["Status"] in TERMINAL_STATUSES:
+                    changed += self._end_item(item, workitems.CANCELED, now, "", "")
+                continue
+            cancelled_at = doc.get("CancelRequestedAt")
+            if doc["Status"] in TERMINAL_STATUSES or (
+                cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS
+            ):
+                changed += self._end_item(item, workitems.CANCELED, now, "Cancelled", "")
+                touched.add(item.execution_arn)
+                continue
+            if item.lease_expires is None or item.lease_expires >= now:
+                continue
+            online = [a for a in self._execution_candidates(doc) if self.online(a)]
+            if online and cancelled_at is None:
+
+                def requeue(
+                    current: WorkItem, epoch: int = item.execution_number
+                ) -> WorkItem | None:
+                    if not current.running or current.execution_number != epoch:
+                        return None
+                    return workitems.release_item(current, now)
+
+                if workitems.change_item(self.store, item.execution_arn, item.index, requeue):
+                    changed += 1
+                    touched.add(item.execution_arn)
+                    for agent in online:  # one of them takes it; the holders' shares grew
+                        self._notify(agent)
+                continue
+            silent = now - item.updated_at
+            detail = (
+                f"The agent was lost: {item.agent_arn} sent no report for work item "
+                f"{item.index} for {silent:.0f} s (the agent timeout is "
+                f"{self.config.agent_timeout:g} s) and no other agent bound to both locations "
+                "is ONLINE."
+            )
+            changed += self._end_execution(doc, now, "AgentTimeout", detail, item.index)
+        for arn in touched:
+            workitems.settle(self.store, arn, now)
+        return changed + self._reap_unclaimed_items(now)
+
+    def _end_item(
+        self, item: WorkItem, status: workitems.ItemStatus, now: float, code: str, detail: str
+    ) -> int:
+        def end(current: WorkItem) -> WorkItem | None:
+            if current.status in workitems.ENDED:
+                return None
+            result = dict(current.result)
+            if code:
+                result.setdefault("ErrorCode", code)
+            if detail:
+                result.setdefault("ErrorDetail", detail)
+            return replace(
+                current,
+                status=status,
+                target=None,
+                lease_expires=None,
+                ended_at=now,
+                result=result,
+                updated_at=now,
+            )
+
+        return int(
+            workitems.change_item(self.store, item.execution_arn, item.index, end) is not None
+        )
+
+    def _end_execution(
+        self, doc: Doc, now: float, code: str, detail: str, lost: int | None = None
+    ) -> int:
+        """End an execution with items from the control plane's side: the lost item FAILED,
+        every other unfinished one CANCELED (nobody will run them for this execution)."""
+        arn = doc["TaskExecutionArn"]
+        for item in workitems.list_items(self.store, arn):
+            if item.kind == ItemKind.PREPARE and item.status in workitems.ENDED:
+                continue
+            status = workitems.FAILED if item.index == lost else workitems.CANCELED
+            self._end_item(item, status, now, code, detail if item.index == lost else "")
+
+        def end(current: Doc) -> bool:
+            if current["Status"] in TERMINAL_STATUSES:
+                return False
+            lifecycle.finish(current, "ERROR", now, code, detail)
+            return True
+
+        done = change_execution(self.store, arn, end)
+        return int(done is not None and done[1])
+
+    def _reap_unclaimed_items(self, now: float) -> int:
+        """READY items of an execution with no item running and no candidate ONLINE for
+        `unclaimed_wait` seconds: the execution ends ERROR / AgentUnavailable, never hangs."""
+        changed = 0
+        for arn in self.store.executions_with_items((workitems.READY.value,)):
+            doc = self.store.execution(arn)
+            if doc is None or doc["Status"] in TERMINAL_STATUSES:
+                continue
+            if workitems.running_indexes(self.store, arn):
+                continue
+            candidates = self._execution_candidates(doc)
+            if any(self.online(a) for a in candidates):
+                continue
+            items = workitems.list_items(self.store, arn)  # rare: nobody could take them
+            last_seen = max(
+                (
+                    float((self.store.get("agent", a) or {}).get("LastConnectionTime", 0.0))
+                    for a in candidates
+                ),
+                default=0.0,
+            )
+            waiting_since = max(
+                max(i.updated_at for i in items),
+                last_seen + self.config.agent_timeout,
+                self.started_at,
+            )
+            if now - waiting_since <= self.config.unclaimed_wait:
+                continue
+            names = ", ".join(candidates) or "none"
+            changed += self._end_execution(
+                doc,
+                now,
+                "AgentUnavailable",
+                f"No agent could run the rest of this execution: every agent bound to both "
+                f"locations ({names}) stayed OFFLINE for {self.config.unclaimed_wait:g} s.",
+            )
         return changed
 
     def _reap_running(self, doc: Doc, now: float) -> bool:
@@ -245,6 +522,11 @@ class Scheduler:
             return True
         if job.get("leaseExpiresAt", now + 1) >= now:
             return False
+        if doc.get("_Plan"):
+            # its agent was lost after uploading the plan: the plan stands, item 0 is done
+            lifecycle.plan_done(doc, now)
+            self._after_write.append(doc["TaskExecutionArn"])
+            return True
         lost = doc["AgentArn"]
         others = [a for a in self._execution_candidates(doc) if a != lost and self.online(a)]
         if others and cancelled_at is None:
@@ -307,6 +589,9 @@ class Scheduler:
                 # started, claimed or reported on during this process's life: its agent lives
                 # (recovery runs again whenever the lease is re-taken, e.g. after a slow renewal)
                 continue
+            if doc.get("_Plan"):
+                count += self._recover_items(doc, now)
+                continue
             if self._is_remote(doc["AgentArn"]):
                 if doc["Job"]["status"] == "IN_PROGRESS":
                     lifecycle.renew_lease(doc, now, None, self.config.agent_timeout)
@@ -321,4 +606,38 @@ class Scheduler:
             )
             self.store.save_execution(doc)
             count += 1
+        return count
+
+    def _recover_items(self, doc: Doc, now: float) -> int:
+        """An execution with a plan survives a restart: a remote agent's RUNNING item keeps a
+        fresh lease (it re-attaches with its next call); the embedded agent's died with the
+        previous process and is READY again (it can be redone; its journal skips what it
+        finished). SUSPENDED items stay suspended. Returns how many items were requeued."""
+        arn = doc["TaskExecutionArn"]
+        lease = self.config.agent_timeout
+        count = 0
+        for item in workitems.list_items(self.store, arn):
+            if not item.running or item.updated_at >= self.started_at:
+                continue
+            if item.kind == ItemKind.PREPARE:
+                continue  # its job is the execution's: its lease is the job's
+            remote = item.agent_arn is not None and self._is_remote(item.agent_arn)
+
+            def recover(current: WorkItem, remote: bool = remote) -> WorkItem | None:
+                if not current.running or current.updated_at >= self.started_at:
+                    return None
+                if remote:
+                    return replace(current, lease_expires=now + lease)
+                return workitems.release_item(current, now)
+
+            if workitems.change_item(self.store, arn, item.index, recover) and not remote:
+                count += 1
+        if doc["Job"]["status"] == "IN_PROGRESS":
+            if self._is_remote(doc["AgentArn"]):
+                lifecycle.renew_lease(doc, now, None, lease)
+            else:  # it died after uploading the plan: the plan stands
+                lifecycle.plan_done(doc, now)
+            self.store.save_execution(doc)
+            if not self._is_remote(doc["AgentArn"]):
+                self._plan_done(arn, now)
         return count

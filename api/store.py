@@ -22,6 +22,9 @@ few columns queries need; the schema is managed by Alembic (`api/migrations`), u
     meta        key, value                  (the embedded agent's ARN, pending activation keys)
     leases      name, holder, epoch, expires (singleton duties: reaper, recovery)
     changes     channel, counter            (cross-process notifications)
+    work_items  execution_arn, item, kind, scope, status, target, holder, epoch, lease, counters,
+                result, details, version    (issue 12: the parts of an execution agents claim)
+    item_journal execution_arn, item, path  (the files an item finished)
 
 The interface (every method is one short transaction; call from any thread):
 
@@ -31,6 +34,14 @@ The interface (every method is one short transaction; call from any thread):
   `executions(task_arn=, agent_arn=, active=, job_status=)`, `remove_executions(task_arn)`, and
   compare-and-swap: `execution_versioned(arn) -> (doc, version)`, `update_execution(doc,
   expected_version) -> bool` (False: someone else changed it first; read again and retry)
+- work items (rows as `ItemRow`; `api.workitems` is the domain over them): `add_items(rows)`
+  (all or nothing: False if the execution already has items), `items(execution_arn)`,
+  `item(execution_arn, index)`, `items_with_status(statuses, agent_arn=)` (oldest execution
+  first, lowest index first), `item_counts(execution_arn)` (per kind and status),
+  `item_indexes(execution_arn, statuses, kinds)`, `executions_with_items(statuses)`,
+  compare-and-swap `update_item(row, expected_version) -> bool`;
+  the journal: `journal_add(execution_arn, item, paths) -> added`, `journal_page(execution_arn,
+  item, after, limit)` (in path order, after the path `after`)
 - tags: `tags(arn)`, `set_tags(arn, tags)`, `remove_tags(arn, keys)`
 - meta: `meta(key)`, `meta_items(prefix)`, `set_meta(key, value)`, `delete_meta(key)`
 - leases: `acquire_lease(name, holder, ttl_seconds) -> epoch | None`, `renew_lease(name, holder,
@@ -59,6 +70,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
     Connection,
     Float,
@@ -70,16 +83,26 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from api.auth import AgentKey
 
-__all__ = ["STORE_ENV", "TERMINAL_STATUSES", "AgentCredentials", "Lease", "Store", "store_url"]
+__all__ = [
+    "STORE_ENV",
+    "TERMINAL_STATUSES",
+    "AgentCredentials",
+    "ItemRow",
+    "Lease",
+    "Store",
+    "store_url",
+]
 
 Doc = dict[str, Any]
 TERMINAL_STATUSES = ("SUCCESS", "ERROR")
@@ -139,6 +162,73 @@ _changes = Table(
     Column("channel", String(256), primary_key=True),
     Column("counter", Integer, nullable=False),
 )
+_work_items = Table(
+    "work_items",
+    _metadata,
+    Column("execution_arn", String(256), primary_key=True),
+    Column("item", Integer, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("recursive", Boolean, nullable=False),
+    Column("files", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("target", String(16), nullable=True),
+    Column("agent_arn", String(256), nullable=True),
+    Column("execution_number", Integer, nullable=False),
+    Column("lease_expires", Float, nullable=True),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("failure_retry_count", Integer, nullable=False),
+    Column("counters", Text, nullable=False),
+    Column("result", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+_journal = Table(
+    "item_journal",
+    _metadata,
+    Column("execution_arn", String(256), primary_key=True),
+    Column("item", Integer, primary_key=True),
+    Column("path", Text, primary_key=True),
+)
+_ITEM_KEY = ("execution_arn", "item")
+
+
+@dataclass(frozen=True)
+class ItemRow:
+    """One `work_items` row as stored: plain column values (JSON members still text), so that
+    the store knows nothing of the domain's enums (`api.workitems.WorkItem` is built on it)."""
+
+    execution_arn: str
+    item: int
+    kind: str
+    path: str
+    recursive: bool
+    files: int
+    bytes: int
+    status: str
+    target: str | None = None
+    agent_arn: str | None = None
+    execution_number: int = 0
+    lease_expires: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    failure_retry_count: int = 0
+    counters: str = "{}"
+    result: str = "{}"
+    details: str = "{}"
+    version: int = 1
+    updated_at: float = 0.0
+
+    def columns(self) -> dict[str, Any]:
+        return {c.name: getattr(self, c.name) for c in _work_items.columns}
+
+
+def _item_row(row: Any) -> ItemRow:
+    values = row._mapping
+    return ItemRow(**{c.name: values[c.name] for c in _work_items.columns})
 
 
 @dataclass(frozen=True)
@@ -436,9 +526,169 @@ class Store:
             conn.execute(delete(_executions).where(_executions.c.task_arn == task_arn))
             if arns:
                 conn.execute(delete(_tags).where(_tags.c.arn.in_(arns)))
+                conn.execute(delete(_work_items).where(_work_items.c.execution_arn.in_(arns)))
+                conn.execute(delete(_journal).where(_journal.c.execution_arn.in_(arns)))
         with self._views_lock:
             for arn in arns:
                 self._views.pop(arn, None)
+
+    def execution_by_job_id(self, execution_id: str) -> Doc | None:
+        """An execution by its `exec-…` id whichever agent it is assigned to: its work items are
+        claimed by any candidate agent, so an item's job is found without the owner's ARN."""
+        with self._read.connect() as conn:
+            text = conn.execute(
+                select(_executions.c.doc)
+                .where(_executions.c.job_id == execution_id)
+                .order_by(_executions.c.seq.desc())
+                .limit(1)
+            ).scalar()
+        return None if text is None else _load(text)
+
+    # work items (issue 12) -------------------------------------------------------------------
+    def add_items(self, rows: list[ItemRow]) -> bool:
+        """Insert an execution's items all at once; False (nothing written) when it already has
+        items: a plan is uploaded once (another process may have won the race)."""
+        if not rows:
+            return True
+        arn = rows[0].execution_arn
+        try:
+            with self._tx() as conn:
+                present = conn.execute(
+                    select(_work_items.c.item).where(_work_items.c.execution_arn == arn).limit(1)
+                ).first()
+                if present is not None:
+                    return False
+                conn.execute(insert(_work_items), [row.columns() for row in rows])
+        except IntegrityError:
+            return False
+        return True
+
+    def items(self, execution_arn: str) -> list[ItemRow]:
+        with self._read.connect() as conn:
+            rows = conn.execute(
+                select(_work_items)
+                .where(_work_items.c.execution_arn == execution_arn)
+                .order_by(_work_items.c.item)
+            ).all()
+        return [_item_row(row) for row in rows]
+
+    def item(self, execution_arn: str, index: int) -> ItemRow | None:
+        with self._read.connect() as conn:
+            row = conn.execute(
+                select(_work_items).where(
+                    _work_items.c.execution_arn == execution_arn, _work_items.c.item == index
+                )
+            ).first()
+        return None if row is None else _item_row(row)
+
+    def items_with_status(
+        self, statuses: tuple[str, ...], *, agent_arn: str | None = None
+    ) -> list[ItemRow]:
+        """Items in any of `statuses` (of one holder), oldest execution first, lowest index
+        first: the order the claim path offers READY items in."""
+        query = (
+            select(_work_items)
+            .join(_executions, _executions.c.arn == _work_items.c.execution_arn)
+            .where(_work_items.c.status.in_(statuses))
+            .order_by(_executions.c.seq, _work_items.c.item)
+        )
+        if agent_arn is not None:
+            query = query.where(_work_items.c.agent_arn == agent_arn)
+        with self._read.connect() as conn:
+            rows = conn.execute(query).all()
+        return [_item_row(row) for row in rows]
+
+    def item_counts(self, execution_arn: str) -> dict[tuple[str, str], int]:
+        """How many items of an execution are of each (kind, status): the end rule and the
+        REMOVE item's turn are decided on these, without reading every item."""
+        query = (
+            select(_work_items.c.kind, _work_items.c.status, func.count())
+            .where(_work_items.c.execution_arn == execution_arn)
+            .group_by(_work_items.c.kind, _work_items.c.status)
+        )
+        with self._read.connect() as conn:
+            return {(str(k), str(s)): int(n) for k, s, n in conn.execute(query)}
+
+    def item_indexes(
+        self, execution_arn: str, statuses: tuple[str, ...], kinds: tuple[str, ...]
+    ) -> list[int]:
+        """The indexes of an execution's items of these kinds in these statuses, in order."""
+        query = (
+            select(_work_items.c.item)
+            .where(
+                _work_items.c.execution_arn == execution_arn,
+                _work_items.c.status.in_(statuses),
+                _work_items.c.kind.in_(kinds),
+            )
+            .order_by(_work_items.c.item)
+        )
+        with self._read.connect() as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def executions_with_items(self, statuses: tuple[str, ...]) -> list[str]:
+        """The executions that have items in any of `statuses`, oldest first (the claim path
+        walks these instead of every READY item)."""
+        query = (
+            select(_executions.c.arn)
+            .where(
+                select(_work_items.c.item)
+                .where(
+                    _work_items.c.execution_arn == _executions.c.arn,
+                    _work_items.c.status.in_(statuses),
+                )
+                .exists()
+            )
+            .order_by(_executions.c.seq)
+        )
+        with self._read.connect() as conn:
+            return [str(a) for a in conn.execute(query).scalars()]
+
+    def update_item(self, row: ItemRow, expected_version: int) -> bool:
+        """Compare-and-swap: write `row` (its version becomes expected_version + 1) only if the
+        stored row is still at `expected_version`; False when another writer got there first."""
+        values = {k: v for k, v in row.columns().items() if k not in (*_ITEM_KEY, "version")}
+        with self._tx() as conn:
+            done = conn.execute(
+                update(_work_items)
+                .where(
+                    _work_items.c.execution_arn == row.execution_arn,
+                    _work_items.c.item == row.item,
+                    _work_items.c.version == expected_version,
+                )
+                .values(version=expected_version + 1, **values)
+            )
+        return done.rowcount == 1
+
+    def journal_add(self, execution_arn: str, item: int, paths: list[str]) -> int:
+        """Record finished files of an item; returns how many were new (a path is kept once)."""
+        unique = sorted(set(paths))
+        if not unique:
+            return 0
+        dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
+        with self._tx() as conn:
+            # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING
+            added = conn.execute(
+                dialect.insert(_journal)
+                .values([{"execution_arn": execution_arn, "item": item, "path": p} for p in unique])
+                .on_conflict_do_nothing(index_elements=["execution_arn", "item", "path"])
+                .returning(_journal.c.path)
+            ).all()
+        return len(added)
+
+    def journal_page(
+        self, execution_arn: str, item: int, after: str | None, limit: int
+    ) -> list[str]:
+        """Up to `limit` finished paths of an item in path order, those after `after` if given."""
+        query = (
+            select(_journal.c.path)
+            .where(_journal.c.execution_arn == execution_arn, _journal.c.item == item)
+            .order_by(_journal.c.path)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(_journal.c.path > after)
+        with self._read.connect() as conn:
+            return [str(p) for p in conn.execute(query).scalars()]
 
     # tags -------------------------------------------------------------------------------------
     def tags(self, arn: str) -> dict[str, str]:

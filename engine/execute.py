@@ -26,7 +26,7 @@ from engine.copier import Copier, place, temporary_name
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
-from engine.plan import Action, Op, Plan
+from engine.plan import ANCESTOR, Action, Op, Plan
 from engine.progress import Progress
 from engine.scan import BLK, DIR, LNK, REG
 from engine.spool import Spool
@@ -197,13 +197,23 @@ class Executor:
                 parent, name = split(action.rel)
                 dst_dir = self._dst.fd(parent)
                 if action.replace is not None:  # a non-directory where the source has one
-                    os.unlink(name, dir_fd=dst_dir)
-                os.mkdir(name, 0o700, dir_fd=dst_dir)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(name, dir_fd=dst_dir)
+                try:
+                    os.mkdir(name, 0o700, dir_fd=dst_dir)
+                except FileExistsError:
+                    # another run sharing the tree (a work item) made it meanwhile: a directory
+                    # there is what this action wanted
+                    st = os.stat(name, dir_fd=dst_dir, follow_symlinks=False)
+                    if not stat.S_ISDIR(st.st_mode):
+                        raise
                 if self.fsync:
                     os.fsync(dst_dir)
         except OSError as exc:
             self._fail(action.rel, exc, folder=True)
             return
+        if action.extra == ANCESTOR:
+            return  # made bare for a scope below it; the run owning it gives it its metadata
         dir_meta.append(action._replace(counted=False))
         self._done(action)
 

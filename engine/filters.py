@@ -206,6 +206,19 @@ class FilterRules:
             return False, True
         return False, False
 
+    def above(self, path: str) -> bool | None:
+        """For a walk that starts at `path` ("/a/b") instead of the root: None if an ancestor of
+        `path` is excluded or never walked (nothing there is selected), else whether an include
+        pattern already covers an ancestor (the `parent_included` of `path` in `decide`)."""
+        parts = [p for p in path.split("/") if p]
+        included = False
+        for i in range(1, len(parts)):
+            selected, walk = self.decide("/" + "/".join(parts[:i]), True, included)
+            if not selected and not walk:
+                return None
+            included = included or (selected and self.active)
+        return included
+
     def selects(self, path: str) -> bool:
         """Whole-path decision for one item (checks every ancestor); for tests and single paths."""
         parts = path.strip("/").split("/")

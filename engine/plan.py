@@ -8,9 +8,10 @@ trees the listings come from helper processes reading ahead of the walk (engine/
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -33,7 +34,9 @@ from engine.scan import (
     kind_of,
     list_dir,
     open_beneath,
+    open_dir,
 )
+from engine.split import Scope
 from engine.spool import Spool
 
 __all__ = ["Action", "Op", "Plan", "Planner"]
@@ -48,6 +51,11 @@ class Op:
     META = "meta"  # update metadata of an existing item in place, no data rewritten
     DIRMETA = "dirmeta"  # restore a directory's metadata after its contents changed
     DELETE = "delete"  # remove a destination item absent from the source
+
+
+# Action.extra of a MKDIR for a missing ancestor of a run's scope: created bare (its metadata is
+# left for the run that owns it, which then counts it), see Planner `scope`
+ANCESTOR = "ancestor"
 
 
 class Action(NamedTuple):
@@ -89,6 +97,9 @@ class Plan:
     helped: int = 0  # directories listed by helper processes (engine/lister.py)
     helpers_started: int = 0  # helper processes started (whether they got to help or not)
     never_skipped: set[str] = field(default_factory=set)
+    # files found finished at the destination that an earlier run of the same work item had
+    # journaled (Planner `done`): (rel, kind, size), counted as transferred without a copy
+    journaled: list[tuple[str, str, int]] = field(default_factory=list)
 
     def close(self) -> None:
         self.actions.close()
@@ -116,7 +127,15 @@ class Planner:
         cancelled: Callable[[], bool],
         *,
         helper_after: int | None = None,
+        scope: Scope | None = None,
+        done: Collection[str] = (),
+        deletes_only: bool = False,
     ) -> None:
+        """`scope`: walk only that part of the tree (engine/split.py), creating its missing
+        ancestors bare; `done`: files ("/a/b") an earlier run of the same part finished, which
+        are counted as transferred (not copied again) when the destination still matches;
+        `deletes_only`: the REMOVE pass of a split execution, which walks the whole trees but
+        plans and counts only the deletions (the parts copied and counted the rest)."""
         self.source = source
         self.destination = destination
         self.filters = filters
@@ -137,6 +156,11 @@ class Planner:
             else None
         )
         self._helper_after = helper_after
+        self.scope = None if scope is None or scope.whole else scope
+        self.done = frozenset(done)
+        self.deletes_only = deletes_only
+        if self.done or deletes_only:
+            self._fast = None  # journaled files must reach the merge; so must nothing else
         self._roots = Roots(source, destination)  # replaced by the lister's during run()
         # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
@@ -152,24 +176,89 @@ class Planner:
         # The root is the location itself: created or updated, but counted as no item.
         if dst_root_st is None:
             plan.actions.append(_action(Op.MKDIR, "/", DIR, src_root_st, counted=False))
-        elif self._meta_differs(src_root_st, dst_root_st):
+        elif (
+            self._meta_differs(src_root_st, dst_root_st)
+            and not self.deletes_only
+            and (self.scope is None or self.scope.path == "")
+        ):
             plan.actions.append(_action(Op.DIRMETA, "/", DIR, src_root_st, counted=False))
         # stack of (rel dir, its source lstat, dst exists, included by an ancestor's include)
         stack: list[_Dir] = [("", src_root_st, dst_root_st is not None, False)]
+        shallow = self.scope is not None and not self.scope.recursive
         with Lister(
             self.source, self.destination, self._fast, helper_after=self._helper_after
         ) as lister:
             self._roots = lister.roots
+            if self.scope is not None and self.scope.path:
+                stack = self._enter(plan, lister, self.scope.rel, dst_root_st is not None)
             while stack:
                 if self.cancelled():
                     break
-                subdirs = self._merge_dir(plan, lister, *stack.pop())
+                subdirs = self._merge_dir(plan, lister, *stack.pop(), shallow=shallow)
                 stack.extend(reversed(subdirs))
                 if lister.room > 0:
                     self._read_ahead(stack, lister)
             plan.helped = lister.helped
             plan.helpers_started = lister.helpers_started
         return plan
+
+    def _enter(self, plan: Plan, lister: Lister, rel: str, dst_root: bool) -> list[_Dir]:
+        """The walk of a scope `rel` ("/a/b") other than the root: its missing ancestors are
+        created bare at the destination, then its parent is merged for its one entry `rel` (so
+        this run, as the parent's walk would have, counts it and creates or updates it). Returns
+        the stack to walk: [rel], or [] if `rel` is gone or filtered out."""
+        included = self.filters.above(rel)
+        if included is None:
+            return []
+        parts = [p for p in rel.split("/") if p]
+        parent = ""
+        src_fd = os.dup(self._roots.fd(0))
+        dst_fd = os.dup(self._roots.fd(1)) if dst_root else None
+        try:
+            for name in parts[:-1]:
+                parent = f"{parent}/{name}"
+                try:
+                    child = open_dir(name, src_fd)
+                except OSError:
+                    return []  # gone since the split: nothing of it to copy
+                os.close(src_fd)
+                src_fd = child
+                dst_st = None
+                if dst_fd is not None:
+                    with contextlib.suppress(FileNotFoundError):
+                        dst_st = os.stat(name, dir_fd=dst_fd, follow_symlinks=False)
+                if dst_fd is not None and dst_st is not None and stat.S_ISDIR(dst_st.st_mode):
+                    child = open_dir(name, dst_fd)
+                    os.close(dst_fd)
+                    dst_fd = child
+                    continue
+                replace = None if dst_st is None else kind_of(dst_st)
+                if not self.deletes_only:
+                    bare = _action(Op.MKDIR, parent, DIR, os.fstat(src_fd), extra=ANCESTOR,
+                                   replace=replace, counted=False)  # fmt: skip
+                    plan.actions.append(bare)
+                if dst_fd is not None:
+                    os.close(dst_fd)
+                    dst_fd = None
+            parent_st = os.fstat(src_fd)
+            parent_dst_st = os.fstat(dst_fd) if dst_fd is not None else None
+        except OSError as exc:
+            self.progress.fail("List", parent or "/", f"cannot open: {exc.strerror}", folder=True)
+            return []
+        finally:
+            os.close(src_fd)
+            if dst_fd is not None:
+                os.close(dst_fd)
+        # Writing the entry into its parent changes the parent's mtime. Put the source's back
+        # only where the parent already had it (its own part ran): else that part is still to
+        # come and must find the parent different, to update and count it as one walk would.
+        restore = parent == "" or (
+            parent_dst_st is not None and not self._meta_differs(parent_st, parent_dst_st)
+        )
+        return self._merge_dir(
+            plan, lister, parent, parent_st, parent_dst_st is not None, included,
+            only=parts[-1], restore=restore,
+        )  # fmt: skip
 
     @staticmethod
     def _read_ahead(stack: list[_Dir], lister: Lister) -> None:
@@ -190,7 +279,14 @@ class Planner:
         dir_st: os.stat_result,
         dst_exists: bool,
         included: bool,
+        *,
+        shallow: bool = False,
+        only: str | None = None,
+        restore: bool = True,
     ) -> list[_Dir]:
+        """Merge one directory. `shallow`: its non-directory entries only (a non-recursive
+        scope); `only`: that one entry of it, nothing else on either side (the entry of a
+        scope); `restore`: put the directory's metadata back if the merge wrote into it."""
         pair = lister.get(rel_dir, dst_exists)
         if pair.failed_side is not None:
             if pair.failed_side == "source":
@@ -200,9 +296,14 @@ class Planner:
             )
             return []
         src_entries, dst_entries = pair.source, pair.destination
-        plan.listed_source += pair.unchanged  # passed over: equal on both sides
+        if only is not None:
+            src_entries = [e for e in src_entries if e.name == only]
+            dst_entries = [e for e in dst_entries if e.name == only]
+        if not self.deletes_only:
+            plan.listed_source += pair.unchanged  # passed over: equal on both sides
         if self.remove:
             plan.listed_destination += pair.unchanged
+        sources = not self.deletes_only  # plan and count the source's items
 
         subdirs: list[_Dir] = []
         touched = False
@@ -213,7 +314,8 @@ class Planner:
             d = dst_entries[j] if j < n_dst else None
             if d is not None and (s is None or d.name < s.name):
                 j += 1
-                touched |= self._destination_only(plan, rel_dir, d, included)
+                if not shallow or kind_of(d.st) != DIR:
+                    touched |= self._destination_only(plan, rel_dir, d, included)
                 continue
             assert s is not None
             i += 1
@@ -225,11 +327,24 @@ class Planner:
                 continue  # a temporary in the source tree is never copied or counted
             rel = f"{rel_dir}/{s.name}"
             kind = kind_of(s.st)
+            if shallow and kind == DIR:
+                continue  # its own part's
             selected, walk = self.filters.decide(rel, kind == DIR, included)
             if not selected and not walk:
                 continue
             if d is not None and is_temporary(d.name):
                 d = None
+            if not sources:  # the REMOVE pass: only the destination's side is counted
+                if self.remove and selected and d is not None:
+                    if kind == DIR:
+                        plan.listed_destination_folders += 1
+                    else:
+                        plan.listed_destination += 1
+                if kind == DIR and d is not None and kind_of(d.st) == DIR:
+                    subdirs.append(
+                        (rel, s.st, True, included or (selected and self.filters.active))
+                    )
+                continue
             if selected:
                 if kind == DIR:
                     plan.listed_source_folders += 1
@@ -263,7 +378,7 @@ class Planner:
                 continue
             touched |= self._plan_item(plan, rel, kind, s, d)
 
-        if touched and not self.never:
+        if touched and not self.never and restore:
             # Writing into an existing directory changes its mtime: put the source's back.
             plan.actions.append(_action(Op.DIRMETA, rel_dir or "/", DIR, dir_st, counted=False))
         return subdirs
@@ -276,6 +391,18 @@ class Planner:
             self.progress.skipped(rel, False, f"a {kind} is not transferred")
             return False
         dkind = kind_of(d.st) if d is not None else None
+        if (
+            rel in self.done
+            and d is not None
+            and dkind == kind
+            and (kind != REG or not self._data_differs(st, d.st))
+        ):
+            # finished by an earlier run of this part (its journal): counted, not copied again
+            size = st.st_size if kind == REG else 0
+            plan.journaled.append((rel, kind, size))
+            plan.files += 1
+            plan.bytes += size
+            return False
         if d is not None and self.never:
             self._skip(plan, rel)
             return False

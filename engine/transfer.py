@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from engine.copier import Copier
+from engine.copier import Copier, hash_file
+from engine.dirs import DirTree, split
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
 from engine.execute import Executor
@@ -28,7 +29,8 @@ from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
-from engine.scan import is_temporary
+from engine.scan import REG, is_temporary
+from engine.split import Scope
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
 from engine.verify import WholeTreeVerifier, verify_transferred
@@ -86,6 +88,9 @@ class Transfer:
         on_item: Callable[[str], None] | None = None,
         hash_cache_dir: str | None = None,
         on_event: EventSink | None = None,
+        scope: Scope | None = None,
+        done: Collection[str] = (),
+        deletes_only: bool = False,
     ) -> None:
         """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
         destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
@@ -94,7 +99,15 @@ class Transfer:
         its rename and each directory entry after it; `dry_run` plans only, writes nothing and
         hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
         the totals. `on_event` hears of every counted item as it is counted
-        (engine/events.py), from worker threads; a dry run sends it nothing."""
+        (engine/events.py), from worker threads; a dry run sends it nothing.
+
+        Work items (engine/split.py): `scope` limits the run to one part of the tree (listing,
+        copying and POINT_IN_TIME_CONSISTENT verification alike); `done` names files ("/a/b")
+        an earlier run of the same part finished (its journal): where the destination still
+        matches they are counted as transferred (and verified) here, once, without being
+        copied or read again, so a resumed part's counters are the part's, not the rest's;
+        `deletes_only` is the REMOVE pass run once after every part: the whole trees are
+        compared and only deletions are planned, made and counted."""
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
@@ -119,6 +132,9 @@ class Transfer:
         self._fsync = fsync
         self._dry_run = dry_run
         self._on_item = on_item
+        self._scope = scope
+        self._journaled = frozenset(done)
+        self._deletes_only = deletes_only
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -243,6 +259,9 @@ class Transfer:
             self.progress,
             self._cancel.is_set,
             helper_after=self._helper_after,
+            scope=self._scope,
+            done=self._journaled,
+            deletes_only=self._deletes_only,
         )
         plan = planner.run()
         if self.cancelled:
@@ -315,6 +334,7 @@ class Transfer:
             max_delete=self._max_delete,
             fsync=self._fsync,
         )
+        self._count_journaled(plan)
         executor.run(plan)
         if executor.deletes_stopped:
             raise TransferError(
@@ -327,9 +347,38 @@ class Transfer:
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0
 
+    def _count_journaled(self, plan: Plan) -> None:
+        """Files an earlier run of this part placed (its journal, still matching here): counted
+        as transferred once more, since a part's counters are those of its last run; with
+        ONLY_FILES_TRANSFERRED their source is hashed now so that this run verifies them as if
+        it had copied them (the earlier run may have stopped before its verification)."""
+        if not plan.journaled:
+            return
+        verify_log = self._verify_log
+        tree = DirTree(self.source) if verify_log is not None else None
+        try:
+            for rel, kind, size in plan.journaled:
+                if self.cancelled:
+                    raise TransferCancelled()
+                digest: bytes | None = None
+                if tree is not None and verify_log is not None:
+                    parent, name = split(rel)
+                    if kind == REG:
+                        try:
+                            size, digest = hash_file(name, tree.fd(parent))
+                        except OSError as exc:
+                            self.progress.fail("Transfer", rel, exc.strerror or str(exc))
+                            continue
+                    verify_log.append((rel, kind, size, digest))
+                self.progress.transferred(rel, False, size if kind == REG else None, digest)
+                self.progress.add_bytes(size)
+        finally:
+            if tree is not None:
+                tree.close()
+
     def _verify(self, plan: Plan) -> None:
         mode = self.options["VerifyMode"]
-        if mode == "NONE":
+        if mode == "NONE" or self._deletes_only:  # the REMOVE pass: the parts verified theirs
             self.progress.skip("Verify")
             return
         self._begin("Verify")
@@ -358,6 +407,7 @@ class Transfer:
                     extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
                     devices=self.options["PreserveDevices"] == "PRESERVE",
                     cache=cache,
+                    scope=self._scope,
                 ).run()
             finally:
                 if cache is not None:

@@ -25,6 +25,7 @@ from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
+from engine.split import Scope
 from engine.xattrs import at
 
 __all__ = ["WholeTreeVerifier", "verify_transferred"]
@@ -113,6 +114,7 @@ class WholeTreeVerifier:
         extras_are_errors: bool,
         devices: bool = True,
         cache: HashCache | None = None,
+        scope: Scope | None = None,
     ) -> None:
         self.source = source
         self.destination = destination
@@ -123,6 +125,8 @@ class WholeTreeVerifier:
         self.excused = excused
         self.extras_are_errors = extras_are_errors
         self.cache = cache
+        # a work item's part (engine/split.py): the entry of its directory and what it covers
+        self.scope = None if scope is None or scope.whole else scope
         # what is never transferred by design: FIFOs, sockets, and devices unless preserved
         self.left_out = {"fifo", "sock", "unknown"} | (set() if devices else {"chr", "blk"})
         self.src_tree = DirTree(source)
@@ -152,15 +156,31 @@ class WholeTreeVerifier:
         except OSError as exc:
             self.mismatch("/", f"cannot stat location root: {exc.strerror}")
             return
-        self.compare_items("/", Entry("", src_root), Entry("", dst_root))  # counted as no item
         stack: list[tuple[str, bool]] = [("", False)]
+        scope = self.scope
+        if scope is None or scope.path == "":
+            self.compare_items("/", Entry("", src_root), Entry("", dst_root))  # counted as no item
+        else:
+            included = self.filters.above(scope.rel)
+            if included is None:
+                return
+            parent, _, name = scope.rel.rpartition("/")
+            stack = self.compare_dir(parent, included, only=name)
+        if scope is not None and not scope.recursive:
+            for rel_dir, included in stack:
+                self.compare_dir(rel_dir, included, shallow=True)
+            return
         while stack:
             if self.cancelled():
                 raise TransferCancelled()
             rel_dir, included = stack.pop()
             stack.extend(reversed(self.compare_dir(rel_dir, included)))
 
-    def compare_dir(self, rel_dir: str, included: bool) -> list[tuple[str, bool]]:
+    def compare_dir(
+        self, rel_dir: str, included: bool, *, only: str | None = None, shallow: bool = False
+    ) -> list[tuple[str, bool]]:
+        """Compare one directory's entries: `only` that one (a scope's own entry), `shallow`
+        its non-directories only (a non-recursive scope). Returns the subdirectories to walk."""
         try:
             src_list = list_dir(self.src_tree.fd(rel_dir))
             dst_list = list_dir(self.dst_tree.fd(rel_dir))
@@ -169,6 +189,9 @@ class WholeTreeVerifier:
             return []
         src = {e.name: e for e in src_list if not is_temporary(e.name)}
         dst = {e.name: e for e in dst_list if not is_temporary(e.name)}
+        if only is not None:
+            src = {k: v for k, v in src.items() if k == only}
+            dst = {k: v for k, v in dst.items() if k == only}
         if self.cache is not None:  # this directory's digests in one query per side
             self.cache.prefetch(
                 [e.st for e in (*src.values(), *dst.values()) if stat.S_ISREG(e.st.st_mode)]
@@ -180,6 +203,8 @@ class WholeTreeVerifier:
             probe = s or d
             assert probe is not None
             is_dir = kind_of(probe.st) == DIR
+            if shallow and is_dir:
+                continue  # its own part's
             selected, walk = self.filters.decide(rel, is_dir, included)
             if (not selected and not walk) or rel in self.excused:
                 continue

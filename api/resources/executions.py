@@ -1,12 +1,15 @@
 """Task executions: start (admitted by `api.scheduler`), describe, list, cancel, and the live
-BytesPerSecond update; every change is a compare-and-swap on the store."""
+BytesPerSecond update; every change is a compare-and-swap on the store. An execution split into
+work items (issue 12) is cancelled item by item, and a new rate reaches every running item's
+agent (each gets its share: `api.workitems.rate_share`)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from api import bucket_configs, lifecycle
+from api import bucket_configs, lifecycle, workitems
 from api.listing import page
 from api.resources.base import (
     _execution_not_found,
@@ -101,6 +104,13 @@ class ExecutionHandlers(TaskHandlers):
         changed = change_execution(self.store, p["TaskExecutionArn"], cancel)
         if changed is None:
             raise _execution_not_found(p["TaskExecutionArn"])
+        if changed[0].get("_Plan"):
+            # every item is cancelled: those nobody runs at once, running ones by their agents
+            # (the reply's control:cancel); the execution ends ERROR / Cancelled once all stop
+            with contextlib.suppress(workitems.ConflictEnded):
+                workitems.set_target(
+                    self.store, p["TaskExecutionArn"], None, "CANCELED", self.now()
+                )
         self._notify(changed[0]["AgentArn"])
         return {}
 
@@ -138,4 +148,8 @@ class ExecutionHandlers(TaskHandlers):
         if changed is None:
             raise _execution_not_found(p["TaskExecutionArn"])
         self._notify(changed[0]["AgentArn"])
+        if changed[0].get("_Plan"):  # each running item's share changed: its agent hears now
+            items = workitems.list_items(self.store, p["TaskExecutionArn"])
+            for agent in sorted({i.agent_arn for i in items if i.running and i.agent_arn}):
+                self._notify(agent)
         return {}

@@ -1,6 +1,8 @@
 """What the status page shows, as one JSON-able snapshot read from the store.
 
 Only display fields are copied out: no credentials, no internal (`_`-prefixed) members.
+Running executions carry their work items (`api.ui.items`): the page lists them and says how
+many are SUSPENDED, which the DataSync status (it keeps its phase) cannot say.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from typing import Any
 
 from api.models import Backend
 from api.ui.failures import FailureIndex
+from api.ui.items import summarize
+from api.workitems import list_items
 from contract.jobs import COUNTERS, NESTED_COUNTERS
 
 __all__ = ["RECENT", "snapshot"]
@@ -32,6 +36,12 @@ def _execution(doc: dict[str, Any]) -> dict[str, Any]:
         if name in doc:
             out[name] = doc[name]
     return out
+
+
+def _running(backend: Backend, doc: dict[str, Any]) -> dict[str, Any]:
+    shown = _execution(doc)
+    shown.update(summarize(list_items(backend.store, str(doc["TaskExecutionArn"]))).to_json())
+    return shown
 
 
 def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
@@ -67,7 +77,7 @@ def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
         "now": now,
         "tasks": tasks,
         "agents": agents,
-        "running": [_execution(e) for e in executions if e["Status"] in _RUNNING],
+        "running": [_running(backend, e) for e in executions if e["Status"] in _RUNNING],
         "queued": [_execution(e) for e in executions if e["Status"] == "QUEUED"],
         "recent": recent,
     }

@@ -1,0 +1,624 @@
+"""Work items of executions (issue 12): the domain over the store's `work_items` rows.
+
+An execution with a plan is split into items (see `contract.workitems`): item 0 is its own job
+(PREPARE), items 1…n copy parts of the tree (TRANSFER), and an optional last item deletes the
+destination's extras (REMOVE). Each item carries a Deadline Cloud `TaskRunStatus` (the enum is
+read from botocore's `deadline` model, never retyped) and the operator's wish, a
+`TaskTargetRunStatus` (`target`), which the control plane carries out:
+
+* SUSPENDED pauses: an item nobody runs is SUSPENDED at once; a RUNNING item keeps running with
+  target SUSPENDED until its agent acknowledges (`agent:interrupted`), then it is SUSPENDED.
+* READY / PENDING resume or requeue: a SUSPENDED item is offered again, a FAILED one is retried
+  (its failureRetryCount grows), a CANCELED one is offered again; a SUCCEEDED one stays done
+  (a new execution skips what is already there). A pending wish on a RUNNING item is withdrawn.
+* CANCELED skips the item (the execution then ends ERROR, naming it); SUCCEEDED / FAILED mark it
+  without running it (a RUNNING item is stopped first, then marked).
+
+An execution that has ended cannot change any more: `ConflictEnded` (Deadline's
+ConflictException: start a new execution instead).
+
+After every change `settle` rolls the items up into the execution: the DataSync counters are the
+sum over the items, the phase only moves forward, the REMOVE item becomes READY once every
+TRANSFER item SUCCEEDED, and the execution ends once no item is waiting, running or suspended:
+SUCCESS if all SUCCEEDED, else ERROR naming the items that did not. The agents holding running
+items are poked through the store (channel ``agent:<arn>``, the existing poke path), so a
+suspend or a new rate share reaches them within a second.
+
+`ItemStatus` is a StrEnum built from the model at import: name members by value,
+``ItemStatus("READY")``, or use the constants below (mypy cannot see members of an enum built
+from data).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from api import lifecycle
+from api.cas import CAS_ATTEMPTS, change_execution
+from api.errors import InternalException
+from api.store import TERMINAL_STATUSES, ItemRow, Store
+from contract import Doc
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, REPORT_KEY, decode_report
+from contract.model import enum_values
+from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
+
+__all__ = [
+    "ACTIVE",
+    "ENDED",
+    "TARGETS",
+    "ConflictEnded",
+    "ItemNotFound",
+    "ItemStatus",
+    "Progress",
+    "WorkItem",
+    "change_item",
+    "claim_item",
+    "execution_counters",
+    "get_item",
+    "list_items",
+    "new_row",
+    "poke_holders",
+    "poke_running",
+    "rate_share",
+    "release_item",
+    "report_item",
+    "running_indexes",
+    "set_target",
+    "settle",
+]
+
+ItemStatus = StrEnum(  # type: ignore[misc]
+    "ItemStatus", {value: value for value in enum_values("TaskRunStatus", "deadline")}
+)
+ItemStatus.__doc__ = "Deadline Cloud's TaskRunStatus, from botocore's deadline model."
+TARGETS: tuple[str, ...] = enum_values("TaskTargetRunStatus", "deadline")
+
+PENDING = ItemStatus("PENDING")
+READY = ItemStatus("READY")
+RUNNING = ItemStatus("RUNNING")
+SUSPENDED = ItemStatus("SUSPENDED")
+CANCELED = ItemStatus("CANCELED")
+FAILED = ItemStatus("FAILED")
+SUCCEEDED = ItemStatus("SUCCEEDED")
+NOT_COMPATIBLE = ItemStatus("NOT_COMPATIBLE")
+# an item in one of these keeps its execution alive; the others are final for this run
+ENDED = frozenset({CANCELED, FAILED, SUCCEEDED, NOT_COMPATIBLE})
+ACTIVE = frozenset(s for s in ItemStatus if s not in ENDED)
+# a claimed item, whatever stage of running it is in
+HELD = frozenset(ItemStatus(s) for s in ("ASSIGNED", "STARTING", "SCHEDULED", "INTERRUPTING"))
+
+
+class ItemNotFound(LookupError):
+    """No such execution, or no such item in it."""
+
+
+class ConflictEnded(RuntimeError):
+    """The execution has ended: its items can no longer change (start a new execution)."""
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One item of an execution, as the control plane and the Deadline routes see it."""
+
+    execution_arn: str
+    index: int
+    kind: ItemKind
+    scope: ItemScope | None
+    status: ItemStatus
+    target: ItemStatus | None
+    agent_arn: str | None
+    execution_number: int
+    started_at: float | None
+    ended_at: float | None
+    failure_retry_count: int
+    counters: Mapping[str, Any]
+    result: Mapping[str, str]
+    updated_at: float
+    # the holder's lease, its last statusDetails, and the row version (compare-and-swap)
+    lease_expires: float | None = None
+    details: Mapping[str, str] = field(default_factory=dict)
+    version: int = 1
+
+    @property
+    def running(self) -> bool:
+        return self.status == RUNNING or self.status in HELD
+
+    @classmethod
+    def from_row(cls, row: ItemRow) -> WorkItem:
+        kind = ItemKind(row.kind)
+        scope = ItemScope(row.path, row.recursive, row.files, row.bytes)
+        return cls(
+            execution_arn=row.execution_arn,
+            index=row.item,
+            kind=kind,
+            scope=scope if kind == ItemKind.TRANSFER else None,
+            status=ItemStatus(row.status),
+            target=None if row.target is None else ItemStatus(row.target),
+            agent_arn=row.agent_arn,
+            execution_number=row.execution_number,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            failure_retry_count=row.failure_retry_count,
+            counters=_json(row.counters),
+            result={str(k): str(v) for k, v in _json(row.result).items()},
+            updated_at=row.updated_at,
+            lease_expires=row.lease_expires,
+            details={str(k): str(v) for k, v in _json(row.details).items()},
+            version=row.version,
+        )
+
+    def to_row(self) -> ItemRow:
+        scope = self.scope or ItemScope("", True)
+        return ItemRow(
+            execution_arn=self.execution_arn,
+            item=self.index,
+            kind=self.kind.value,
+            path=scope.path,
+            recursive=scope.recursive,
+            files=scope.files,
+            bytes=scope.bytes,
+            status=self.status.value,
+            target=None if self.target is None else self.target.value,
+            agent_arn=self.agent_arn,
+            execution_number=self.execution_number,
+            lease_expires=self.lease_expires,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+            failure_retry_count=self.failure_retry_count,
+            counters=_dump(self.counters),
+            result=_dump(self.result),
+            details=_dump(self.details),
+            version=self.version,
+            updated_at=self.updated_at,
+        )
+
+    def label(self) -> str:
+        """How an error detail names the item: its index and its path."""
+        if self.scope is None:
+            return f"item {self.index} ({self.kind.value})"
+        return f"item {self.index} ({self.scope.parameter_path})"
+
+
+def _json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _dump(value: Mapping[str, Any]) -> str:
+    return json.dumps(dict(value), separators=(",", ":"), sort_keys=True)
+
+
+def new_row(
+    execution_arn: str,
+    index: int,
+    kind: ItemKind,
+    scope: ItemScope | None,
+    status: ItemStatus,
+    now: float,
+) -> ItemRow:
+    """A fresh item as the plan upload creates it."""
+    return WorkItem(
+        execution_arn=execution_arn,
+        index=index,
+        kind=kind,
+        scope=scope,
+        status=status,
+        target=None,
+        agent_arn=None,
+        execution_number=0,
+        started_at=None,
+        ended_at=None,
+        failure_retry_count=0,
+        counters={},
+        result={},
+        updated_at=now,
+    ).to_row()
+
+
+# reading ---------------------------------------------------------------------------------------
+def list_items(store: Store, execution_arn: str) -> list[WorkItem]:
+    """The execution's items in index order ([] for an execution without a plan)."""
+    return [WorkItem.from_row(row) for row in store.items(execution_arn)]
+
+
+def get_item(store: Store, execution_arn: str, index: int) -> WorkItem:
+    row = store.item(execution_arn, index)
+    if row is None:
+        raise ItemNotFound(f"Task execution {execution_arn} has no work item {index}.")
+    return WorkItem.from_row(row)
+
+
+def change_item(
+    store: Store, execution_arn: str, index: int, apply: Callable[[WorkItem], WorkItem | None]
+) -> WorkItem | None:
+    """Read-modify-write one item by compare-and-swap: `apply` returns the new item, or None
+    for "nothing to write" (it may raise to refuse). Returns the item as written (None if
+    nothing was). ItemNotFound if the item does not exist."""
+    for _ in range(CAS_ATTEMPTS):
+        current = get_item(store, execution_arn, index)
+        changed = apply(current)
+        if changed is None:
+            return None
+        written = replace(changed, version=current.version + 1)
+        if store.update_item(written.to_row(), current.version):
+            return written
+    raise InternalException(f"Work item {index} of {execution_arn} is changing too fast; retry.")
+
+
+# the operator's wishes -------------------------------------------------------------------------
+def _retarget(item: WorkItem, target: ItemStatus, now: float) -> WorkItem | None:
+    """The item after the operator's `target`, or None when it does not change."""
+    status = item.status
+    if item.kind == ItemKind.PREPARE and target not in (SUSPENDED, CANCELED):
+        return None  # planning is redone by suspending/resuming its job, never marked
+    if item.running:
+        # the agent stops it first (suspend, cancel, mark): a wish carried in its replies;
+        # READY/PENDING withdraw a wish not yet acted on
+        wish = None if target in (READY, PENDING) else target
+        return None if wish == item.target else replace(item, target=wish, updated_at=now)
+    if target == SUSPENDED:
+        if status not in (PENDING, READY):
+            return None
+        return replace(item, status=SUSPENDED, target=None, updated_at=now)
+    if target in (READY, PENDING):
+        if status not in (SUSPENDED, FAILED, CANCELED, NOT_COMPATIBLE):
+            return None
+        # a REMOVE item waits (PENDING) until every TRANSFER item succeeded: settle() decides
+        resumed = PENDING if item.kind == ItemKind.REMOVE else READY
+        return replace(
+            item,
+            status=resumed,
+            target=None,
+            ended_at=None,
+            failure_retry_count=item.failure_retry_count + (status == FAILED),
+            updated_at=now,
+        )
+    if target == CANCELED:
+        if status in (CANCELED, SUCCEEDED):
+            return None
+    elif status == target:
+        return None
+    return replace(item, status=target, target=None, ended_at=now, updated_at=now)
+
+
+def set_target(
+    store: Store,
+    execution_arn: str,
+    indexes: Sequence[int] | None,
+    target: str,
+    now: float,
+) -> list[WorkItem]:
+    """Apply the operator's `target` (a TaskTargetRunStatus) to some items of an execution
+    (`indexes` None: every item but the PREPARE one, as UpdateJob does), settle the execution
+    and poke the agents concerned. Returns the items named, as they are afterwards.
+
+    ValueError for a target outside the model's enum; ItemNotFound for an unknown execution or
+    index; ConflictEnded when the execution has ended and anything would change.
+    """
+    if target not in TARGETS:
+        raise ValueError(f"targetRunStatus must be one of {', '.join(TARGETS)}, not {target!r}.")
+    wish = ItemStatus(target)
+    doc = store.execution(execution_arn)
+    if doc is None:
+        raise ItemNotFound(f"Task execution {execution_arn} is not found.")
+    items = {item.index: item for item in list_items(store, execution_arn)}
+    if indexes is None:
+        chosen = [i for i, item in items.items() if item.kind != ItemKind.PREPARE]
+    else:
+        missing = sorted(set(indexes) - set(items))
+        if missing:
+            raise ItemNotFound(
+                f"Task execution {execution_arn} has no work item {', '.join(map(str, missing))}."
+            )
+        chosen = sorted(set(indexes))
+    ended = doc["Status"] in TERMINAL_STATUSES
+    if ended and any(_retarget(items[i], wish, now) is not None for i in chosen):
+        raise ConflictEnded(
+            f"Task execution {execution_arn} has ended ({doc['Status']}): its work items can no "
+            "longer change. Start a new execution; it skips what is already at the destination."
+        )
+
+    def apply(item: WorkItem) -> WorkItem | None:
+        return _retarget(item, wish, now)
+
+    for index in chosen:
+        change_item(store, execution_arn, index, apply)
+    settle(store, execution_arn, now)
+    after = {item.index: item for item in list_items(store, execution_arn)}
+    # running items' agents hear their wish; agents that ran this execution hear of READY items
+    for agent in sorted({i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}):
+        store.notify(f"agent:{agent}")
+    return [after[i] for i in chosen]
+
+
+def poke_running(store: Store, execution_arn: str) -> None:
+    """Poke the agents running items of one execution (their rate shares changed)."""
+    holders = {
+        row.agent_arn
+        for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
+        if row.execution_arn == execution_arn and row.agent_arn
+    }
+    for agent in sorted(holders):
+        store.notify(f"agent:{agent}")
+
+
+def poke_holders(store: Store, items: Any) -> None:
+    """Tell the agents holding running items that there is news (a wish, a new rate share):
+    the store channel the embedded agent listens on; remote agents hear it in their next reply."""
+    for holder in sorted({i.agent_arn for i in items if i.running and i.agent_arn}):
+        store.notify(f"agent:{holder}")
+
+
+# rolling items up into the execution -----------------------------------------------------------
+def execution_counters(items: Sequence[WorkItem]) -> dict[str, Any]:
+    """DescribeTaskExecution's counters of an execution with a plan: the sum over its items
+    (item 0's own counters count only as long as there is nothing else: they are its planner's)."""
+    counted = [i for i in items if i.kind != ItemKind.PREPARE] or list(items)
+    total: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
+    for item in counted:
+        for name, value in item.counters.items():
+            if name in COUNTERS and isinstance(value, int) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+            elif name in NESTED_COUNTERS and isinstance(value, dict):
+                nested = total.setdefault(name, {})
+                if isinstance(nested, dict):
+                    for key, number in value.items():
+                        if isinstance(number, int) and not isinstance(number, bool):
+                            nested[key] = nested.get(key, 0) + number
+            elif name in NESTED_COUNTERS and isinstance(value, int):
+                total[name] = total.get(name, 0) + value
+    return total
+
+
+def _phase(items: Sequence[WorkItem]) -> str | None:
+    """The furthest DataSync phase an item reported."""
+    phases = [str(i.details.get("phase")) for i in items]
+    known = [PHASES.index(p) for p in phases if p in PHASES]
+    return PHASES[max(known)] if known else None
+
+
+def _outcome(items: Sequence[WorkItem]) -> tuple[str, str, str] | None:
+    """(status, ErrorCode, ErrorDetail) once no item keeps the execution alive, else None."""
+    if any(i.status in ACTIVE for i in items):
+        return None
+    bad = [i for i in items if i.status != SUCCEEDED]
+    if not bad:
+        return "SUCCESS", "", ""
+    failed = [i for i in bad if i.status == FAILED]
+    code = next((i.result.get("ErrorCode") for i in failed if i.result.get("ErrorCode")), None)
+    code = code or ("WorkItemFailed" if failed else "WorkItemCanceled")
+    parts = []
+    for item in bad:
+        detail = item.result.get("ErrorDetail") if item.status == FAILED else None
+        parts.append(f"{item.label()} {item.status.value}" + (f": {detail}" if detail else ""))
+    text = f"{len(bad)} of {len(items)} work items did not succeed: " + "; ".join(parts)
+    return "ERROR", code, text[:4000]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One item's report as `settle` needs it: its counters before and after, and its phase."""
+
+    before: Mapping[str, Any]
+    after: Mapping[str, Any]
+    phase: str | None
+
+
+def _delta(progress: Progress) -> dict[str, Any]:
+    """What one report adds to the execution's sums (negative when a rerun restarts a count)."""
+    before = execution_counters([_counted(progress.before)])
+    after = execution_counters([_counted(progress.after)])
+    out: dict[str, Any] = {}
+    for name, value in after.items():
+        old = before.get(name, 0)
+        if isinstance(value, dict):
+            olds = old if isinstance(old, dict) else {}
+            out[name] = {k: v - olds.get(k, 0) for k, v in value.items()}
+        elif isinstance(value, int) and isinstance(old, int):
+            out[name] = value - old
+    return out
+
+
+def _counted(counters: Mapping[str, Any]) -> WorkItem:
+    return WorkItem(
+        "", 1, ItemKind.TRANSFER, None, READY, None, None, 0, None, None, 0, counters, {}, 0.0
+    )
+
+
+def _add(doc: Doc, delta: Mapping[str, Any]) -> bool:
+    changed = False
+    for name, value in delta.items():
+        if isinstance(value, dict):
+            current = doc.get(name)
+            nested = dict(current) if isinstance(current, dict) else {}
+            for key, number in value.items():
+                if number:
+                    nested[key] = nested.get(key, 0) + number
+                    changed = True
+            doc[name] = nested
+        elif value:
+            current = doc.get(name, 0)
+            doc[name] = (current if isinstance(current, int) else 0) + value
+            changed = True
+    return changed
+
+
+def settle(
+    store: Store, execution_arn: str, now: float, progress: Progress | None = None
+) -> Doc | None:
+    """Roll the items up into the execution (counters, phase, the REMOVE item, the end rule).
+
+    With `progress` (one item's report) the execution's sums move by what that report changed,
+    so a report costs a few indexed reads whatever the number of items; without it the sums are
+    recomputed from every item (operator changes, the reaper: rare). The end rule and the REMOVE
+    item's turn are decided on counts per status; only an execution that ends reads its items
+    to name those that did not succeed. Idempotent. Returns the execution as written (None when
+    it has no items or is gone); an execution without items is left as it is.
+    """
+    counts = store.item_counts(execution_arn)
+    if not counts:
+        return None
+    transfers_left = sum(
+        n for (kind, status), n in counts.items() if kind == "TRANSFER" and status != "SUCCEEDED"
+    )
+    if not transfers_left and counts.get(("REMOVE", PENDING.value)):
+
+        def ready(current: WorkItem) -> WorkItem | None:
+            if current.status != PENDING:
+                return None
+            return replace(current, status=READY, updated_at=now)
+
+        for index in store.item_indexes(execution_arn, (PENDING.value,), ("REMOVE",)):
+            change_item(store, execution_arn, index, ready)
+        counts = store.item_counts(execution_arn)
+    active = any(n and ItemStatus(status) in ACTIVE for (_k, status), n in counts.items())
+    items = None if active and progress is not None else list_items(store, execution_arn)
+    outcome = None if items is None else _outcome(items)
+    counters = None if items is None else execution_counters(items)
+    delta = None if progress is None or items is not None else _delta(progress)
+    phase = progress.phase if progress is not None else (_phase(items) if items else None)
+
+    def roll_up(doc: Doc) -> bool:
+        if doc["Status"] in TERMINAL_STATUSES:
+            return False
+        changed = False
+        if counters is not None:
+            before = {name: doc.get(name) for name in counters}
+            doc.update(counters)
+            changed = before != {name: doc.get(name) for name in counters}
+        elif delta is not None:
+            changed = _add(doc, delta)
+        if phase is not None:
+            changed = lifecycle.advance_phase(doc, phase, now) or changed
+        if outcome is not None and items is not None:
+            reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
+            lifecycle.end_items(
+                doc, outcome[0], now, outcome[1], outcome[2], items_result(items), reports
+            )
+            changed = True
+        return changed
+
+    done = change_execution(store, execution_arn, roll_up)
+    return None if done is None else done[0]
+
+
+def items_result(items: Sequence[WorkItem]) -> dict[str, Any]:
+    """The execution's Result members from its items': a phase's status is SUCCESS when every
+    item that reported it did, ERROR if one did not; its duration the longest item's."""
+    out: dict[str, Any] = {}
+    for phase in ("Prepare", "Transfer", "Verify"):
+        statuses = [i.result.get(f"{phase}Status") for i in items if i.kind != ItemKind.PREPARE]
+        reported = [s for s in statuses if s and s != "PENDING"]
+        if reported:
+            out[f"{phase}Status"] = (
+                "SUCCESS" if all(s in ("SUCCESS", "SKIPPED") for s in reported) else "ERROR"
+            )
+        durations = []
+        for item in items:
+            value = item.result.get(f"{phase}Duration")
+            if value is not None and str(value).isdigit():
+                durations.append(int(value))
+        if durations:
+            out[f"{phase}Duration"] = max(durations)
+    return out
+
+
+# an item's life on an agent (the transitions `api.scheduler` and `api.jobs` apply) ------------
+def claim_item(item: WorkItem, agent_arn: str, now: float, lease_seconds: float) -> WorkItem:
+    """An agent takes a READY item: RUNNING, held by it under the next fencing epoch."""
+    return replace(
+        item,
+        status=RUNNING,
+        target=None,
+        agent_arn=agent_arn,
+        execution_number=item.execution_number + 1,
+        lease_expires=now + lease_seconds,
+        started_at=item.started_at if item.started_at is not None else now,
+        ended_at=None,
+        details={},
+        updated_at=now,
+    )
+
+
+def release_item(item: WorkItem, now: float) -> WorkItem:
+    """Its holder is gone (lease expired, or the control plane restarted under the embedded
+    agent): READY again, so that a candidate takes it under the next epoch. The journal keeps
+    what it finished; its counters stay until the next holder reports."""
+    return replace(item, status=READY, lease_expires=None, details={}, updated_at=now)
+
+
+def report_item(
+    item: WorkItem,
+    status: str,
+    details: Mapping[str, str],
+    now: float,
+    lease_seconds: float,
+    cancelled: bool,
+) -> WorkItem:
+    """The holder's UpdateJobExecution: counters and result taken, the lease renewed; a final
+    status ends the item — SUSPENDED when it acknowledges a suspend (``agent:interrupted``),
+    the operator's mark when it stopped for one, CANCELED when its execution was cancelled."""
+    report = decode_report(details)
+    counters = {**item.counters, **report.counters}
+    result = {**item.result, **{str(k): str(v) for k, v in report.result.items()}}
+    merged = {**item.details, **details}
+    if status == "IN_PROGRESS":
+        return replace(
+            item,
+            counters=counters,
+            result=result,
+            details=merged,
+            lease_expires=now + lease_seconds,
+            updated_at=now,
+        )
+    final: ItemStatus
+    if status == "SUCCEEDED":
+        final = FAILED if item.target == FAILED else SUCCEEDED
+    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value and not cancelled:
+        final = SUSPENDED
+    elif cancelled:
+        final = CANCELED
+    elif item.target in (CANCELED, SUCCEEDED, FAILED):
+        final = item.target
+    else:
+        final = FAILED
+    if final == FAILED and not result.get("ErrorCode"):
+        result["ErrorCode"] = "AgentError" if status == "FAILED" else "AgentRejected"
+        result.setdefault("ErrorDetail", f"The agent reported the item as {status}.")
+    return replace(
+        item,
+        status=final,
+        target=None,
+        counters=counters,
+        result=result,
+        details=merged,
+        lease_expires=None,
+        ended_at=None if final == SUSPENDED else now,
+        updated_at=now,
+    )
+
+
+def running_indexes(store: Store, execution_arn: str) -> list[int]:
+    """The indexes of the execution's items an agent runs (item 0, the planner, aside)."""
+    held = tuple(sorted(s.value for s in (HELD | {RUNNING})))
+    return store.item_indexes(execution_arn, held, (ItemKind.TRANSFER.value, ItemKind.REMOVE.value))
+
+
+def rate_share(limit: int, running: Sequence[int], index: int) -> int:
+    """This item's share of the execution's BytesPerSecond: the limit split evenly among the
+    running items (`running`: their indexes, in order; the first ones take the remainder, so
+    the shares add up to the limit); −1 stays −1, and an item that is not running would get
+    the whole limit."""
+    if limit < 0:
+        return limit
+    if index not in running:
+        return limit
+    base, extra = divmod(limit, len(running))
+    return max(1, base + (1 if running.index(index) < extra else 0))
