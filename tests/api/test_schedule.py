@@ -61,6 +61,7 @@ def runs(text: str, start: datetime, count: int) -> list[datetime]:
 def test_cron_against_known_instants(text: str, start: datetime, expected: list[datetime]) -> None:
     assert runs(text, start, len(expected)) == expected
 
+
 # Each field's forms, one at a time, from fixed instants; the expected runs were worked out on a
 # 2026 calendar (Jan 1 Thu, Feb 1 Sun, May 1 Fri, Jul 1 Wed, Aug 1 Sat; 2028 is a leap year).
 @pytest.mark.parametrize(
@@ -122,7 +123,6 @@ def test_a_year_list_ends() -> None:
     expr = parse("cron(0 0 1 1 ? 2027,2029)")
     with pytest.raises(ScheduleError, match="no run after"):
         expr.next_after(at(2029, 1, 1))
-
 
 
 def test_next_after_is_strictly_after() -> None:
