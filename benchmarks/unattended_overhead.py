@@ -1,9 +1,10 @@
 """Log and report overhead (issue 13): one D2 copy through a real server with LogLevel OFF and no
 task report, against the same copy with LogLevel TRANSFER and a STANDARD report at
-SUCCESSES_AND_ERRORS, alternating, fresh destination each run. Prints the ratio of medians of
-the wall time and of the process's CPU time (user + system, every thread: the server, the
-embedded agent and the engine share this process). The CPU ratio is the steadier of the two on
-a shared machine, where other work stretches the wall time of whichever run it meets.
+SUCCESSES_AND_ERRORS, alternating (each round in a rotated order), fresh destination each run.
+Prints the ratio of medians of the wall time and of the process's CPU time (user + system,
+every thread: the server, the embedded agent and the engine share this process). The CPU
+ratio is the steadier of the two on a shared machine, where other work stretches the wall time
+of whichever run it meets.
 
     .venv/bin/python -m benchmarks.unattended_overhead [--scale 0.2] [--runs 3]
 """
@@ -74,8 +75,11 @@ def main() -> None:
             }
             times: dict[str, list[float]] = {k: [] for k in kinds}
             cpus: dict[str, list[float]] = {k: [] for k in kinds}
+            order = list(kinds)
             for i in range(args.runs):
-                for kind, extra in kinds.items():
+                # each round starts one kind later, so no kind always runs first or last
+                for kind in order[i % len(order) :] + order[: i % len(order)]:
+                    extra = kinds[kind]
                     dst = root / f"dst-{kind}-{i}"
                     _, _, task = nfs_task(ds, server.agent_arn, root / "src", dst, **extra)
                     wall, cpu = _run(ds, task)
