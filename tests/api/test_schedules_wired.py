@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from api.metrics import SCHEDULE_RUNS_PREFIX
-from tests.api.harness import Server, nfs_task, serving, wait_for
+from tests.api.harness import Server, finished, nfs_task, serving, wait_for
 
 
 @pytest.fixture
@@ -213,4 +213,33 @@ def test_an_hourly_cron_fires_for_the_latest_whole_hour(srv: Server) -> None:
     # the whole hour at or before now (the bounds differ only if an hour struck meanwhile)
     assert fired in {before - before % 3600, after - after % 3600}
     time.sleep(2.5)  # later ticks: the three missed hours were one run
+    assert len(executions(ds, task)) == 1
+
+
+def test_a_stale_leader_cannot_fire_a_slot_another_runner_fired(srv: Server) -> None:
+    """Two runners on one store, as when a leader stalled past its lease and its successor
+    ticks meanwhile: the one that still holds the task as it was before the other fired finds
+    the slot claimed, and starts nothing."""
+    from api.schedule_runner import ScheduleRunner
+    from api.store_logs import LogStore
+
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "s.txt").write_text("s")
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "rate(5 minutes)"},
+    )  # fmt: skip
+    assert srv.served is not None
+    backend = srv.served.extras["backend"]
+    runner = ScheduleRunner(backend, LogStore(backend.store))
+    stale = ScheduleRunner(backend, LogStore(backend.store))
+    backdate(srv, task, 5 * 60 + 1)
+    as_read = backend.store.get("task", task)  # the stale leader read it: the slot is due
+    fired = wait_for(lambda: executions(ds, task), 10)  # the server's own runner fired it
+    # once it ended, a second start would not even be skipped as "still running"
+    wait_for(lambda: finished(ds, fired[0]["TaskExecutionArn"]), 30)
+    assert stale._fire(dict(as_read), backend.now()) == 0
+    assert runner._fire(dict(as_read), backend.now()) == 0
+    time.sleep(1.5)
     assert len(executions(ds, task)) == 1
