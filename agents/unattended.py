@@ -10,12 +10,13 @@ writes the other, in its own mapped bucket directories (``agent --bucket``, cont
   write failure); a report failure never fails the transfer itself.
 
   The engine calls `on_event` from its worker threads inside each file's critical path, so it
-  only appends (the event and its time) to a list; a writer thread of the report's own turns
-  the list into items and writes them, in batches (`_BATCH`), while the workers wait on their
-  system calls. That took the report's cost per file off the copy (about 20 µs of Python each,
-  once per event, for 20,000 events on a D2 at scale 0.2: the benchmark's 1.3x). Memory stays
-  bounded: past `_MAX_PENDING` unwritten events `on_event` waits for the writer (backpressure,
-  never a dropped item: a report lists every file). The thread starts with the first event and
+  only appends the event and its time to a deque (atomic: no lock, about 1 µs); a writer thread
+  of the report's own turns them into items and writes them, a batch at a time, while the
+  workers wait on their system calls. Before, each event cost the copying thread about 20 µs
+  of Python (benchmarks/unattended_stages.py measures the stages). Memory stays bounded: past
+  `_MAX_PENDING` unwritten events `on_event` waits for the writer (backpressure, never a
+  dropped item: a report lists every file), unless the writer has failed, which fails the
+  report (ReportResult ERROR), never the transfer. The thread starts with the first event and
   ends in `finish` or `discard`; it is a daemon, so a job that dies without either cannot keep
   the agent from exiting.
 """
@@ -182,6 +183,9 @@ class TaskReport:
         self._wake.set()
         with self._room:
             while len(self._pending) >= _MAX_PENDING and not self._closing:
+                thread = self._thread
+                if self._writer is None or thread is None or not thread.is_alive():
+                    return  # nothing will drain it: on_event stops queueing (writer is None)
                 self._room.wait(0.1)
 
     def _write_loop(self) -> None:
@@ -209,6 +213,9 @@ class TaskReport:
                     record(report_item(event, datetime.fromtimestamp(at, UTC)))
             except (OSError, ReportError) as exc:
                 self._fail("ReportError", f"writing the task report failed: {exc}")
+            except Exception as exc:  # a bug must not kill the writer and stall the engine
+                log.exception("task report of %s", self.document.get("TaskExecutionArn"))
+                self._fail("ReportError", f"writing the task report failed: {exc!r}")
 
     def _drain(self) -> None:
         """Stop taking events, let the writer write what came (the engine has ended: nothing

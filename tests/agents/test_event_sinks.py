@@ -129,3 +129,32 @@ def test_the_batch_size_bound_is_never_below_the_json(event: FileEvent) -> None:
     encoded = encode_event(event, 9_999_999_999_999)
     for text in (json.dumps(encoded), json.dumps(encoded, ensure_ascii=False)):
         assert len(text.encode()) + 1 <= _size_bound(event), text[:80]
+
+
+def test_a_writer_that_fails_fails_the_report_not_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the item conversion: the writer fails the report (ReportResult ERROR), and the
+    engine's threads, past the backpressure bound, are not left waiting for it."""
+
+    def broken(event: FileEvent, now: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(unattended, "report_item", broken)
+    monkeypatch.setattr(unattended, "_MAX_PENDING", 100)
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document(), {"reports": str(bucket)})
+    done = threading.Event()
+
+    def engine() -> None:
+        for i in range(5000):
+            report.on_event(FileEvent(FileEventKind.TRANSFERRED, f"/f{i}", False, 1))
+        done.set()
+
+    threading.Thread(target=engine, daemon=True).start()
+    assert done.wait(30), "the engine's thread stalled behind a dead writer"
+    result = report.finish(_final(5000))
+    assert result["Status"] == "ERROR" and result["ErrorCode"] == "ReportError"
+    assert "a bug" in result["ErrorDetail"]
+    assert not [p for p in bucket.rglob("*") if p.is_file()]  # nothing half-written left
