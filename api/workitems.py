@@ -468,15 +468,29 @@ def settle(
     transfers_left = sum(
         n for (kind, status), n in counts.items() if kind == "TRANSFER" and status != "SUCCEEDED"
     )
-    if not transfers_left and counts.get(("REMOVE", PENDING.value)):
+    transfers_active = sum(
+        n
+        for (kind, status), n in counts.items()
+        if kind == "TRANSFER" and ItemStatus(status) in ACTIVE
+    )
+    if counts.get(("REMOVE", PENDING.value)) and not transfers_active:
+        # every TRANSFER item ended: REMOVE runs once if all succeeded, else it is skipped
+        # (the execution ends ERROR instead of waiting for an item nobody will run)
+        turn = READY if not transfers_left else CANCELED
 
-        def ready(current: WorkItem) -> WorkItem | None:
+        def next_turn(current: WorkItem) -> WorkItem | None:
             if current.status != PENDING:
                 return None
-            return replace(current, status=READY, updated_at=now)
+            if turn == READY:
+                return replace(current, status=READY, updated_at=now)
+            skipped = {
+                "ErrorCode": "Skipped",
+                "ErrorDetail": "not every TRANSFER item succeeded, so extras were not deleted",
+            }
+            return replace(current, status=CANCELED, result=skipped, ended_at=now, updated_at=now)
 
         for index in store.item_indexes(execution_arn, (PENDING.value,), ("REMOVE",)):
-            change_item(store, execution_arn, index, ready)
+            change_item(store, execution_arn, index, next_turn)
         counts = store.item_counts(execution_arn)
     active = any(n and ItemStatus(status) in ACTIVE for (_k, status), n in counts.items())
     items = None if active and progress is not None else list_items(store, execution_arn)
@@ -581,12 +595,13 @@ def report_item(
     final: ItemStatus
     if status == "SUCCEEDED":
         final = FAILED if item.target == FAILED else SUCCEEDED
-    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value and not cancelled:
-        final = SUSPENDED
     elif cancelled:
         final = CANCELED
     elif item.target in (CANCELED, SUCCEEDED, FAILED):
         final = item.target
+    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value:
+        # held SUSPENDED; if the operator withdrew the wish meanwhile, offered again at once
+        final = SUSPENDED if item.target == SUSPENDED else READY
     else:
         final = FAILED
     if final == FAILED and not result.get("ErrorCode"):
@@ -600,7 +615,7 @@ def report_item(
         result=result,
         details=merged,
         lease_expires=None,
-        ended_at=None if final == SUSPENDED else now,
+        ended_at=now if final in ENDED else None,
         updated_at=now,
     )
 
