@@ -9,11 +9,11 @@
 * **the same for a takeover** after kill -9 of one of two agents (lease 3 s);
 * **aggregate throttle accuracy** with 2 and 4 agents: the slope of the destination's size
   between 10% and 90% of the tree, over the execution's BytesPerSecond;
-* **the cost of items on D2** through the API: a D2 copy split into items against the same
+* **the cost of items on D2 and D3** through the API: a copy split into items against the same
   tree under one top-level directory (which runs as one item, as before items), alternating,
-  fresh destination each run; the ratio of medians.
+  fresh destination each run; the ratio of medians (wall, and CPU of agent + server).
 
-    .venv/bin/python -m benchmarks.workitems [--scale 0.1] [--runs 3] [--out DIR]
+    .venv/bin/python -m benchmarks.workitems [--scale 0.1] [--d3-scale 0.05] [--runs 3] [--out DIR]
 """
 
 from __future__ import annotations
@@ -111,14 +111,10 @@ class Bench:
         ).start()
         self.agents: list[AgentProcess] = []
         self.arns: list[str] = []
-
-    @property
-    def ds(self) -> Any:
-        return self.server.client()
-
-    @property
-    def dl(self) -> Any:
-        return self.server.client("deadline", config=Config(inject_host_prefix=False))
+        # one client each: making a boto3 client costs ~5 ms of this process's CPU (where the
+        # server runs too), which polling every 25 ms would add to the measured runs
+        self.ds = self.server.client()
+        self.dl = self.server.client("deadline", config=Config(inject_host_prefix=False))
 
     @property
     def store(self) -> Store:
@@ -242,7 +238,7 @@ def suspend_resume(bench: Bench, rate: int) -> dict[str, Any]:
 
 def takeover(bench: Bench, rate: int) -> dict[str, Any]:
     src, dst = bench.root / "k-src", bench.root / "k-dst"
-    total = _tree(src, dirs=6, files=16)
+    total = _tree(src, dirs=6, files=4, size=1 << 20)  # big files: journaled as they finish
     agents = [bench.agent("stays"), bench.agent("dies")]
     task = bench.task(
         src, dst, agents,
@@ -273,7 +269,7 @@ def takeover(bench: Bench, rate: int) -> dict[str, Any]:
         "recopied_on_takeover_ratio": recopied / total,
         "dropped_temporaries_ratio": dropped / total,
         "FilesTransferred": done["FilesTransferred"],
-        "files": 6 * 16,
+        "files": 6 * 4,
     }
 
 
@@ -319,13 +315,15 @@ def _cpu(pid: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
-    split_src = bench.root / "d2"
-    files = generate("D2", split_src, scale)
-    whole_parent = bench.root / "d2-whole"
+def d2_cost(bench: Bench, scale: float, runs: int, dataset: str = "D2") -> dict[str, Any]:
+    """The cost of items on `dataset` (D2, D3) against the same tree run as one item."""
+    name = dataset.lower()
+    split_src = bench.root / name
+    files = generate(dataset, split_src, scale)
+    whole_parent = bench.root / f"{name}-whole"
     whole_parent.mkdir()
     shutil.copytree(split_src, whole_parent / "only", symlinks=True)  # one entry: one item
-    agent = bench.agent("d2")
+    agent = bench.agent(name)
     proc = bench.agents[-1].proc
     assert proc is not None
     times: dict[str, list[float]] = {"split": [], "whole": []}
@@ -335,7 +333,7 @@ def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
     items: dict[str, int] = {}
     for i in range(runs):
         for kind, src in (("split", split_src), ("whole", whole_parent)):
-            dst = bench.root / f"d2-{kind}-{i}"
+            dst = bench.root / f"{name}-{kind}-{i}"
             task = bench.task(src, dst, [agent])
             start = time.perf_counter()
             cpu_start = _cpu(proc.pid) + time.process_time()
@@ -349,6 +347,7 @@ def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
     bench.stop()
     split, whole = statistics.median(times["split"]), statistics.median(times["whole"])
     return {
+        "dataset": dataset,
         "files": files,
         "scale": scale,
         "runs": runs,
@@ -365,6 +364,7 @@ def d2_cost(bench: Bench, scale: float, runs: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--scale", type=float, default=0.1, help="of D2 (1.0: 50,000 files)")
+    parser.add_argument("--d3-scale", type=float, default=0.05, help="of D3 (1.0: 4.5 GB)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--out", type=Path, default=None)
@@ -379,6 +379,7 @@ def main() -> None:
             ("throttle_2_agents", lambda: throttle(bench, 2, args.rate)),
             ("throttle_4_agents", lambda: throttle(bench, 4, args.rate)),
             ("d2_cost", lambda: d2_cost(bench, args.scale, args.runs)),
+            ("d3_cost", lambda: d2_cost(bench, args.d3_scale, args.runs, "D3")),
         ]
         for name, step in steps:
             results[name] = step()

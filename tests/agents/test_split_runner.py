@@ -250,9 +250,9 @@ def test_kill_9_of_one_of_two_agents_the_other_finishes_nothing_torn(fleet: Flee
     assert any(i.execution_number > 1 for i in items), "no item was taken over"
     assert all(i.agent_arn == fleet.arns[0] for i in items if i.execution_number > 1)
     # each file counted at most once; the taken-over item counts what the journal said was
-    # done, less what the lost agent placed after its last batch (found unchanged, as a
-    # re-run finds it): at most one report interval of a throttled share
-    assert len(files) - 8 <= done["FilesTransferred"] <= len(files)
+    # done, less the small files the lost agent placed (journaled only at a graceful stop:
+    # found unchanged, as a re-run finds them): at most the files of the one item it held
+    assert len(files) - 10 <= done["FilesTransferred"] <= len(files)
     assert done["FilesVerified"] == done["FilesTransferred"]
 
 
