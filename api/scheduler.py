@@ -280,7 +280,7 @@ class Scheduler:
                 if written is None:
                     continue
                 # the running set changed: the other holders' rate shares did too
-                workitems.poke_running(self.store, arn)
+                workitems.poke_running(self.store, arn, but=agent_arn)
                 return Claimed(doc, written)
         return None
 

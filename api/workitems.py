@@ -338,12 +338,13 @@ def set_target(
     return [after[i] for i in chosen]
 
 
-def poke_running(store: Store, execution_arn: str) -> None:
-    """Poke the agents running items of one execution (their rate shares changed)."""
+def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:
+    """Poke the agents running items of one execution (their rate shares changed), `but` the
+    one that caused it (it hears its own reply)."""
     holders = {
         row.agent_arn
         for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
-        if row.execution_arn == execution_arn and row.agent_arn
+        if row.execution_arn == execution_arn and row.agent_arn and row.agent_arn != but
     }
     for agent in sorted(holders):
         store.notify(f"agent:{agent}")
