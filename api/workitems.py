@@ -61,7 +61,6 @@ __all__ = [
     "get_item",
     "list_items",
     "new_row",
-    "poke_holders",
     "poke_running",
     "rate_share",
     "release_item",
@@ -69,6 +68,7 @@ __all__ = [
     "running_indexes",
     "set_target",
     "settle",
+    "sum_counters",
 ]
 
 ItemStatus = StrEnum(  # type: ignore[misc]
@@ -350,21 +350,20 @@ def poke_running(store: Store, execution_arn: str, but: str | None = None) -> No
         store.notify(f"agent:{agent}")
 
 
-def poke_holders(store: Store, items: Any) -> None:
-    """Tell the agents holding running items that there is news (a wish, a new rate share):
-    the store channel the embedded agent listens on; remote agents hear it in their next reply."""
-    for holder in sorted({i.agent_arn for i in items if i.running and i.agent_arn}):
-        store.notify(f"agent:{holder}")
-
-
 # rolling items up into the execution -----------------------------------------------------------
 def execution_counters(items: Sequence[WorkItem]) -> dict[str, Any]:
     """DescribeTaskExecution's counters of an execution with a plan: the sum over its items
     (item 0's own counters count only as long as there is nothing else: they are its planner's)."""
     counted = [i for i in items if i.kind != ItemKind.PREPARE] or list(items)
+    return sum_counters([i.counters for i in counted])
+
+
+def sum_counters(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several reports' counters: flat ones added, nested ones (FilesListed …) added
+    member by member; unknown or ill-typed ones ignored."""
     total: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
-    for item in counted:
-        for name, value in item.counters.items():
+    for counters in reports:
+        for name, value in counters.items():
             if name in COUNTERS and isinstance(value, int) and not isinstance(value, bool):
                 total[name] = total.get(name, 0) + value
             elif name in NESTED_COUNTERS and isinstance(value, dict):
@@ -414,8 +413,8 @@ class Progress:
 
 def _delta(progress: Progress) -> dict[str, Any]:
     """What one report adds to the execution's sums (negative when a rerun restarts a count)."""
-    before = execution_counters([_counted(progress.before)])
-    after = execution_counters([_counted(progress.after)])
+    before = sum_counters([progress.before])
+    after = sum_counters([progress.after])
     out: dict[str, Any] = {}
     for name, value in after.items():
         old = before.get(name, 0)
@@ -425,12 +424,6 @@ def _delta(progress: Progress) -> dict[str, Any]:
         elif isinstance(value, int) and isinstance(old, int):
             out[name] = value - old
     return out
-
-
-def _counted(counters: Mapping[str, Any]) -> WorkItem:
-    return WorkItem(
-        "", 1, ItemKind.TRANSFER, None, READY, None, None, 0, None, None, 0, counters, {}, 0.0
-    )
 
 
 def _add(doc: Doc, delta: Mapping[str, Any]) -> bool:
