@@ -26,6 +26,21 @@ suspend, resume, retry or skip parts of it (the Deadline Cloud `UpdateTask` shap
   ``POST /things/{thing}/jobs/{jobId}/journal`` (`JournalBatch`); ``GET`` the same path returns
   them (`JournalPage`, paginated), so that a resumed or taken-over item redoes only the files that
   were in flight and counts each finished file once.
+
+The control plane's answers (api/jobs.py), for the agent's side:
+
+* the plan upload answers ``{"jobIds": [...]}`` (the items' job ids, REMOVE last); the same plan
+  again is a no-op with the same answer, a different one 400 InvalidRequestException; a plan
+  from anyone but item 0's current holder, or under another executionNumber, 409
+  VersionMismatch (404 for a thing the job is not assigned to);
+* a journal batch answers ``{"added": N}`` (paths new to the journal); journal calls come from
+  the item's current holder (409 VersionMismatch otherwise, as for reports);
+* a report on an item it no longer holds (taken over, lease expired: the item went back to
+  READY) is 409 VersionMismatch whose ``executionState.status`` is not IN_PROGRESS: stop the
+  item, its files in flight stay temporaries. An item's ``versionNumber`` is its row's version
+  (operator changes move it too); its ``executionNumber`` grows at every claim.
+* an item job's ``status`` as IoT shows it: IN_PROGRESS while held, QUEUED while READY, PENDING
+  or SUSPENDED, else SUCCEEDED / FAILED / CANCELED.
 """
 
 from __future__ import annotations

@@ -593,3 +593,51 @@ def test_kill_9_of_one_of_two_agents_still_succeeds_with_nothing_torn(
         assert taken.execution_number >= 2
     finally:
         server.stop()
+
+
+def _destination_bytes(root: Path) -> int:
+    """Every byte at the destination, temporaries included (what the agents wrote so far)."""
+    total = 0
+    for dirpath, _dirs, names in os.walk(root):
+        for name in names:
+            try:
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+            except FileNotFoundError:
+                continue  # a temporary renamed meanwhile
+    return total
+
+
+def test_two_agents_together_stay_within_the_executions_bytes_per_second(
+    tmp_path: Path, root: Path, processes: list[AgentProcess]
+) -> None:
+    _shared_tree(root)
+    (root / "dst" / "extra.txt").unlink()
+    total = sum(p.stat().st_size for p in (root / "src").rglob("*") if p.is_file())
+    limit = MiB
+    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=3.0)
+    server.start()
+    try:
+        arns, task = _two_agents(tmp_path, server, root, processes, limit)
+        ds = server.client()
+        arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        samples: list[tuple[float, int]] = []
+        deadline_at = time.monotonic() + 60
+        while time.monotonic() < deadline_at:
+            samples.append((time.monotonic(), _destination_bytes(root / "dst")))
+            if samples[-1][1] >= total:
+                break
+            time.sleep(0.05)
+        final = _ended(server, arn, processes, timeout=30)
+        assert final["Status"] == "SUCCESS", final
+        # the slope between 10% and 90% of the tree: a limit of the whole execution, not of
+        # each agent (two agents at the full limit each would write twice as fast)
+        low = next(s for s in samples if s[1] >= total * 0.1)
+        high = next(s for s in samples if s[1] >= total * 0.9)
+        rate = (high[1] - low[1]) / (high[0] - low[0])
+        assert rate <= limit * 1.10, f"{rate:.0f} B/s against a limit of {limit}"
+        assert server.served is not None
+        items = list_items(server.served.app.state.backend.store, arn)
+        assert {i.agent_arn for i in items if i.kind.value == "TRANSFER"} == set(arns)
+        print(f"\naggregate of 2 agents: {rate:.0f} B/s = {rate / limit:.3f} x BytesPerSecond")
+    finally:
+        server.stop()
