@@ -302,7 +302,11 @@ class Agent:
 
                 async def reporter() -> None:
                     nonlocal version, abandoned
-                    last_phase, last_sent = "", 0.0
+                    # A work item's claim renewed its lease and its phase changes are no news
+                    # worth a request of their own (the execution's phase moves with the first
+                    # item's), so an item reports when due: a short item (most of a tree of
+                    # many small top-level directories) costs its claim and its final report.
+                    last_phase, last_sent = "", time.monotonic() if fenced else 0.0
                     seen = self._pokes
                     while True:
                         if self._pokes == seen:
@@ -315,9 +319,10 @@ class Agent:
                             continue
                         now = time.monotonic()
                         due = now - last_sent >= self.report_interval
-                        if phase == last_phase and not due and not poked:
+                        news = phase != last_phase and not fenced
+                        if not news and not due and not poked:
                             continue
-                        if phase == last_phase and not due:
+                        if not news and not due:
                             # poked: the control plane has news (a rate, a cancel). Read the
                             # job's state to learn it; nothing new to report, so write nothing.
                             try:

@@ -113,15 +113,16 @@ class Jobs:
         """The execution behind `thing`'s job or work item (ResourceNotFoundException if not
         its own)."""
         if _item_index(job_id):
-            doc, item = self._item(thing, job_id)
-            if item.agent_arn != self._agent(thing):
+            doc, item, agent = self._item(thing, job_id)
+            if item.agent_arn != agent:
                 raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
             return doc
         return self._job(thing, job_id)
 
     # work items as jobs ---------------------------------------------------------------------
-    def _item(self, thing: str, job_id: str) -> tuple[Doc, WorkItem]:
-        """An item's execution and the item, for an agent that may run it (a candidate)."""
+    def _item(self, thing: str, job_id: str) -> tuple[Doc, WorkItem, str]:
+        """An item's execution, the item, and the agent's ARN, for an agent that may run it
+        (its holder or a candidate)."""
         agent = self._agent(thing)
         execution_id, index = parse_item_job_id(job_id)
         doc = self.store.execution_by_job_id(execution_id)
@@ -133,7 +134,7 @@ class Jobs:
             doc
         ):
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-        return doc, item
+        return doc, item, agent
 
     def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
         """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
@@ -204,8 +205,7 @@ class Jobs:
     def _held(self, thing: str, job_id: str, execution_number: object) -> tuple[Doc, WorkItem]:
         """The item `thing` holds under `execution_number`; 409 VersionMismatch if it does
         not (any more): another agent took it over, or its lease ran out."""
-        doc, item = self._item(thing, job_id)
-        agent = self._agent(thing)
+        doc, item, agent = self._item(thing, job_id)
         stale = execution_number is not None and execution_number != item.execution_number
         if (
             item.agent_arn != agent
@@ -319,7 +319,7 @@ class Jobs:
             request["executionNumber"] = execution_number
         validate_input("DescribeJobExecution", request, "iot-jobs-data")
         if _item_index(job_id):
-            found, item = self._item(thing, job_id)
+            found, item, _agent = self._item(thing, job_id)
             if execution_number is not None and execution_number != item.execution_number:
                 raise ResourceNotFoundException(
                     f"Job {job_id} of thing {thing} has no execution number {execution_number}; "
@@ -456,7 +456,7 @@ class Jobs:
         doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
         if status != "IN_PROGRESS":
             # the running set changed: the other holders' shares did; READY items may be new
-            workitems.poke_running(self.store, doc["TaskExecutionArn"])
+            workitems.poke_running(self.store, doc["TaskExecutionArn"], but=agent)
         out: Doc = {}
         if body.get("includeJobExecutionState"):
             out["executionState"] = self._item_state(doc, item)

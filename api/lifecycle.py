@@ -11,6 +11,11 @@ Agents report phase and counters in `statusDetails` (string values, ≤ 1024 cha
 ``phase`` (a TaskExecutionStatus), ``counters`` and ``result`` (compact JSON objects with the
 DescribeTaskExecution names). The control plane's wishes go back in the reply's
 ``statusDetails`` under ``control:bytesPerSecond`` and ``control:cancel``.
+
+An execution split into work items (issue 12, `_Plan` set by the plan upload) couples them
+differently: its job is item 0's, which only plans (`report_planned`: the job moves, the
+execution does not end with it), and the execution's counters, phase and end come from its
+items (`api.workitems.settle` → `advance_phase`, `end_items`).
 """
 
 from __future__ import annotations

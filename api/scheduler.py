@@ -29,7 +29,15 @@ Everything about putting executions onto agents is here, and nowhere else:
 * **Recovery after a restart.** An on-prem agent's work survives: its queued jobs stay queued and
   a running one gets a fresh lease, so the agent re-attaches with its next call. Work of an agent
   that lived in the previous process (the embedded one) died with it: `ERROR` /
-  `ServiceRestarted`.
+  `ServiceRestarted` — unless the execution was split into work items: then its items are READY
+  again (they can be redone; the journal skips what they finished) and SUSPENDED ones stay so.
+* **Work items (issue 12).** Item 0's holder uploads the plan (`accept_plan`): items 1…n READY,
+  a REMOVE item PENDING when the task deletes extras. The claim path offers READY items before
+  queued executions (oldest execution first, lowest index first) to any ONLINE candidate with a
+  free slot, each claim under the next `executionNumber`; every report renews the item's lease.
+  A lost holder's item goes back to READY for another candidate, or, when none is ONLINE, the
+  execution ends `ERROR` / `AgentTimeout` (and `AgentUnavailable` when READY items wait with
+  nobody to claim them). The items' transitions and the end rule are `api.workitems`'.
 """
 
 from __future__ import annotations
@@ -280,7 +288,7 @@ class Scheduler:
                 if written is None:
                     continue
                 # the running set changed: the other holders' rate shares did too
-                workitems.poke_running(self.store, arn)
+                workitems.poke_running(self.store, arn, but=agent_arn)
                 return Claimed(doc, written)
         return None
 

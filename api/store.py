@@ -628,16 +628,16 @@ class Store:
     def executions_with_items(self, statuses: tuple[str, ...]) -> list[str]:
         """The executions that have items in any of `statuses`, oldest first (the claim path
         walks these instead of every READY item)."""
+        # from the (indexed) statuses to their executions: never a scan of past executions
+        having = (
+            select(_work_items.c.execution_arn)
+            .where(_work_items.c.status.in_(statuses))
+            .distinct()
+            .subquery()
+        )
         query = (
             select(_executions.c.arn)
-            .where(
-                select(_work_items.c.item)
-                .where(
-                    _work_items.c.execution_arn == _executions.c.arn,
-                    _work_items.c.status.in_(statuses),
-                )
-                .exists()
-            )
+            .join(having, having.c.execution_arn == _executions.c.arn)
             .order_by(_executions.c.seq)
         )
         with self._read.connect() as conn:

@@ -61,7 +61,6 @@ __all__ = [
     "get_item",
     "list_items",
     "new_row",
-    "poke_holders",
     "poke_running",
     "rate_share",
     "release_item",
@@ -69,6 +68,7 @@ __all__ = [
     "running_indexes",
     "set_target",
     "settle",
+    "sum_counters",
 ]
 
 ItemStatus = StrEnum(  # type: ignore[misc]
@@ -338,22 +338,16 @@ def set_target(
     return [after[i] for i in chosen]
 
 
-def poke_running(store: Store, execution_arn: str) -> None:
-    """Poke the agents running items of one execution (their rate shares changed)."""
+def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:
+    """Poke the agents running items of one execution (their rate shares changed), `but` the
+    one that caused it (it hears its own reply)."""
     holders = {
         row.agent_arn
         for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
-        if row.execution_arn == execution_arn and row.agent_arn
+        if row.execution_arn == execution_arn and row.agent_arn and row.agent_arn != but
     }
     for agent in sorted(holders):
         store.notify(f"agent:{agent}")
-
-
-def poke_holders(store: Store, items: Any) -> None:
-    """Tell the agents holding running items that there is news (a wish, a new rate share):
-    the store channel the embedded agent listens on; remote agents hear it in their next reply."""
-    for holder in sorted({i.agent_arn for i in items if i.running and i.agent_arn}):
-        store.notify(f"agent:{holder}")
 
 
 # rolling items up into the execution -----------------------------------------------------------
@@ -361,9 +355,15 @@ def execution_counters(items: Sequence[WorkItem]) -> dict[str, Any]:
     """DescribeTaskExecution's counters of an execution with a plan: the sum over its items
     (item 0's own counters count only as long as there is nothing else: they are its planner's)."""
     counted = [i for i in items if i.kind != ItemKind.PREPARE] or list(items)
+    return sum_counters([i.counters for i in counted])
+
+
+def sum_counters(reports: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The sum of several reports' counters: flat ones added, nested ones (FilesListed …) added
+    member by member; unknown or ill-typed ones ignored."""
     total: dict[str, Any] = dict.fromkeys(COUNTERS, 0)
-    for item in counted:
-        for name, value in item.counters.items():
+    for counters in reports:
+        for name, value in counters.items():
             if name in COUNTERS and isinstance(value, int) and not isinstance(value, bool):
                 total[name] = total.get(name, 0) + value
             elif name in NESTED_COUNTERS and isinstance(value, dict):
@@ -413,8 +413,8 @@ class Progress:
 
 def _delta(progress: Progress) -> dict[str, Any]:
     """What one report adds to the execution's sums (negative when a rerun restarts a count)."""
-    before = execution_counters([_counted(progress.before)])
-    after = execution_counters([_counted(progress.after)])
+    before = sum_counters([progress.before])
+    after = sum_counters([progress.after])
     out: dict[str, Any] = {}
     for name, value in after.items():
         old = before.get(name, 0)
@@ -424,12 +424,6 @@ def _delta(progress: Progress) -> dict[str, Any]:
         elif isinstance(value, int) and isinstance(old, int):
             out[name] = value - old
     return out
-
-
-def _counted(counters: Mapping[str, Any]) -> WorkItem:
-    return WorkItem(
-        "", 1, ItemKind.TRANSFER, None, READY, None, None, 0, None, None, 0, counters, {}, 0.0
-    )
 
 
 def _add(doc: Doc, delta: Mapping[str, Any]) -> bool:
@@ -468,15 +462,29 @@ def settle(
     transfers_left = sum(
         n for (kind, status), n in counts.items() if kind == "TRANSFER" and status != "SUCCEEDED"
     )
-    if not transfers_left and counts.get(("REMOVE", PENDING.value)):
+    transfers_active = sum(
+        n
+        for (kind, status), n in counts.items()
+        if kind == "TRANSFER" and ItemStatus(status) in ACTIVE
+    )
+    if counts.get(("REMOVE", PENDING.value)) and not transfers_active:
+        # every TRANSFER item ended: REMOVE runs once if all succeeded, else it is skipped
+        # (the execution ends ERROR instead of waiting for an item nobody will run)
+        turn = READY if not transfers_left else CANCELED
 
-        def ready(current: WorkItem) -> WorkItem | None:
+        def next_turn(current: WorkItem) -> WorkItem | None:
             if current.status != PENDING:
                 return None
-            return replace(current, status=READY, updated_at=now)
+            if turn == READY:
+                return replace(current, status=READY, updated_at=now)
+            skipped = {
+                "ErrorCode": "Skipped",
+                "ErrorDetail": "not every TRANSFER item succeeded, so extras were not deleted",
+            }
+            return replace(current, status=CANCELED, result=skipped, ended_at=now, updated_at=now)
 
         for index in store.item_indexes(execution_arn, (PENDING.value,), ("REMOVE",)):
-            change_item(store, execution_arn, index, ready)
+            change_item(store, execution_arn, index, next_turn)
         counts = store.item_counts(execution_arn)
     active = any(n and ItemStatus(status) in ACTIVE for (_k, status), n in counts.items())
     items = None if active and progress is not None else list_items(store, execution_arn)
@@ -581,12 +589,13 @@ def report_item(
     final: ItemStatus
     if status == "SUCCEEDED":
         final = FAILED if item.target == FAILED else SUCCEEDED
-    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value and not cancelled:
-        final = SUSPENDED
     elif cancelled:
         final = CANCELED
     elif item.target in (CANCELED, SUCCEEDED, FAILED):
         final = item.target
+    elif details.get(INTERRUPTED_KEY) == SUSPENDED.value:
+        # held SUSPENDED; if the operator withdrew the wish meanwhile, offered again at once
+        final = SUSPENDED if item.target == SUSPENDED else READY
     else:
         final = FAILED
     if final == FAILED and not result.get("ErrorCode"):
@@ -600,7 +609,7 @@ def report_item(
         result=result,
         details=merged,
         lease_expires=None,
-        ended_at=None if final == SUSPENDED else now,
+        ended_at=now if final in ENDED else None,
         updated_at=now,
     )
 

@@ -26,6 +26,7 @@ from api.workitems import (
     get_item,
     list_items,
     new_row,
+    report_item,
     set_target,
     settle,
 )
@@ -341,3 +342,39 @@ def test_the_task_report_result_is_the_items_reports(stores: tuple[Store, Store]
         assert ended is not None and ended["Status"] == "SUCCESS"
         got = ended["ReportResult"]
         assert {k: got[k] for k in expected} == expected
+
+
+def test_remove_is_skipped_once_a_transfer_item_ends_without_success(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, ["a", "b"], remove=True)
+    _run(a, arn, 1)
+    _run(a, arn, 2)
+    _finish(a, arn, 1, "FAILED")
+    assert _status(a, arn)[-1] == "PENDING"  # item 2 may still succeed (or 1 be retried)
+    _finish(a, arn, 2, "SUCCEEDED")
+    # nobody will run REMOVE: it is skipped and the execution ends instead of waiting
+    assert _status(b, arn) == ["SUCCEEDED", "FAILED", "SUCCEEDED", "CANCELED"]
+    doc = b.execution(arn)
+    assert doc is not None and doc["Status"] == "ERROR"
+    assert "item 3 (REMOVE) CANCELED" in doc["Result"]["ErrorDetail"]
+
+
+def test_a_suspend_acknowledged_after_the_wish_was_withdrawn_offers_the_item_again(
+    stores: tuple[Store, Store],
+) -> None:
+    a, _b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, ["a", "b"])
+    _run(a, arn, 1)
+    set_target(a, arn, [1], "SUSPENDED", NOW)
+    set_target(a, arn, [1], "READY", NOW)  # withdrawn before the agent acknowledged
+    item = get_item(a, arn, 1)
+    acked = report_item(item, "FAILED", {"agent:interrupted": "SUSPENDED"}, NOW, 10.0, False)
+    assert (acked.status.value, acked.failure_retry_count, acked.ended_at) == ("READY", 0, None)
+    set_target(a, arn, [1], "SUSPENDED", NOW)
+    item = get_item(a, arn, 1)
+    acked = report_item(item, "FAILED", {"agent:interrupted": "SUSPENDED"}, NOW, 10.0, False)
+    assert acked.status.value == "SUSPENDED"
