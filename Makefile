@@ -55,7 +55,7 @@ run: $(RUNTIME_STAMP)
 
 ## The whole test suite (unit, end to end through boto3, reliability).
 test: $(DEV_STAMP) debian-tools
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)  # the slowest tests named in every run: the suite has a 12-minute budget
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
