@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -17,12 +18,14 @@ import anyio
 import anyio.to_thread
 
 from engine.copier import Copier
+from engine.copyhelpers import CopyHelpers, auto_count
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
 from engine.execute import Executor
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
+from engine.lister import usable_cores
 from engine.manifest import ManifestError, ManifestFilter
 from engine.metadata import MetadataPolicy
 from engine.options import Options
@@ -86,6 +89,7 @@ class Transfer:
         on_item: Callable[[str], None] | None = None,
         hash_cache_dir: str | None = None,
         on_event: EventSink | None = None,
+        copy_helpers: int | None = None,
     ) -> None:
         """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
         destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
@@ -94,7 +98,10 @@ class Transfer:
         its rename and each directory entry after it; `dry_run` plans only, writes nothing and
         hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
         the totals. `on_event` hears of every counted item as it is counted
-        (engine/events.py), from worker threads; a dry run sends it nothing."""
+        (engine/events.py), from worker threads; a dry run sends it nothing. `copy_helpers`:
+        processes that copy small files beside the transfer thread (engine/copyhelpers.py);
+        None: one per further core once a plan has enough files to repay their start, 0: none,
+        N: N helpers, waited for before the first file (deterministic: tests)."""
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
@@ -119,6 +126,9 @@ class Transfer:
         self._fsync = fsync
         self._dry_run = dry_run
         self._on_item = on_item
+        self._copy_helpers = copy_helpers
+        self.helpers_started = 0  # copy helper processes this run started
+        self.files_by_helpers = 0  # files they placed
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -302,6 +312,7 @@ class Transfer:
             cancelled=self._cancel.is_set,
             fsync=self._fsync,
         )
+        helpers = self._start_copy_helpers(plan, hashing=verify_mode == "ONLY_FILES_TRANSFERRED")
         executor = Executor(
             self.source,
             self.destination,
@@ -314,8 +325,12 @@ class Transfer:
             large_file_size=self._large_file_size,
             max_delete=self._max_delete,
             fsync=self._fsync,
+            helpers=helpers,
         )
-        executor.run(plan)
+        try:
+            executor.run(plan)
+        finally:
+            self.files_by_helpers = executor.files_by_helpers
         if executor.deletes_stopped:
             raise TransferError(
                 "MaxDeleteExceeded",
@@ -326,6 +341,26 @@ class Transfer:
         ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0
+
+    def _start_copy_helpers(self, plan: Plan, hashing: bool) -> CopyHelpers | None:
+        count = self._copy_helpers
+        if count is None:
+            count = auto_count(plan.files, usable_cores()) if self._workers > 0 else 0
+        if count <= 0 or not sys.executable or self._bucket.limited:
+            return None
+        helpers = CopyHelpers(
+            count,
+            self.source,
+            self.destination,
+            self.options.to_dict(),
+            self.options.task_mode,
+            hashing=hashing,
+            fsync=self._fsync,
+        )
+        self.helpers_started = helpers.started
+        if self._copy_helpers is not None:
+            helpers.wait_ready()
+        return helpers if helpers.started else None
 
     def _verify(self, plan: Plan) -> None:
         mode = self.options["VerifyMode"]
