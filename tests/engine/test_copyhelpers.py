@@ -119,3 +119,13 @@ def test_cancel_with_helpers_leaves_no_temporary(tmp_path: Path) -> None:
     assert snap["Result"]["ErrorCode"] == "Cancelled"
     assert temporaries(dst) == []
     assert 0 < snap["FilesTransferred"] < 2000
+
+
+def test_a_throttled_transfer_copies_every_byte_through_the_bucket(tmp_path: Path) -> None:
+    """Helpers do not pay the token bucket, so a limited transfer starts none."""
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    _tree(src, dirs=2, files=20)
+    t = _run(src, dst, {"BytesPerSecond": 50 << 20}, copy_helpers=1)
+    assert t.snapshot()["Status"] == "SUCCESS"
+    assert (t.helpers_started, t.files_by_helpers) == (0, 0)
+    assert state(dst) == state(src)
