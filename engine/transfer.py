@@ -1,6 +1,7 @@
 """One execution: PREPARING → TRANSFERRING → VERIFYING over a source and a destination tree.
 
-Blocking file work runs in one worker thread (plus the copier pool for large files); the async
+Blocking file work runs in one worker thread (plus the copier pool for large files and, for
+plans of many files, copy helper processes for small ones: engine/copyhelpers.py); the async
 face (`await run()`) lets the agent and the API await it without blocking their event loop.
 `snapshot()`, `set_bytes_per_second()` and `cancel()` are safe from any thread at any moment.
 """
