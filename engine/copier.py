@@ -21,17 +21,17 @@ import shutil
 import stat
 import threading
 from collections.abc import Callable
+from typing import Protocol
 
 import xxhash
 
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
-from engine.progress import Progress
 from engine.scan import DIR, TEMP_PREFIX, open_at, temp_check
 from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
-__all__ = ["Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
+__all__ = ["ByteCounter", "Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
 
 _UNLIMITED_CHUNK = 64 << 20  # bounds the time between two cancel checks (~20 ms here)
 _BUFFER = 1 << 20
@@ -90,8 +90,8 @@ _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOE
 
 
 def open_for_reading(name: str, dir_fd: int) -> int:
-    """Open the entry `name` of `dir_fd` beneath it (scan.open_at: openat2 where the kernel has
-    it), never through a symlink, and, where allowed (owner or root), without touching atime:
+    """Open the entry `name` of `dir_fd` (scan.open_at: one plain name, O_NOFOLLOW), never
+    through a symlink, and, where allowed (owner or root), without touching atime:
     reading a source or verifying a destination must not change the very atimes the transfer
     preserves."""
     try:
@@ -128,11 +128,17 @@ def _write_all(fd: int, data: memoryview) -> None:
         data = data[written:]
 
 
+class ByteCounter(Protocol):
+    """Where a Copier counts the bytes it writes (a Progress; a copy helper's stand-in)."""
+
+    def add_bytes(self, n: int) -> None: ...
+
+
 class Copier:
     def __init__(
         self,
         bucket: TokenBucket,
-        progress: Progress,
+        progress: ByteCounter,
         metadata: MetadataPolicy,
         hashing: bool,
         cancelled: Callable[[], bool],

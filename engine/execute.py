@@ -1,9 +1,12 @@
 """TRANSFERRING: carry out a `Plan`.
 
 Order, and why:
-1. The plan in walk order: directories are created before their contents. Small files are copied
-   inline on this thread; only files of `large_file_size` or more go to a small thread pool — on a
-   2-core machine a pool makes small files ~2.5× slower (GIL hand-offs) while it speeds large ones.
+1. The plan in walk order: directories are created before their contents. Files of
+   `large_file_size` or more go to a small thread pool (it speeds large files, while on a 2-core
+   machine it makes small files ~2.5× slower: GIL hand-offs). Small files go, in batches of one
+   directory, to the copy helper processes when there are some (engine/copyhelpers.py) and the
+   transfer is not throttled, and are copied inline on this thread otherwise, or when every
+   helper is busy: this thread is one more copier.
 2. Hard links, once the files they point to are in place.
 3. Deletes (PreserveDeletedFiles=REMOVE): only if every copy succeeded and the source was listed
    completely, so a failed or partial run never removes anything.
@@ -23,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from engine.copier import Copier, place, temporary_name
+from engine.copyhelpers import BATCH_BYTES, BATCH_FILES, CopyHelpers, HelperAnswer
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.metadata import MetadataPolicy
@@ -51,7 +55,9 @@ class Executor:
         large_file_size: int,
         max_delete: int | None = None,
         fsync: bool = False,
+        helpers: CopyHelpers | None = None,
     ) -> None:
+        """`helpers`: copy helper processes for small files, owned (and closed) from here on."""
         self.source = source
         self.destination = destination
         self.progress = progress
@@ -68,6 +74,11 @@ class Executor:
         self._failed_copies: set[str] = set()
         self._src = DirTree(source)
         self._dst = DirTree(destination)
+        self._helpers = helpers
+        self._batch: list[Action] = []  # small files of one directory, not yet handed out
+        self._batch_dir = ""
+        self._batch_bytes = 0
+        self.files_by_helpers = 0
 
     def _fail(self, rel: str, exc: OSError, phase: str = "Transfer", folder: bool = False) -> None:
         self.progress.fail(phase, rel, exc.strerror or str(exc), folder=folder)
@@ -88,6 +99,8 @@ class Executor:
         try:
             self._run(plan)
         finally:
+            if self._helpers is not None:
+                self._helpers.close()
             self._src.close()
             self._dst.close()
 
@@ -104,6 +117,8 @@ class Executor:
                 if op == Op.COPY:
                     if pool is not None and action.size >= self.large_file_size:
                         self._submit(pool, slots, action)
+                    elif self._helpers is not None and not self.copier.bucket.limited:
+                        self._add_to_batch(action)
                     else:
                         self._copy(action)
                 elif op == Op.MKDIR:
@@ -116,6 +131,8 @@ class Executor:
                     self._remove(action)
                 else:
                     self._place_other(action)
+            self._flush_batch()
+            self._drain_helpers()
         finally:
             if pool is not None:
                 pool.shutdown(wait=True)
@@ -139,6 +156,80 @@ class Executor:
                     )
         for action in reversed(dir_meta):
             self._apply_dir_meta(action)
+
+    # -- small files through the copy helpers ----------------------------------------------------
+    def _add_to_batch(self, action: Action) -> None:
+        parent, _ = split(action.rel)
+        if self._batch and (
+            parent != self._batch_dir
+            or len(self._batch) >= BATCH_FILES
+            or self._batch_bytes + action.size > BATCH_BYTES
+        ):
+            self._flush_batch()
+        if not self._batch:
+            self._batch_dir = parent
+        self._batch.append(action)
+        self._batch_bytes += action.size
+
+    def _flush_batch(self) -> None:
+        """Hand the batch to a helper with room, or copy it here; then take in what the
+        helpers have finished meanwhile (so the counters move while they work)."""
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        helpers = self._helpers
+        if batch:
+            items = [(split(a.rel)[1], a.replace) for a in batch]
+            if (
+                helpers is None
+                or self.copier.bucket.limited
+                or not helpers.send(batch, self._batch_dir, items)
+            ):
+                for action in batch:
+                    if self.cancelled():
+                        raise TransferCancelled()
+                    self._copy(action)
+        if helpers is not None:
+            for answer in helpers.answers(wait=False):
+                self._take(answer)
+            self._copy_abandoned()
+
+    def _drain_helpers(self) -> None:
+        """Wait for every batch handed out (hard links and deletes need them all placed)."""
+        helpers = self._helpers
+        if helpers is None:
+            return
+        for _ in range(1 << 30):  # bounded by the batches pending, each answer takes one
+            self._copy_abandoned()
+            if not helpers.pending:
+                break
+            if self.cancelled():
+                raise TransferCancelled()
+            for answer in helpers.answers(wait=True):
+                self._take(answer)
+        self._copy_abandoned()
+
+    def _take(self, answer: HelperAnswer) -> None:
+        """Count what a helper placed (and fail what it could not), as `_copy_at` does."""
+        batch: list[Action] = answer.tag
+        self.progress.add_bytes(sum(size for size, _digest, reason in answer.results
+                                    if reason is None))  # fmt: skip
+        for action, (size, digest, reason) in zip(batch, answer.results, strict=True):
+            if reason is not None:
+                self._failed_copies.add(action.rel)
+                self.progress.fail("Transfer", action.rel, reason)
+            else:
+                self.files_by_helpers += 1
+                self._done(action, size, digest)
+
+    def _copy_abandoned(self) -> None:
+        """Copy here the batches of a helper that died before answering (again: temporary and
+        rename make a second copy of a file harmless)."""
+        helpers = self._helpers
+        while helpers is not None and helpers.failed:
+            batch, _files = helpers.failed.pop(0)
+            for action in batch:
+                if self.cancelled():
+                    raise TransferCancelled()
+                self._copy(action)
 
     # -- files -----------------------------------------------------------------------------------
     def _dirs(self, rel: str) -> tuple[int, int, str]:

@@ -161,9 +161,8 @@ def _entry(row: list[str], line: int, name: str) -> ManifestEntry:
 def open_manifest(bucket_dir: str, object_path: str) -> BinaryIO:
     """Open `ManifestObjectPath` inside a mapped bucket's directory for reading.
 
-    The key is walked one component at a time (`scan.open_at`: openat2 beneath each directory, or
-    `O_NOFOLLOW`), so neither `..` nor a symlink
-    can lead outside the bucket directory; a missing or unreadable object is a ManifestError
+    The key is walked one component at a time (`scan.open_at`: one plain name at a time with
+    `O_NOFOLLOW`), so neither `..` nor a symlink can lead outside the bucket directory; a missing or unreadable object is a ManifestError
     naming it (the execution fails, as DataSync's does when it cannot read the manifest).
     """
     where = f"manifest {object_path!r}"

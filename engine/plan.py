@@ -185,9 +185,12 @@ class Planner:
         # stack of (rel dir, its source lstat, dst exists, included by an ancestor's include)
         stack: list[_Dir] = [("", src_root_st, dst_root_st is not None, False)]
         shallow = self.scope is not None and not self.scope.recursive
-        with Lister(
-            self.source, self.destination, self._fast, helper_after=self._helper_after
-        ) as lister:
+        # Listing helpers pay off by passing over unchanged files themselves; into a destination
+        # that does not exist yet there is nothing to pass over, and decoding their answers costs
+        # this thread about what listing the source itself does (D2: 0.31 s either way), so a
+        # fresh copy lists here and leaves the other cores to the copy helpers.
+        helper_after = -1 if dst_root_st is None else self._helper_after
+        with Lister(self.source, self.destination, self._fast, helper_after=helper_after) as lister:
             self._roots = lister.roots
             if self.scope is not None and self.scope.path:
                 stack = self._enter(plan, lister, self.scope.rel, dst_root_st is not None)

@@ -175,14 +175,19 @@ def reset_openat2() -> None:
 
 
 def open_at(dir_fd: int, name: str, flags: int, mode: int = 0) -> int:
-    """Open one entry `name` of the directory `dir_fd`, never through a symlink: openat2 beneath
-    `dir_fd` where the kernel has it, else openat with O_NOFOLLOW. A name that is not one plain
-    component ("", ".", "..", or with a "/") is refused with EXDEV, as RESOLVE_BENEATH would."""
+    """Open one entry `name` of the directory `dir_fd`, never through a symlink. A name that is
+    not one plain component ("", ".", "..", or with a "/") is refused with EXDEV, as
+    RESOLVE_BENEATH would.
+
+    Why plain openat with O_NOFOLLOW and not openat2: for one plain component the kernel's
+    resolution is a single lookup in `dir_fd`, so RESOLVE_BENEATH has nothing to refuse (no
+    "..", no absolute path, no intermediate component) and RESOLVE_NO_SYMLINKS /
+    RESOLVE_NO_MAGICLINKS refuse exactly what O_NOFOLLOW refuses: the entry itself being a
+    (magic) link (ELOOP; EEXIST with O_CREAT|O_EXCL). The containment comes from `dir_fd`,
+    which `open_beneath` opened beneath its root with openat2. The answers are the same and the
+    open is ~1.2 µs cheaper (no ctypes call, no open_how), paid twice per copied file."""
     if not name or name in (".", "..") or "/" in name:
         raise OSError(errno.EXDEV, "not a name inside the directory", name)
-    call = openat2()
-    if call is not None:
-        return call(dir_fd, name, flags | os.O_CLOEXEC, mode)
     return os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC, mode, dir_fd=dir_fd)
 
 

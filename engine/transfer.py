@@ -1,6 +1,7 @@
 """One execution: PREPARING → TRANSFERRING → VERIFYING over a source and a destination tree.
 
-Blocking file work runs in one worker thread (plus the copier pool for large files); the async
+Blocking file work runs in one worker thread (plus the copier pool for large files and, for
+plans of many files, copy helper processes for small ones: engine/copyhelpers.py); the async
 face (`await run()`) lets the agent and the API await it without blocking their event loop.
 `snapshot()`, `set_bytes_per_second()` and `cancel()` are safe from any thread at any moment.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Collection
 from typing import Any
@@ -17,6 +19,7 @@ import anyio
 import anyio.to_thread
 
 from engine.copier import Copier, hash_file
+from engine.copyhelpers import CopyHelpers, auto_count
 from engine.dirs import DirTree, split
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
@@ -24,6 +27,7 @@ from engine.execute import Executor
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
+from engine.lister import usable_cores
 from engine.manifest import ManifestError, ManifestFilter
 from engine.metadata import MetadataPolicy
 from engine.options import Options
@@ -91,6 +95,7 @@ class Transfer:
         scope: Scope | None = None,
         done: Collection[str] = (),
         deletes_only: bool = False,
+        copy_helpers: int | None = None,
     ) -> None:
         """Safety rails: with PreserveDeletedFiles=REMOVE, an empty source root while the
         destination has items ends in ERROR (SourceLocationEmpty) deleting nothing, unless
@@ -99,7 +104,10 @@ class Transfer:
         its rename and each directory entry after it; `dry_run` plans only, writes nothing and
         hands each planned change to `on_item` as an `rsync -i` line (engine/itemize.py), then
         the totals. `on_event` hears of every counted item as it is counted
-        (engine/events.py), from worker threads; a dry run sends it nothing.
+        (engine/events.py), from worker threads; a dry run sends it nothing. `copy_helpers`:
+        processes that copy small files beside the transfer thread (engine/copyhelpers.py);
+        None: one per further core once a plan has enough files to repay their start, 0: none,
+        N: N helpers, waited for before the first file (deterministic: tests).
 
         Work items (engine/split.py): `scope` limits the run to one part of the tree (listing,
         copying and POINT_IN_TIME_CONSISTENT verification alike); `done` names files ("/a/b")
@@ -135,6 +143,9 @@ class Transfer:
         self._scope = scope
         self._journaled = frozenset(done)
         self._deletes_only = deletes_only
+        self._copy_helpers = copy_helpers
+        self.helpers_started = 0  # copy helper processes this run started
+        self.files_by_helpers = 0  # files they placed
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -321,6 +332,7 @@ class Transfer:
             cancelled=self._cancel.is_set,
             fsync=self._fsync,
         )
+        helpers = self._start_copy_helpers(plan, hashing=verify_mode == "ONLY_FILES_TRANSFERRED")
         executor = Executor(
             self.source,
             self.destination,
@@ -333,9 +345,13 @@ class Transfer:
             large_file_size=self._large_file_size,
             max_delete=self._max_delete,
             fsync=self._fsync,
+            helpers=helpers,
         )
         self._count_journaled(plan)
-        executor.run(plan)
+        try:
+            executor.run(plan)
+        finally:
+            self.files_by_helpers = executor.files_by_helpers
         if executor.deletes_stopped:
             raise TransferError(
                 "MaxDeleteExceeded",
@@ -375,6 +391,26 @@ class Transfer:
         finally:
             if tree is not None:
                 tree.close()
+
+    def _start_copy_helpers(self, plan: Plan, hashing: bool) -> CopyHelpers | None:
+        count = self._copy_helpers
+        if count is None:
+            count = auto_count(plan.files, usable_cores()) if self._workers > 0 else 0
+        if count <= 0 or not sys.executable or self._bucket.limited:
+            return None
+        helpers = CopyHelpers(
+            count,
+            self.source,
+            self.destination,
+            self.options.to_dict(),
+            self.options.task_mode,
+            hashing=hashing,
+            fsync=self._fsync,
+        )
+        self.helpers_started = helpers.started
+        if self._copy_helpers is not None:
+            helpers.wait_ready()
+        return helpers if helpers.started else None
 
     def _verify(self, plan: Plan) -> None:
         mode = self.options["VerifyMode"]

@@ -54,7 +54,14 @@ def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     return out
 
 
-def _race(src: Path, dst: Path, swap_root: Path, outside: Path, fresh_dst: bool = False) -> int:
+def _race(
+    src: Path,
+    dst: Path,
+    swap_root: Path,
+    outside: Path,
+    fresh_dst: bool = False,
+    copy_helpers: int = 0,
+) -> int:
     """Transfers while `swap_root/d` is swapped; each run writes: into a new destination with
     `fresh_dst`, else f0's source mtime changes (utime on the source side, which is not swapped)."""
     stop = threading.Event()
@@ -73,6 +80,7 @@ def _race(src: Path, dst: Path, swap_root: Path, outside: Path, fresh_dst: bool 
                     target,
                     Options.create({"PreserveDeletedFiles": "REMOVE"}),
                     helper_after=-1,
+                    copy_helpers=copy_helpers,
                 ).run
             )
     finally:
@@ -81,7 +89,10 @@ def _race(src: Path, dst: Path, swap_root: Path, outside: Path, fresh_dst: bool 
     return runs
 
 
-def test_a_destination_directory_swapped_for_a_symlink_never_leads_outside(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy_helpers", [0, 1], ids=["here", "copy-helper"])
+def test_a_destination_directory_swapped_for_a_symlink_never_leads_outside(
+    tmp_path: Path, copy_helpers: int
+) -> None:
     src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
     for i in range(20):
         write(src / "d" / f"f{i}", f"file {i}")
@@ -89,19 +100,22 @@ def test_a_destination_directory_swapped_for_a_symlink_never_leads_outside(tmp_p
     os.chmod(outside, 0o711)  # unlike the source directory: a chmod through the link shows
     anyio.run(Transfer(src, dst, Options.create({})).run)
     before = _snapshot(outside)
-    runs = _race(src, dst, dst, outside)
+    runs = _race(src, dst, dst, outside, copy_helpers=copy_helpers)
     assert runs >= 2
     assert _snapshot(outside) == before  # no write, chmod, utime, unlink or rename outside
     assert (outside / "victim").read_text() == "must stay"
 
 
-def test_a_source_directory_swapped_for_a_symlink_is_never_read_through(tmp_path: Path) -> None:
+@pytest.mark.parametrize("copy_helpers", [0, 1], ids=["here", "copy-helper"])
+def test_a_source_directory_swapped_for_a_symlink_is_never_read_through(
+    tmp_path: Path, copy_helpers: int
+) -> None:
     src, dst, outside = tmp_path / "src", tmp_path / "dst", tmp_path / "outside"
     for i in range(20):
         write(src / "d" / f"f{i}", f"file {i}")
         write(outside / f"f{i}", "SECRET")
     dst.mkdir()
-    runs = _race(src, dst, src, outside, fresh_dst=True)
+    runs = _race(src, dst, src, outside, fresh_dst=True, copy_helpers=copy_helpers)
     assert runs >= 2
     leaked = [p for p in dst.rglob("*") if p.is_file() and "SECRET" in p.read_text()]
     assert leaked == []
