@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from api.access_log import AccessLog
 from api.activation import MAX_BODY as ACTIVATION_MAX_BODY
 from api.activation import Activation
 from api.auth import verify_request
@@ -118,6 +119,7 @@ def create_app(
     leader: Callable[[], bool] = lambda: True,
     embedded_agent_arn: str | None = None,
     metrics_token: str | None = None,
+    access_log: bool = False,
 ) -> Starlette:
     """The server. `background` coroutines run for the app's lifetime (e.g. an embedded agent);
     `on_shutdown` hooks run first when it stops (e.g. cancel running transfers cleanly)."""
@@ -132,6 +134,7 @@ def create_app(
     schedules = ScheduleRunner(backend, log_store)
     logs_api = LogsApi(backend.store, log_store, backend.config.region, backend.config.account_id)
     meter = RequestMeter(backend.store)  # API requests by protocol, operation, code (/metrics)
+    access = AccessLog() if access_log else None  # serve --access-log
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
         verify_request(
@@ -235,8 +238,8 @@ def create_app(
             return Reply(await blocking(activation.register, body))
         return Reply(await blocking(activation.poll, key, body))
 
-    datasync_route = endpoint("datasync", False, datasync, meter.observe)
-    logs_route = endpoint("logs", False, logs, meter.observe)
+    datasync_route = endpoint("datasync", False, datasync, meter.observe, access=access)
+    logs_route = endpoint("logs", False, logs, meter.observe, access=access)
 
     async def post_root(request: Request) -> Response:
         """DataSync and CloudWatch Logs share `POST /`; X-Amz-Target says which."""
@@ -316,8 +319,8 @@ def create_app(
                             await stop()
                 tg.cancel_scope.cancel()
 
-    jobs_route = endpoint("jobs", True, things, meter.observe)
-    activation_route = endpoint("activation", True, register, meter.observe)
+    jobs_route = endpoint("jobs", True, things, meter.observe, access=access)
+    activation_route = endpoint("activation", True, register, meter.observe, access=access)
     routes = [
         Route("/", post_root, methods=["POST"]),
         Route("/", root, methods=["GET"]),
@@ -325,17 +328,24 @@ def create_app(
         Route("/things/{thing}/jobs/{job_id}", jobs_route, methods=["GET", "PUT", "POST"]),
         Route(
             "/things/{thing}/jobs/{job_id}/events",
-            endpoint("jobs", True, job_events, meter.observe),
+            endpoint("jobs", True, job_events, meter.observe, access=access),
             methods=["POST"],
         ),
         Route(
             "/things/{thing}/jobs/{job_id}/{what:str}",
-            endpoint("jobs", True, work_items, meter.observe),
+            endpoint("jobs", True, work_items, meter.observe, access=access),
             methods=["GET", "POST"],
         ),
         Route("/agent-activation", activation_route, methods=["POST"]),
         Route("/agent-activation/{key}", activation_route, methods=["POST"]),
-        *deadline_routes(backend.store, backend.config, authenticate, body_timeout),
+        *deadline_routes(
+            backend.store,
+            backend.config,
+            authenticate,
+            body_timeout,
+            observe=meter.observe,
+            access=access,
+        ),
         *operational_routes(
             backend,
             embedded_agent_arn=embedded_agent_arn,

@@ -39,9 +39,12 @@ __all__ = [
     "DATASYNC_CONTENT_TYPE",
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
+    "Access",
     "Call",
+    "ErrorAnswer",
     "Observe",
     "Reply",
+    "Served",
     "endpoint",
     "error_code",
     "error_response",
@@ -115,14 +118,46 @@ class Reply:
 
 Observe = Callable[[str, str, str, float], None]  # (protocol, operation, code, seconds)
 Handle = Callable[[Request, Call], Awaitable[Reply]]
+# a protocol whose errors are not ApiErrors (Deadline's rest-json shapes): (exception, request
+# id) → its answer and the error code it carries
+ErrorAnswer = Callable[[Exception, str], tuple[Response, str]]
+
+
+@dataclass(frozen=True)
+class Served:
+    """One answered request, as the access log (`serve --access-log`) writes it."""
+
+    request_id: str
+    protocol: str
+    operation: str
+    code: str
+    status: int
+    seconds: float
+
+
+Access = Callable[[Request, Served], None]
+
+
+def _answer_api_error(rest_json: bool) -> ErrorAnswer:
+    def answer(exc: Exception, request_id: str) -> tuple[Response, str]:
+        return error_response(exc, rest_json, request_id), error_code(exc)
+
+    return answer
 
 
 def endpoint(
-    protocol: str, rest_json: bool, handle: Handle, observe: Observe
+    protocol: str,
+    rest_json: bool,
+    handle: Handle,
+    observe: Observe,
+    *,
+    errors: ErrorAnswer | None = None,
+    access: Access | None = None,
 ) -> Callable[[Request], Awaitable[Response]]:
-    """The route function of one protocol's handler: request id, timing, error mapping and the
-    request's count, in this one place for every protocol."""
+    """The route function of one protocol's handler: request id, timing, error mapping, the
+    request's count and its access-log line, in this one place for every protocol."""
     content_type = "application/json" if rest_json else DATASYNC_CONTENT_TYPE
+    answer_error = errors or _answer_api_error(rest_json)
 
     async def run(request: Request) -> Response:
         request_id = str(uuid.uuid4())
@@ -132,8 +167,14 @@ def endpoint(
             reply = await handle(request, call)
             out, code = response(reply.body, reply.status, content_type, request_id), reply.code
         except Exception as exc:
-            out, code = error_response(exc, rest_json, request_id), error_code(exc)
-        observe(protocol, call.operation, code, time.perf_counter() - started)
+            out, code = answer_error(exc, request_id)
+        seconds = time.perf_counter() - started
+        observe(protocol, call.operation, code, seconds)
+        if access is not None:
+            access(
+                request,
+                Served(request_id, protocol, call.operation, code, out.status_code, seconds),
+            )
         return out
 
     return run

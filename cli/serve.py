@@ -206,6 +206,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="TOKEN",
         help="GET /metrics requires `Authorization: Bearer TOKEN` (default: unauthenticated)",
     )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        default=_env("ACCESS_LOG", "") not in ("", "0", "false", "no"),
+        help="log one JSON line per API request to stderr: protocol, operation, error code, "
+        "status, milliseconds, access key id (env DATASYNC_LOCAL_ACCESS_LOG=1; default off)",
+    )
 
 
 POKE_POLL_SECONDS = 0.05  # how soon news from another process reaches the embedded agent
@@ -238,6 +245,7 @@ class ServeConfig:
     fsync: bool = False
     hash_cache: bool = True  # in data_dir/hash-cache
     metrics_token: str | None = None  # GET /metrics then wants `Authorization: Bearer <token>`
+    access_log: bool = False  # one JSON line per API request (api/access_log.py)
 
 
 @dataclass
@@ -279,6 +287,7 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         fsync=args.fsync,
         hash_cache=not args.no_hash_cache,
         metrics_token=args.metrics_token or None,
+        access_log=args.access_log,
     )
 
 
@@ -331,6 +340,7 @@ def build(config: ServeConfig) -> Served:
             body_timeout=config.body_timeout,
             leader=leader.held,
             metrics_token=config.metrics_token,
+            access_log=config.access_log,
         )
         return Served(
             app,
@@ -413,6 +423,7 @@ def build(config: ServeConfig) -> Served:
         leader=leader.held,
         embedded_agent_arn=agent_arn,
         metrics_token=config.metrics_token,
+        access_log=config.access_log,
     )
     holder["app"] = app
     return Served(

@@ -19,8 +19,6 @@ it needs `Config(inject_host_prefix=False)` (see the README).
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -32,7 +30,16 @@ from api.config import ServerConfig
 from api.deadline.errors import ValidationException, error_response
 from api.deadline.operations import OPERATIONS, DeadlineApi
 from api.deadline.wire import SERVICE, match_operation, parse_params, render_output
-from api.edge import BODY_TIMEOUT_SECONDS, parse_object, read_body
+from api.edge import (
+    BODY_TIMEOUT_SECONDS,
+    Access,
+    Call,
+    Observe,
+    Reply,
+    endpoint,
+    parse_object,
+    read_body,
+)
 from api.store import Store
 
 __all__ = ["PREFIX", "deadline_routes"]
@@ -47,44 +54,46 @@ def deadline_routes(
     config: ServerConfig,
     authenticate: Authenticate,
     body_timeout: float = BODY_TIMEOUT_SECONDS,
+    *,
+    observe: Observe = lambda *_: None,
+    access: Access | None = None,
 ) -> list[BaseRoute]:
-    """The routes to mount beside the DataSync ones; `authenticate` is the app's SigV4 check."""
+    """The routes to mount beside the DataSync ones; `authenticate` is the app's SigV4 check,
+    `observe` counts each request (/metrics) and `access` logs it, through `api.edge.endpoint`
+    as every other protocol, with Deadline's own error shapes."""
     api = DeadlineApi(store, config)
 
-    async def serve(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, SERVICE)
-            # the raw path: labels are percent-decoded once, after the split into segments
-            raw = request.scope.get("raw_path") or request.url.path.encode()
-            path = raw.decode("latin-1").split("?", 1)[0]
-            found = match_operation(request.method, path)
-            if found is None:
-                raise ValidationException(
-                    f"No Deadline operation is {request.method} {path}.", "UNKNOWN_OPERATION"
-                )
-            op, labels = found
-            handler = api.handlers.get(op.name)
-            if handler is None:
-                raise ValidationException(
-                    f"{op.name} is not offered by datasync-local: its Deadline routes serve "
-                    f"{', '.join(OPERATIONS)}.",
-                    "UNKNOWN_OPERATION",
-                )
-            query = {k: v for k, v in request.query_params.multi_items()}
-            headers = {k.lower(): v for k, v in request.headers.items()}
-            params = parse_params(op, labels, query, headers, parse_object(body))
-            result = await anyio.to_thread.run_sync(handler, params)
-            output = render_output(op, result)
-        except Exception as exc:
-            return error_response(exc, request_id)
-        return Response(
-            json.dumps(output, separators=(",", ":")).encode(),
-            status_code=200,
-            media_type="application/json",
-            headers={"x-amzn-RequestId": request_id},
-        )
+    async def handle(request: Request, call: Call) -> Reply:
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, SERVICE)
+        # the raw path: labels are percent-decoded once, after the split into segments
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        path = raw.decode("latin-1").split("?", 1)[0]
+        found = match_operation(request.method, path)
+        if found is None:
+            raise ValidationException(
+                f"No Deadline operation is {request.method} {path}.", "UNKNOWN_OPERATION"
+            )
+        op, labels = found
+        handler = api.handlers.get(op.name)
+        if handler is None:
+            raise ValidationException(
+                f"{op.name} is not offered by datasync-local: its Deadline routes serve "
+                f"{', '.join(OPERATIONS)}.",
+                "UNKNOWN_OPERATION",
+            )
+        call.operation = op.name
+        query = {k: v for k, v in request.query_params.multi_items()}
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        params = parse_params(op, labels, query, headers, parse_object(body))
+        result = await anyio.to_thread.run_sync(handler, params)
+        return Reply(render_output(op, result))
+
+    def answer(exc: Exception, request_id: str) -> tuple[Response, str]:
+        out = error_response(exc, request_id)
+        return out, out.headers["x-amzn-ErrorType"]
+
+    serve = endpoint("deadline", True, handle, observe, errors=answer, access=access)
 
     return [
         Route(PREFIX, serve, methods=_METHODS),
