@@ -52,6 +52,7 @@ from api.errors import InvalidRequestException
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem
 from contract import Doc
+from contract.jobs import NESTED_COUNTERS
 from contract.workitems import ItemBudget, ItemKind, PlanUpload, item_job_id
 from engine import Options
 
@@ -334,6 +335,10 @@ class Scheduler:
 
             def mark(current: Doc) -> bool:
                 current["_Plan"] = len(rows)
+                # from now on the counters are the items' sums (item 0's planning is not counted)
+                current.update(dict.fromkeys(lifecycle.COUNTERS, 0))
+                for name in NESTED_COUNTERS:
+                    current.pop(name, None)
                 return True
 
             change_execution(self.store, arn, mark)

@@ -189,8 +189,12 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     assert refused.status_code == 409 and refused.headers["x-amzn-ErrorType"] == "VersionMismatch"
     bad = fleet.plan(0, prepare, [{"Path": "../x", "Recursive": True}])
     assert bad.status_code == 400 and "relative path" in bad.json()["message"]
+    # what the planner counted before its upload is not the items' (they count their own)
+    fleet.report(0, prepare, phase="PREPARING", counters={"EstimatedFilesToTransfer": 99})
+    assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 99
     uploaded = fleet.plan(0, prepare, SCOPES)
     assert uploaded.status_code == 200
+    assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 0
     job_ids = uploaded.json()["jobIds"]
     assert job_ids == [f"{exec_id}-i{n}" for n in (1, 2, 3, 4)]  # 4: the REMOVE item
     assert fleet.plan(0, prepare, SCOPES).json()["jobIds"] == job_ids  # idempotent
@@ -232,6 +236,7 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     fleet.report(1, first, "SUCCEEDED", phase="VERIFYING", counters=counters)
     described = fleet.describe(arn)
     assert described["FilesTransferred"] == 1 and described["Status"] == "VERIFYING"
+    assert described["EstimatedFilesToTransfer"] == 1
     third = fleet.claim(1)
     assert third is not None and third["jobId"] == job_ids[2]
     # item 1 ended and item 3 took its place: the limit is split between items 2 and 3
