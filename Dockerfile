@@ -5,9 +5,11 @@
 # (docker logs); set DATASYNC_LOCAL_ACCESS_KEY_ID / DATASYNC_LOCAL_SECRET_ACCESS_KEY to choose one.
 FROM python:3.11-slim
 
-# The package only (the wheel ships engine, api, agents, cli; no benchmarks, no dev tools).
+# The package only (the wheel ships engine, contract, api, agents, cli; no benchmarks, no dev
+# tools). tests/cli/test_container.py builds the wheel from exactly these COPYs and runs it.
 COPY pyproject.toml README.md LICENSE /src/
 COPY engine /src/engine
+COPY contract /src/contract
 COPY api /src/api
 COPY agents /src/agents
 COPY cli /src/cli

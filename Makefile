@@ -16,7 +16,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(UV_DIR)/bin/uv)
 INSTALL = $(UV) pip install --quiet --compile-bytecode --python $(PY)  # bytecode, as pip makes: without it every start compiled anyio & co. from source (~50 ms)
 # command:Debian package, for each tool the tests or benchmarks call (Debian keeps PostgreSQL's
 # initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH: tests/pg.py looks there)
-DEBIAN_TOOLS := rsync:rsync chromium:chromium chromedriver:chromium-driver chattr:e2fsprogs setfacl:acl getfacl:acl $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),initdb):postgresql
+DEBIAN_TOOLS := rsync:rsync /usr/bin/aws:awscli chromium:chromium chromedriver:chromium-driver chattr:e2fsprogs setfacl:acl getfacl:acl $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),initdb):postgresql
 DATA_DIR ?= .data
 ROOT ?= $(CURDIR)/demo
 HOST ?= 127.0.0.1

@@ -13,6 +13,9 @@ mounts, concurrency) and expires after 30 minutes. Only the operator's authentic
 its own credentials; the agent collects them by polling with the key *and* the poll token only it
 received, so someone who merely saw the key on a screen cannot collect them.
 
+The two routes are built by `api.app` (through `api.edge.endpoint`, like every protocol's, so
+they are answered and counted in one place); this module is what they call.
+
 Registration needs no credentials (the agent has none yet), so it is bounded: a token bucket
 over all callers and a cap on pending keys, answered with ``ThrottlingException`` (429).
 """
@@ -23,15 +26,10 @@ import hmac
 import json
 import secrets
 import string
+import threading
 import time
-import uuid
 from typing import Any, ClassVar
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from api.edge import BODY_TIMEOUT_SECONDS, error_response, parse_object, read_body, response
 from api.errors import ApiError, InvalidRequestException, ResourceNotFoundException
 from api.models import Backend
 from contract import Doc
@@ -88,14 +86,18 @@ class Activation:
         self._max_pending = config.max_pending_registrations
         self._tokens = self._burst
         self._filled_at = time.monotonic()
+        self._bucket_lock = threading.Lock()  # registrations are served on worker threads
 
     def _take_token(self) -> None:
-        now = time.monotonic()
-        self._tokens = min(self._burst, self._tokens + (now - self._filled_at) * self._rate)
-        self._filled_at = now
-        if self._tokens < 1.0:
-            raise ThrottlingException("Too many agent registrations; try again in a few seconds.")
-        self._tokens -= 1.0
+        with self._bucket_lock:
+            now = time.monotonic()
+            self._tokens = min(self._burst, self._tokens + (now - self._filled_at) * self._rate)
+            self._filled_at = now
+            if self._tokens < 1.0:
+                raise ThrottlingException(
+                    "Too many agent registrations; try again in a few seconds."
+                )
+            self._tokens -= 1.0
 
     def purge(self) -> int:
         """Forget keys ten minutes after they expired (until then CreateAgent can say "expired"
@@ -165,20 +167,3 @@ class Activation:
             "AccessKeyId": credential.access_key_id,
             "SecretAccessKey": credential.secret_access_key,
         }
-
-    # HTTP -------------------------------------------------------------------------------------
-    def routes(self, body_timeout: float = BODY_TIMEOUT_SECONDS) -> list[Route]:
-        async def handle(request: Request) -> Response:
-            request_id = str(uuid.uuid4())
-            try:
-                body = parse_object(await read_body(request, body_timeout, MAX_BODY))
-                key = request.path_params.get("key")
-                result = self.register(body) if key is None else self.poll(key, body)
-            except Exception as exc:
-                return error_response(exc, True, request_id)
-            return response(result, 200, "application/json", request_id)
-
-        return [
-            Route("/agent-activation", handle, methods=["POST"]),
-            Route("/agent-activation/{key}", handle, methods=["POST"]),
-        ]

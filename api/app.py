@@ -8,7 +8,9 @@
     * /2023-10-12/…                     Deadline Cloud REST-JSON, SigV4 `deadline`: work items
                                         (`api.deadline`, which renders its own errors)
 
-Every error leaves through `api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
+Every AWS-protocol route is an `api.edge.endpoint` (which also counts it for `/metrics` by
+protocol, operation and code, `api.request_counts`), and every error leaves through
+`api.edge.error_response`: DataSync errors as JSON 1.1 (`__type`, `message`,
 `errorCode`, `datasyncErrorCode`), jobs errors the same plus `x-amzn-ErrorType`. Anything
 unexpected is logged and answered `InternalException` (500) without a traceback.
 """
@@ -17,18 +19,21 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
+import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from api.activation import MAX_BODY as ACTIVATION_MAX_BODY
 from api.activation import Activation
 from api.auth import verify_request
 from api.deadline import deadline_routes
@@ -37,10 +42,12 @@ from api.edge import (
     BODY_TIMEOUT_SECONDS,
     DATASYNC_CONTENT_TYPE,
     MAX_BODY_BYTES,
+    Call,
+    Reply,
+    endpoint,
     error_response,
     parse_object,
     read_body,
-    response,
 )
 from api.errors import (
     InvalidRequestException,
@@ -53,11 +60,14 @@ from api.jobs import Jobs
 from api.logs_api import TARGET_PREFIX, LogsApi
 from api.logs_query import LogsError
 from api.models import Backend
+from api.request_counts import UNKNOWN, RequestMeter
+from api.responses import TARGET_PREFIX as DATASYNC_PREFIX
 from api.responses import dispatch
 from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
 from api.ui import ui_routes, wants_page
 from contract.log_events import MAX_BATCH_EVENTS
+from contract.model import load_service_model
 from contract.workitems import MAX_PLAN_BODY
 
 __all__ = ["BODY_TIMEOUT_SECONDS", "DATASYNC_CONTENT_TYPE", "MAX_BODY_BYTES", "create_app"]
@@ -71,6 +81,20 @@ Hook = Callable[[], Coroutine[Any, Any, None]]
 
 
 _SIGNED_HEADERS_RE = re.compile(r"SignedHeaders=([^,\s]+)")
+
+
+T = TypeVar("T")
+
+
+async def blocking(func: Callable[..., T], *args: Any) -> T:
+    """Run a handler's store work on a worker thread, never on the event loop.
+
+    Every handler reads or writes the store, and one blocked call on the loop stalls every other
+    request of the process: a SQLite write waiting for the writer lock (`busy_timeout`) or a slow
+    PostgreSQL round trip showed up as a seconds-long tail in the agent-fleet benchmark while the
+    median stayed at 6 ms. The store is thread-safe (one short transaction per method).
+    """
+    return await anyio.to_thread.run_sync(func, *args)
 
 
 def _require_signed(request: Request, header: str) -> None:
@@ -107,6 +131,7 @@ def create_app(
     backend.store.execution_hooks.append(execution_log.hook)
     schedules = ScheduleRunner(backend, log_store)
     logs_api = LogsApi(backend.store, log_store, backend.config.region, backend.config.account_id)
+    meter = RequestMeter(backend.store)  # API requests by protocol, operation, code (/metrics)
 
     async def authenticate(request: Request, body: bytes, service: str) -> None:
         verify_request(
@@ -120,109 +145,125 @@ def create_app(
             region=backend.config.region,
         )
 
-    async def datasync(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
-            return await logs(request, request_id)
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "datasync")
-            _require_signed(request, "x-amz-target")
-            params = parse_object(body)
-            result = dispatch(table, backend, request.headers.get("x-amz-target"), params)
-        except Exception as exc:
-            return error_response(exc, False, request_id)
-        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+    def operation_of(target: str | None, prefix: str, service: str) -> str:
+        """The operation an `X-Amz-Target` names, if its model has it (a bounded label)."""
+        name = (target or "")[len(prefix) :] if (target or "").startswith(prefix) else ""
+        return name if name in load_service_model(service)["operations"] else UNKNOWN
 
-    async def logs(request: Request, request_id: str) -> Response:
+    async def datasync(request: Request, call: Call) -> Reply:
+        target = request.headers.get("x-amz-target")
+        call.operation = operation_of(target, DATASYNC_PREFIX, "datasync")
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "datasync")
+        _require_signed(request, "x-amz-target")
+        params = parse_object(body)
+        return Reply(await blocking(dispatch, table, backend, target, params))
+
+    async def logs(request: Request, call: Call) -> Reply:
         """CloudWatch Logs calls on the same port (api.logs_api), JSON 1.1 errors of its model."""
+        target = request.headers["x-amz-target"]
+        call.operation = operation_of(target, TARGET_PREFIX, "logs")
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "logs")
+        _require_signed(request, "x-amz-target")
+        params = parse_object(body)
         try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "logs")
-            _require_signed(request, "x-amz-target")
-            params = parse_object(body)
-            target = request.headers["x-amz-target"]
-            result = await anyio.to_thread.run_sync(logs_api.handle, target, params)
+            return Reply(await anyio.to_thread.run_sync(logs_api.handle, target, params))
         except LogsError as exc:
-            return response(exc.to_body(), 400, DATASYNC_CONTENT_TYPE, request_id)
-        except Exception as exc:
-            return error_response(exc, False, request_id)
-        return response(result, 200, DATASYNC_CONTENT_TYPE, request_id)
+            return Reply(exc.to_body(), 400, exc.code)
 
-    async def job_events(request: Request) -> Response:
+    async def job_events(request: Request, call: Call) -> Reply:
         """An agent's batch of per-file log events for one of its jobs (contract/log_events)."""
-        request_id = str(uuid.uuid4())
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "iot-jobs-data")
-            params = parse_object(body)
-            events, dropped = params.get("events") or [], params.get("dropped") or 0
-            if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
-                raise InvalidRequestException(
-                    f"events must be a list of at most {MAX_BATCH_EVENTS} events."
-                )
-            if isinstance(dropped, bool) or not isinstance(dropped, int):
-                raise InvalidRequestException("dropped must be an integer.")
-            doc = jobs.job(request.path_params["thing"], request.path_params["job_id"])
-            stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
-        except Exception as exc:
-            return error_response(exc, True, request_id)
-        return response({"stored": stored}, 200, "application/json", request_id)
+        call.operation = "PutJobExecutionEvents"
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "iot-jobs-data")
+        params = parse_object(body)
+        events, dropped = params.get("events") or [], params.get("dropped") or 0
+        if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
+            raise InvalidRequestException(
+                f"events must be a list of at most {MAX_BATCH_EVENTS} events."
+            )
+        if isinstance(dropped, bool) or not isinstance(dropped, int):
+            raise InvalidRequestException("dropped must be an integer.")
+        doc = await blocking(jobs.job, request.path_params["thing"], request.path_params["job_id"])
+        stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
+        return Reply({"stored": stored})
 
-    async def things(request: Request) -> Response:
-        request_id = str(uuid.uuid4())
-        try:
-            body = await read_body(request, body_timeout)
-            await authenticate(request, body, "iot-jobs-data")
-            thing = request.path_params["thing"]
-            job_id = request.path_params.get("job_id")
-            method = request.method
-            if job_id is None and method == "GET":
-                result = jobs.get_pending(thing)
-            elif job_id == "$next" and method == "PUT":
-                result = jobs.start_next(thing, parse_object(body))
-            elif job_id is not None and method == "GET":
-                flag = request.query_params.get("includeJobDocument", "true").lower()
-                number = request.query_params.get("executionNumber")
-                if number is not None and not number.lstrip("-").isdigit():
-                    raise InvalidRequestException("executionNumber must be an integer.")
-                result = jobs.describe(
-                    thing, job_id, flag != "false", None if number is None else int(number)
-                )
-            elif job_id is not None and method == "POST":
-                result = jobs.update(thing, job_id, parse_object(body))
-            else:
-                raise UnknownOperationException(f"No operation for {method} {request.url.path}.")
-        except Exception as exc:
-            return error_response(exc, True, request_id)
-        return response(result, 200, "application/json", request_id)
+    async def things(request: Request, call: Call) -> Reply:
+        thing = request.path_params["thing"]
+        job_id = request.path_params.get("job_id")
+        method = request.method
+        # the IoT Jobs data plane's operation names (botocore's iot-jobs-data model)
+        if job_id is None and method == "GET":
+            call.operation = "GetPendingJobExecutions"
+        elif job_id == "$next" and method == "PUT":
+            call.operation = "StartNextPendingJobExecution"
+        elif job_id is not None and method == "GET":
+            call.operation = "DescribeJobExecution"
+        elif job_id is not None and method == "POST":
+            call.operation = "UpdateJobExecution"
+        body = await read_body(request, body_timeout)
+        await authenticate(request, body, "iot-jobs-data")
+        if call.operation == "GetPendingJobExecutions":
+            result = await blocking(jobs.get_pending, thing)
+        elif call.operation == "StartNextPendingJobExecution":
+            result = await blocking(jobs.start_next, thing, parse_object(body))
+        elif call.operation == "DescribeJobExecution" and job_id is not None:
+            flag = request.query_params.get("includeJobDocument", "true").lower()
+            number = request.query_params.get("executionNumber")
+            if number is not None and not number.lstrip("-").isdigit():
+                raise InvalidRequestException("executionNumber must be an integer.")
+            result = await blocking(
+                jobs.describe,
+                thing,
+                job_id,
+                flag != "false",
+                None if number is None else int(number),
+            )
+        elif call.operation == "UpdateJobExecution" and job_id is not None:
+            result = await blocking(jobs.update, thing, job_id, parse_object(body))
+        else:
+            raise UnknownOperationException(f"No operation for {method} {request.url.path}.")
+        return Reply(result)
 
-    async def work_items(request: Request) -> Response:
+    async def register(request: Request, call: Call) -> Reply:
+        """Agent activation (api.activation): register a key, or poll for its credentials."""
+        key = request.path_params.get("key")
+        call.operation = "RegisterActivation" if key is None else "PollActivation"
+        body = parse_object(await read_body(request, body_timeout, ACTIVATION_MAX_BODY))
+        if key is None:
+            return Reply(await blocking(activation.register, body))
+        return Reply(await blocking(activation.poll, key, body))
+
+    datasync_route = endpoint("datasync", False, datasync, meter.observe)
+    logs_route = endpoint("logs", False, logs, meter.observe)
+
+    async def post_root(request: Request) -> Response:
+        """DataSync and CloudWatch Logs share `POST /`; X-Amz-Target says which."""
+        if request.headers.get("x-amz-target", "").startswith(TARGET_PREFIX):
+            return await logs_route(request)
+        return await datasync_route(request)
+
+    async def work_items(request: Request, call: Call) -> Reply:
         """Item 0's plan upload and the items' journal (contract/workitems, issue 12)."""
-        request_id = str(uuid.uuid4())
-        try:
-            what = request.path_params["what"]
-            limit = MAX_PLAN_BODY if what == "items" else MAX_BODY_BYTES
-            body = await read_body(request, body_timeout, limit)
-            await authenticate(request, body, "iot-jobs-data")
-            thing = request.path_params["thing"]
-            job_id = request.path_params["job_id"]
-            if what == "items" and request.method == "POST":
-                plan = parse_object(body)
-                result = await anyio.to_thread.run_sync(jobs.upload_plan, thing, job_id, plan)
-            elif what == "journal" and request.method == "POST":
-                batch = parse_object(body)
-                result = await anyio.to_thread.run_sync(jobs.add_journal, thing, job_id, batch)
-            elif what == "journal" and request.method == "GET":
-                token = request.query_params.get("nextToken")
-                result = await anyio.to_thread.run_sync(jobs.journal, thing, job_id, token)
-            else:
-                raise UnknownOperationException(
-                    f"No operation for {request.method} {request.url.path}."
-                )
-        except Exception as exc:
-            return error_response(exc, True, request_id)
-        return response(result, 200, "application/json", request_id)
+        what = request.path_params["what"]
+        if what == "items" and request.method == "POST":
+            call.operation = "UploadPlan"
+        elif what == "journal":
+            call.operation = "PutJournal" if request.method == "POST" else "GetJournal"
+        limit = MAX_PLAN_BODY if what == "items" else MAX_BODY_BYTES
+        body = await read_body(request, body_timeout, limit)
+        await authenticate(request, body, "iot-jobs-data")
+        thing = request.path_params["thing"]
+        job_id = request.path_params["job_id"]
+        if call.operation == "UploadPlan":
+            return Reply(await blocking(jobs.upload_plan, thing, job_id, parse_object(body)))
+        if call.operation == "PutJournal":
+            return Reply(await blocking(jobs.add_journal, thing, job_id, parse_object(body)))
+        if call.operation == "GetJournal" and request.method == "GET":
+            token = request.query_params.get("nextToken")
+            return Reply(await blocking(jobs.journal, thing, job_id, token))
+        raise UnknownOperationException(f"No operation for {request.method} {request.url.path}.")
 
     async def root(request: Request) -> Response:
         """A browser's `GET /` goes to the status page; anything else gets DataSync's error."""
@@ -231,11 +272,14 @@ def create_app(
         return await not_found(request, HTTPException(405))
 
     async def not_found(request: Request, exc: Exception) -> Response:
+        started = time.perf_counter()
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         error = UnknownOperationException(
             f"No operation for {request.method} {request.url.path} (HTTP {status})."
         )
-        return error_response(error, False, str(uuid.uuid4()))
+        out = error_response(error, False, str(uuid.uuid4()))
+        meter.observe("http", UNKNOWN, error.code, time.perf_counter() - started)
+        return out
 
     async def reaper() -> None:
         while True:
@@ -258,6 +302,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tg:
+            tg.start_soon(meter.run)  # request counts into the store, once a second
             tg.start_soon(reaper)
             tg.start_soon(schedule_loop)
             for hook in background:
@@ -271,17 +316,31 @@ def create_app(
                             await stop()
                 tg.cancel_scope.cancel()
 
+    jobs_route = endpoint("jobs", True, things, meter.observe)
+    activation_route = endpoint("activation", True, register, meter.observe)
     routes = [
-        Route("/", datasync, methods=["POST"]),
+        Route("/", post_root, methods=["POST"]),
         Route("/", root, methods=["GET"]),
-        Route("/things/{thing}/jobs", things, methods=["GET"]),
-        Route("/things/{thing}/jobs/{job_id}", things, methods=["GET", "PUT", "POST"]),
-        Route("/things/{thing}/jobs/{job_id}/events", job_events, methods=["POST"]),
-        Route("/things/{thing}/jobs/{job_id}/{what:str}", work_items, methods=["GET", "POST"]),
-        *activation.routes(body_timeout),
+        Route("/things/{thing}/jobs", jobs_route, methods=["GET"]),
+        Route("/things/{thing}/jobs/{job_id}", jobs_route, methods=["GET", "PUT", "POST"]),
+        Route(
+            "/things/{thing}/jobs/{job_id}/events",
+            endpoint("jobs", True, job_events, meter.observe),
+            methods=["POST"],
+        ),
+        Route(
+            "/things/{thing}/jobs/{job_id}/{what:str}",
+            endpoint("jobs", True, work_items, meter.observe),
+            methods=["GET", "POST"],
+        ),
+        Route("/agent-activation", activation_route, methods=["POST"]),
+        Route("/agent-activation/{key}", activation_route, methods=["POST"]),
         *deadline_routes(backend.store, backend.config, authenticate, body_timeout),
         *operational_routes(
-            backend, embedded_agent_arn=embedded_agent_arn, metrics_token=metrics_token
+            backend,
+            embedded_agent_arn=embedded_agent_arn,
+            metrics_token=metrics_token,
+            requests=meter,
         ),
         *ui_routes(backend, operators),
     ]

@@ -1,6 +1,10 @@
 """The request edge, written once for every route: body size limit (413), body timeout (408),
 strict JSON objects with bounded nesting, and the one place an error becomes a response.
 
+`endpoint` is where every AWS-protocol request (DataSync, CloudWatch Logs, jobs, activation)
+is answered: it times the handler, maps what it raised to its error response, and counts the
+request once by protocol, operation and code (`api.request_counts`), whatever the outcome.
+
 Used by the DataSync and jobs routes (`api.app`) and by agent activation (`api.activation`),
 so all three refuse the same way. Starlette is used directly rather than FastAPI: every route
 here speaks an AWS wire protocol whose validation and error shapes come from botocore's models
@@ -12,6 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -31,6 +39,11 @@ __all__ = [
     "DATASYNC_CONTENT_TYPE",
     "MAX_BODY_BYTES",
     "MAX_JSON_DEPTH",
+    "Call",
+    "Observe",
+    "Reply",
+    "endpoint",
+    "error_code",
     "error_response",
     "parse_object",
     "read_body",
@@ -76,6 +89,54 @@ def error_response(exc: Exception, rest_json: bool, request_id: str) -> Response
     if isinstance(exc, RequestTimeoutException):
         out.headers["connection"] = "close"  # the rest of that body is not awaited
     return out
+
+
+def error_code(exc: Exception) -> str:
+    """The error code `error_response` answers `exc` with (what requests are counted by)."""
+    return exc.code if isinstance(exc, ApiError) else InternalException.code
+
+
+@dataclass
+class Call:
+    """What a handler tells the edge about its request as soon as it knows: the operation."""
+
+    operation: str = "unknown"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer: a 200 body, or a protocol's modeled error it returns rather than
+    raises (CloudWatch Logs' errors, whose shapes are not ApiErrors)."""
+
+    body: Any
+    status: int = 200
+    code: str = "OK"
+
+
+Observe = Callable[[str, str, str, float], None]  # (protocol, operation, code, seconds)
+Handle = Callable[[Request, Call], Awaitable[Reply]]
+
+
+def endpoint(
+    protocol: str, rest_json: bool, handle: Handle, observe: Observe
+) -> Callable[[Request], Awaitable[Response]]:
+    """The route function of one protocol's handler: request id, timing, error mapping and the
+    request's count, in this one place for every protocol."""
+    content_type = "application/json" if rest_json else DATASYNC_CONTENT_TYPE
+
+    async def run(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        call = Call()
+        try:
+            reply = await handle(request, call)
+            out, code = response(reply.body, reply.status, content_type, request_id), reply.code
+        except Exception as exc:
+            out, code = error_response(exc, rest_json, request_id), error_code(exc)
+        observe(protocol, call.operation, code, time.perf_counter() - started)
+        return out
+
+    return run
 
 
 async def read_body(

@@ -186,6 +186,7 @@ class ExecutionLog:
             return 0
         lines: list[tuple[int, str]] = []
         arn = doc["TaskExecutionArn"]
+        suffix = f" ({arn.rsplit('/', 1)[-1]})"  # once per batch: this runs once per file
         for raw in events:
             try:
                 ts, event = decode_event(raw)
@@ -193,7 +194,7 @@ class ExecutionLog:
                 continue  # a malformed event from an agent is dropped, not the batch
             category, messages = file_lines(event)
             if should_log(level, category):
-                lines.extend((ts, f"{m} ({arn.rsplit('/', 1)[-1]})") for m in messages)
+                lines.extend((ts, m + suffix) for m in messages)
         if dropped > 0:
             lines.append(
                 (

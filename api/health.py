@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from api.metrics import CONTENT_TYPE_LATEST, render
 from api.models import Backend
+from api.request_counts import RequestMeter
 
 __all__ = ["operational_routes"]
 
@@ -42,7 +43,11 @@ def _ready_checks(backend: Backend, embedded_agent_arn: str | None) -> dict[str,
 
 
 def operational_routes(
-    backend: Backend, *, embedded_agent_arn: str | None = None, metrics_token: str | None = None
+    backend: Backend,
+    *,
+    embedded_agent_arn: str | None = None,
+    metrics_token: str | None = None,
+    requests: RequestMeter | None = None,
 ) -> list[Route]:
     async def health(_request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -65,7 +70,7 @@ def operational_routes(
                     headers={"WWW-Authenticate": "Bearer"},
                 )
         try:
-            text = await anyio.to_thread.run_sync(render, backend)
+            text = await anyio.to_thread.run_sync(render, backend, requests)
         except Exception:
             log.exception("metrics scrape failed")
             return JSONResponse({"message": "The store could not be read."}, status_code=503)

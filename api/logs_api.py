@@ -4,18 +4,26 @@ enough for boto3's `logs` client and `aws logs tail GROUP --follow` to read exec
 
 Requests are validated against botocore's `logs` model (api.validation); the query semantics are
 api.logs_query's; the events come from api.store_logs. Any error is a `LogsError` with a shape of
-the `logs` model. Pagination of the two Describe calls is not offered: they return every group /
-stream that matches (a server holds a handful), and `limit` is honoured.
+the `logs` model.
+
+The two Describe calls page as botocore's `logs` paginators expect (`limit`, default and most
+50; `nextToken` in and out): the matches are sorted (by name, or for DescribeLogStreams with
+`orderBy=LastEventTime` by the last event's time then name; `descending` reverses either), and
+a token holds the sort key of the page's last item, signed and bound to the query like the
+event tokens (api.logs_query.PageTokens), so a page starts strictly after it even when groups
+or streams appear meanwhile. A token comes back only when another match exists.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from api.errors import InvalidRequestException
 from api.execution_log import DEFAULT_GROUP, group_name
 from api.logs_query import (
+    Cursor,
     LogQuery,
     LogsError,
     PageTokens,
@@ -29,6 +37,7 @@ from api.validation import validate_input
 __all__ = ["TARGET_PREFIX", "LogsApi"]
 
 TARGET_PREFIX = "Logs_20140328."
+DESCRIBE_LIMIT = 50  # DescribeLogGroups' and DescribeLogStreams' default and maximum `limit`
 Doc = dict[str, Any]
 
 
@@ -83,46 +92,93 @@ class LogsApi:
     def _tokens(self) -> PageTokens:
         return PageTokens(self.logs.token_key())
 
+    def _page(
+        self,
+        p: Doc,
+        items: Sequence[tuple[tuple[int, str], Doc]],
+        query: str,
+        descending: bool = False,
+    ) -> tuple[list[Doc], str | None]:
+        """One page of `items` (each with its sort key), after `p`'s nextToken if any."""
+        fingerprint = hashlib.sha256(query.encode()).hexdigest()[:32]
+        ordered = sorted(items, key=lambda item: item[0], reverse=descending)
+        token = p.get("nextToken")
+        if token:
+            cursor = self._tokens().open(str(token), fingerprint)
+            mark = (cursor.timestamp, cursor.event_id)
+            ordered = [i for i in ordered if (i[0] < mark if descending else i[0] > mark)]
+        limit = int(p.get("limit", DESCRIBE_LIMIT))
+        page = ordered[:limit]
+        next_token = None
+        if len(ordered) > limit:
+            last = page[-1][0]
+            next_token = self._tokens().issue(Cursor(last[0], last[1]), fingerprint)
+        return [doc for _, doc in page], next_token
+
     # operations -------------------------------------------------------------------------------
     def describe_log_groups(self, p: Doc) -> Doc:
         prefix = p.get("logGroupNamePrefix") or ""
+        pattern = p.get("logGroupNamePattern")
+        if pattern is not None and prefix:
+            raise LogsError(
+                "InvalidParameterException",
+                "logGroupNamePrefix and logGroupNamePattern cannot both be given.",
+            )
         found = [
-            {
-                "logGroupName": name,
-                "creationTime": created,
-                "retentionInDays": int(self.logs.retention_days),
-                "metricFilterCount": 0,
-                "storedBytes": size,
-                "arn": self._arn(name) + ":*",
-                "logGroupArn": self._arn(name),
-                "logGroupClass": "STANDARD",
-            }
-            for name, (created, size) in sorted(self._known_groups().items())
-            if name.startswith(prefix)
+            (
+                (0, name),
+                {
+                    "logGroupName": name,
+                    "creationTime": created,
+                    "retentionInDays": int(self.logs.retention_days),
+                    "metricFilterCount": 0,
+                    "storedBytes": size,
+                    "arn": self._arn(name) + ":*",
+                    "logGroupArn": self._arn(name),
+                    "logGroupClass": "STANDARD",
+                },
+            )
+            for name, (created, size) in self._known_groups().items()
+            if name.startswith(prefix) and (pattern is None or pattern in name)
         ]
-        return {"logGroups": found[: int(p.get("limit", 50))]}
+        groups, token = self._page(p, found, f"groups\x1f{prefix}\x1f{pattern or ''}")
+        out: Doc = {"logGroups": groups}
+        if token is not None:
+            out["nextToken"] = token
+        return out
 
     def describe_log_streams(self, p: Doc) -> Doc:
         group = self._group(p)
-        prefix = p.get("logStreamNamePrefix") or ""
-        streams: list[Doc] = [
-            {
-                "logStreamName": name,
-                "creationTime": created,
-                "firstEventTimestamp": first,
-                "lastEventTimestamp": last,
-                "lastIngestionTime": ingested,
-                "arn": f"{self._arn(group)}:log-stream:{name}",
-                "storedBytes": 0,
-            }
+        prefix = p.get("logStreamNamePrefix")
+        by_time = p.get("orderBy") == "LastEventTime"
+        if by_time and prefix is not None:
+            raise LogsError(
+                "InvalidParameterException",
+                "Cannot order by LastEventTime with a logStreamNamePrefix.",
+            )
+        streams = [
+            (
+                (last if by_time else 0, name),
+                {
+                    "logStreamName": name,
+                    "creationTime": created,
+                    "firstEventTimestamp": first,
+                    "lastEventTimestamp": last,
+                    "lastIngestionTime": ingested,
+                    "arn": f"{self._arn(group)}:log-stream:{name}",
+                    "storedBytes": 0,
+                },
+            )
             for name, created, first, last, ingested in self.logs.streams(group)
-            if name.startswith(prefix)
+            if name.startswith(prefix or "")
         ]
-        if p.get("orderBy") == "LastEventTime":
-            streams.sort(key=lambda s: int(s["lastEventTimestamp"]))
-        if p.get("descending"):
-            streams.reverse()
-        return {"logStreams": streams[: int(p.get("limit", 50))]}
+        descending = bool(p.get("descending", False))
+        query = f"streams\x1f{group}\x1f{prefix or ''}\x1f{by_time}\x1f{descending}"
+        page, token = self._page(p, streams, query, descending)
+        out: Doc = {"logStreams": page}
+        if token is not None:
+            out["nextToken"] = token
+        return out
 
     def _query(self, p: Doc, group: str, streams: tuple[str, ...]) -> LogQuery:
         return LogQuery(

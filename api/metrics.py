@@ -3,10 +3,10 @@
 Why store-derived rather than in-process counters: `serve --workers N` runs N processes over one
 store, and a scrape lands on any one of them. Every number here is computed at scrape time from
 the shared store by a custom collector, so each process answers the same whole picture without
-`PROMETHEUS_MULTIPROC_DIR` files to manage. Counters that are not state (schedule runs) are kept
-in the store too (`record_schedule_run`), for the same reason.
-
-Per-request counters and the latency histogram by operation are not exposed yet (see README).
+`PROMETHEUS_MULTIPROC_DIR` files to manage. Counters that are not state are kept in the store
+too, for the same reason: schedule runs (`record_schedule_run`) and API requests by protocol,
+operation and code with their latency histogram (`api.request_counts`, flushed by each process
+once a second and by the scraping process before it reads).
 """
 
 from __future__ import annotations
@@ -16,10 +16,16 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from api.request_counts import RequestCounts, RequestMeter
 from api.store import Store
 
 if TYPE_CHECKING:  # api.models → resources/tasks → schedule_runner → here: no cycle at run time
@@ -60,8 +66,9 @@ def record_schedule_run(store: Store, task_arn: str) -> None:
 class StoreCollector(Collector):
     """Every metric family, computed from the store when scraped."""
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, requests: RequestMeter | None = None) -> None:
         self.backend = backend
+        self.requests = requests
 
     def collect(self) -> Iterator[Metric]:
         store = self.backend.store
@@ -73,6 +80,8 @@ class StoreCollector(Collector):
         yield self._rate(executions)
         yield from self._task_counters(executions)
         yield self._schedule_runs(store)
+        if self.requests is not None:
+            yield from _requests(self.requests.read())
 
     def _executions_by_status(self, executions: Iterable[dict[str, object]]) -> Metric:
         family = GaugeMetricFamily(
@@ -176,8 +185,27 @@ class StoreCollector(Collector):
         return family
 
 
-def render(backend: Backend) -> bytes:
+def _requests(counts: RequestCounts) -> Iterator[Metric]:
+    family = CounterMetricFamily(
+        f"{PREFIX}_api_requests",
+        "API requests answered, by protocol, operation and error code (OK: answered 200).",
+        labels=["protocol", "operation", "code"],
+    )
+    for protocol, operation, code, count in counts.requests:
+        family.add_metric([protocol, operation, code], count)
+    yield family
+    histogram = HistogramMetricFamily(
+        f"{PREFIX}_api_request_duration_seconds",
+        "Time from a request's headers to its answer, by protocol and operation.",
+        labels=["protocol", "operation"],
+    )
+    for h in counts.histograms:
+        histogram.add_metric([h.protocol, h.operation], list(h.buckets), h.total)
+    yield histogram
+
+
+def render(backend: Backend, requests: RequestMeter | None = None) -> bytes:
     """The exposition text of one scrape (a fresh registry: nothing process-local leaks in)."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(backend))
+    registry.register(StoreCollector(backend, requests))
     return generate_latest(registry)

@@ -10,7 +10,13 @@ collapses the slots missed while the server was down into one run at start-up.
 
 Exactly once with several `serve` processes: only the holder of the control-plane lease ticks
 (api.server.LeaderDuty, the same lease as the reaper), and it records the slot as fired before
-starting the run, so a slot is never started twice by one leader nor retried by the next.
+starting the run, so a slot is never started twice by one leader nor retried by the next. The
+leader lease alone leaves a window: a leader that stalled past the lease's TTL still believes it
+leads until its next renewal, and may tick beside its successor. So each slot is also *claimed*
+in the store before it fires (`Store.acquire_lease` on `schedule:<task id>`, holder = slot and
+runner): a second runner claiming the same slot while the claim lives gets nothing. The claim
+lives `CLAIM_SECONDS` (30 s): longer than that window (the 10 s lease TTL), shorter than any
+schedule's interval (at least a minute), so the next slot finds it expired.
 
 A slot that comes while the task still has an execution queued or running is skipped, as
 DataSync does, and says so in the task's execution log. After
@@ -21,6 +27,9 @@ the service disables the schedule (`DisabledBy: SERVICE`, the reason naming the 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +51,8 @@ from contract import Doc
 __all__ = ["ScheduleRunner", "apply_schedule"]
 
 log = logging.getLogger("datasync_local.schedules")
+
+CLAIM_SECONDS = 30.0
 
 
 def _ts(instant: datetime) -> float:
@@ -87,6 +98,13 @@ class ScheduleRunner:
         self.backend = backend  # api.models.Backend (its handlers start the runs)
         self.store = backend.store
         self.logs = logs
+        self.claimer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    def _claim(self, task: Doc, slot: datetime) -> bool:
+        """Whether this runner may fire `slot` of `task` (no other runner claimed it)."""
+        name = "schedule:" + str(task["TaskArn"]).rsplit("/", 1)[-1]
+        holder = f"{int(_ts(slot))}:{self.claimer}"
+        return self.store.acquire_lease(name, holder, CLAIM_SECONDS) is not None
 
     def _say(self, task: Doc, when: float, message: str) -> None:
         log.info("%s: %s", task["TaskArn"], message)
@@ -155,6 +173,9 @@ class ScheduleRunner:
             now=_dt(now),
         )
         if slot is None:
+            return 0
+        if not self._claim(task, slot):
+            log.info("%s: slot %s was claimed by another runner", task["TaskArn"], slot.isoformat())
             return 0
         task["_ScheduleLastFired"] = _ts(slot)
         running = self.store.executions(task_arn=task["TaskArn"], active=True)

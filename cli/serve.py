@@ -17,6 +17,7 @@ colon-separated list there).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -372,11 +373,19 @@ def build(config: ServeConfig) -> Served:
         ),
     )
 
+    # API handlers run on worker threads (api/app.py), the agent on the event loop: a poke is
+    # handed to the loop, never run on the caller's thread (anyio events are not thread-safe)
+    loop: list[asyncio.AbstractEventLoop] = []
+
     def poke(arn: str) -> None:
-        if arn == agent_arn:
-            agent.poke()
+        if arn == agent_arn and loop:
+            loop[0].call_soon_threadsafe(agent.poke)
 
     backend.work_listeners.append(poke)
+
+    async def run_agent() -> None:
+        loop.append(asyncio.get_running_loop())
+        await agent.run()
 
     async def pokes_from_other_processes() -> None:
         channel = f"agent:{agent_arn}"
@@ -398,7 +407,7 @@ def build(config: ServeConfig) -> Served:
     app = create_app(
         backend,
         secrets,
-        background=[agent.run, leader.run, pokes_from_other_processes],
+        background=[run_agent, leader.run, pokes_from_other_processes],
         on_shutdown=[stop_agent],
         body_timeout=config.body_timeout,
         leader=leader.held,

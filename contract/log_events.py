@@ -28,7 +28,7 @@ __all__ = [
     "wanted",
 ]
 
-MAX_BATCH_EVENTS = 500
+MAX_BATCH_EVENTS = 2000  # ~1,700 fit in MAX_BATCH_BYTES for typical paths: fewer, cheaper posts
 MAX_BATCH_BYTES = 512 * 1024
 MAX_QUEUED_EVENTS = 50_000
 

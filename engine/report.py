@@ -238,9 +238,9 @@ class ExecutionSummary:
 
 
 def _iso(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + (
-        f"{instant.microsecond // 1000:03d}Z"
-    )
+    """`2026-12-02T15:28:02.654Z`. `isoformat` rather than `strftime`: the same text at half the
+    cost, and it runs once per report item (`+00:00` is always the last six characters)."""
+    return instant.astimezone(UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def _id(arn: str, marker: str) -> str:

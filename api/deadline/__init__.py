@@ -11,7 +11,7 @@
     pages.py       nextToken/maxResults
     errors.py      Deadline's error shapes
 
-Tables of its own (migration 0006): `deadline_ids`, `deadline_client_tokens`.
+Tables of its own (migration 0007): `deadline_ids`, `deadline_client_tokens`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ not know Deadline exists). A task's ID is its step's hex plus the work item's in
 its item without a lookup.
 
 The way back (queue ID → TaskArn, job ID → TaskExecutionArn) is the `deadline_ids` table
-(migration 0006): filled whenever an ID is handed out in a listing, and on a miss by rescanning
+(migration 0007): filled whenever an ID is handed out in a listing, and on a miss by rescanning
 the candidates (the tasks; a queue's executions) and hashing their ARNs, so an ID handed out by
 another process, or before a restart, always resolves. The farm (this control plane) is the
 table's one row of kind `farm`: its ID is random, made once by whichever process asks first

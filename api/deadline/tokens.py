@@ -4,7 +4,7 @@ The model marks `clientToken` as an idempotencyToken: boto3 sends a fresh UUID w
 gives none, and a caller retrying a request sends the same one. The contract (issue 12): a replay
 within 24 hours returns the first result and has no second effect, even after later updates
 changed the resource; the same token with a different request is a ConflictException. The tokens
-live in the store (`deadline_client_tokens`, migration 0006), so a replay after a restart of the
+live in the store (`deadline_client_tokens`, migration 0007), so a replay after a restart of the
 control plane, or to another process of it, behaves the same.
 
 A token is claimed *before* the effect runs (insert-if-absent on its primary key), so two

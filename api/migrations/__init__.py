@@ -7,10 +7,11 @@ Revisions (`versions/`):
     0002  executions.version (compare-and-swap) and executions.job_id (indexed job-id lookups),
           leases (singleton duties with a fencing epoch), changes (cross-process notifications)
     0004  log_events (execution logs, issue 13)
-    0005  work_items (the parts of an execution agents claim, with their Deadline TaskRunStatus,
+    0005  request_counts (API request counts and latency histograms, issue 14)
+    0006  work_items (the parts of an execution agents claim, with their Deadline TaskRunStatus,
           fencing epoch, lease and counters) and item_journal (the files an item finished),
           issue 12
-    0006  deadline_ids, deadline_client_tokens (the Deadline routes, api/deadline: issue 12)
+    0007  deadline_ids, deadline_client_tokens (the Deadline routes, api/deadline: issue 12)
 
 A database made by the first release has the baseline tables but no `alembic_version`: it is
 stamped at 0001 and upgraded in place. Several processes opening one PostgreSQL at once
@@ -32,7 +33,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["BASELINE", "HEAD", "upgrade"]
 
 BASELINE = "0001"
-HEAD = "0006"
+HEAD = "0007"
 _LOCK_KEY = 0x64736C6D  # "dslm": the advisory lock that serializes migrations on PostgreSQL
 
 

@@ -1,4 +1,4 @@
-"""The live status page (`api.ui.routes`): login, live state, rate change and cancel."""
+"""The live status page (`api.ui.routes`): login, live state, rate, cancel, suspend and resume."""
 
 from api.ui.routes import ui_routes, wants_page
 

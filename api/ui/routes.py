@@ -1,10 +1,12 @@
 """The live status page: `/ui` (login, page, a small JSON state endpoint, actions).
 
 Server-rendered with Jinja2 and one local script (no CDN: it works offline); the script polls
-`/ui/state.json` every second and redraws. Actions go through `api.responses.dispatch`, the very
-path a signed DataSync request takes (model validation included), so the page can do nothing the
-API would refuse. Every action carries the session's CSRF token in `X-CSRF-Token`; the session
-cookie is HttpOnly and SameSite=Strict.
+`/ui/state.json` every second and redraws. The rate change and cancel go through
+`api.responses.dispatch`, the very path a signed DataSync request takes (model validation
+included); suspend and resume (of an execution or one of its work items) through
+`api.workitems.set_target`, the call the Deadline routes make (`api.ui.suspension`). So the page
+can do nothing the APIs would refuse. Every action carries the session's CSRF token in
+`X-CSRF-Token`; the session cookie is HttpOnly and SameSite=Strict.
 """
 
 from __future__ import annotations
@@ -28,13 +30,31 @@ from api.edge import read_body
 from api.errors import ApiError
 from api.models import Backend
 from api.responses import dispatch
+from api.store_logs import LogStore
+from api.ui.failures import FailureIndex
 from api.ui.session import COOKIE, MAX_AGE_SECONDS, Session, Sessions
 from api.ui.state import snapshot
+from api.ui.suspension import Refusal, Wish, apply
 
 __all__ = ["ui_routes", "wants_page"]
 
 _HERE = Path(__file__).parent
 _ACTIONS = {"cancel": "FmrsService.CancelTaskExecution", "rate": "FmrsService.UpdateTaskExecution"}
+_WISHES = {w.value: w for w in Wish}  # suspend, resume: work items (api.ui.suspension)
+
+
+class _BadItem(ValueError):
+    """An `Item` that names no work item's index."""
+
+
+def _item_index(body: Mapping[str, Any]) -> int | None:
+    """The optional `Item` of a suspend/resume: a work item's index, or absent for all of them."""
+    index = body.get("Item")
+    if index is None:
+        return None
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise _BadItem("Item must be a work item's index (a non-negative integer).")
+    return index
 
 
 def wants_page(request: Request) -> bool:
@@ -56,6 +76,9 @@ def ui_routes(backend: Backend, operators: Mapping[str, str]) -> list[BaseRoute]
     templates = Jinja2Templates(directory=str(_HERE / "templates"))
     sessions = Sessions(backend.store, operators)
     table = handlers(backend)
+    failures = FailureIndex(
+        backend.store, LogStore(backend.store, backend.config.log_retention_days)
+    )
 
     async def session_of(request: Request) -> Session | None:
         return await anyio.to_thread.run_sync(sessions.read, request.cookies.get(COOKIE))
@@ -101,8 +124,15 @@ def ui_routes(backend: Backend, operators: Mapping[str, str]) -> list[BaseRoute]
     async def state(request: Request) -> Response:
         if await session_of(request) is None:
             return JSONResponse({"message": "Log in first."}, status_code=401)
-        data = await anyio.to_thread.run_sync(snapshot, backend)
+        data = await anyio.to_thread.run_sync(snapshot, backend, failures)
         return JSONResponse(data, headers={"cache-control": "no-store"})
+
+    async def wish(arn: str, what: Wish, index: int | None) -> Response:
+        try:
+            await anyio.to_thread.run_sync(apply, backend.store, arn, what, index, backend.now())
+        except Refusal as exc:
+            return JSONResponse({"message": exc.message}, status_code=exc.status)
+        return JSONResponse({"ok": True})
 
     async def action(request: Request) -> Response:
         session = await session_of(request)
@@ -115,14 +145,24 @@ def ui_routes(backend: Backend, operators: Mapping[str, str]) -> list[BaseRoute]
             raw = await read_body(request)
         except ApiError as exc:
             return JSONResponse(exc.to_body(), status_code=exc.status)
+        wished: Wish | None = None
         try:
             body: Any = json.loads(raw)
-            target = _ACTIONS[str(body["action"])]
-            params: dict[str, Any] = {"TaskExecutionArn": str(body["TaskExecutionArn"])}
-            if body["action"] == "rate":
-                params["Options"] = {"BytesPerSecond": int(body["BytesPerSecond"])}
+            name = str(body["action"])
+            arn = str(body["TaskExecutionArn"])
+            if name in _WISHES:
+                wished, index = _WISHES[name], _item_index(body)
+            else:
+                target = _ACTIONS[name]
+                params: dict[str, Any] = {"TaskExecutionArn": arn}
+                if name == "rate":
+                    params["Options"] = {"BytesPerSecond": int(body["BytesPerSecond"])}
+        except _BadItem as exc:
+            return JSONResponse({"message": str(exc)}, status_code=400)
         except (ValueError, KeyError, TypeError):
             return JSONResponse({"message": "Malformed action."}, status_code=400)
+        if wished is not None:
+            return await wish(arn, wished, index)
         try:
             await anyio.to_thread.run_sync(dispatch, table, backend, target, params)
         except ApiError as exc:

@@ -1,6 +1,8 @@
 """What the status page shows, as one JSON-able snapshot read from the store.
 
 Only display fields are copied out: no credentials, no internal (`_`-prefixed) members.
+Running executions carry their work items (`api.ui.items`): the page lists them and says how
+many are SUSPENDED, which the DataSync status (it keeps its phase) cannot say.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from api.models import Backend
+from api.ui.failures import FailureIndex
+from api.ui.items import summarize
+from api.workitems import list_items
 from contract.jobs import COUNTERS, NESTED_COUNTERS
 
 __all__ = ["RECENT", "snapshot"]
@@ -33,7 +38,14 @@ def _execution(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def snapshot(backend: Backend) -> dict[str, Any]:
+def _running(backend: Backend, doc: dict[str, Any]) -> dict[str, Any]:
+    shown = _execution(doc)
+    shown.update(summarize(list_items(backend.store, str(doc["TaskExecutionArn"]))).to_json())
+    return shown
+
+
+def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
+    """Everything the page shows; recent executions with their failed files (`FailedFiles`)."""
     store = backend.store
     executions = store.executions()
     tasks = [
@@ -55,11 +67,17 @@ def snapshot(backend: Backend) -> dict[str, Any]:
         for a in store.all("agent")
     ]
     finished = [e for e in executions if e["Status"] in ("SUCCESS", "ERROR")]
+    now = backend.now()
+    recent = []
+    for doc in finished[-RECENT:][::-1]:
+        shown = _execution(doc)
+        shown["FailedFiles"] = failures.of(doc, now).to_json()
+        recent.append(shown)
     return {
-        "now": backend.now(),
+        "now": now,
         "tasks": tasks,
         "agents": agents,
-        "running": [_execution(e) for e in executions if e["Status"] in _RUNNING],
+        "running": [_running(backend, e) for e in executions if e["Status"] in _RUNNING],
         "queued": [_execution(e) for e in executions if e["Status"] == "QUEUED"],
-        "recent": [_execution(e) for e in finished[-RECENT:][::-1]],
+        "recent": recent,
     }

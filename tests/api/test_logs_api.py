@@ -117,3 +117,62 @@ def test_off_logs_nothing_and_basic_goes_to_the_default_group(srv: Server) -> No
     every = messages(logs, "/aws/datasync")
     assert not any("Transferred file" in m for m in every)  # BASIC: no per-file lines
     assert messages(logs, GROUP) == []
+
+
+def test_describe_calls_page_with_limit_and_next_token(srv: Server) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    ds, logs = srv.client(), srv.client("logs")
+    groups = [f"/datasync/paged/g{i}" for i in range(7)]
+    for group in groups:
+        nfs_task(
+            ds, srv.agent_arn, root / "src", root / "dst",
+            CloudWatchLogGroupArn=f"arn:aws:logs:us-east-1:111122223333:log-group:{group}",
+        )  # fmt: skip
+    pages = list(
+        logs.get_paginator("describe_log_groups").paginate(
+            logGroupNamePrefix="/datasync/paged/", PaginationConfig={"PageSize": 3}
+        )
+    )
+    assert [len(page["logGroups"]) for page in pages] == [3, 3, 1]
+    assert "nextToken" not in pages[-1]
+    assert [g["logGroupName"] for page in pages for g in page["logGroups"]] == groups
+    # four tasks logging to one group: four streams, paged by name and by last event time
+    (root / "src" / "a.txt").write_text("a")
+    tasks = []
+    for _ in range(4):
+        _, _, task = nfs_task(
+            ds, srv.agent_arn, root / "src", root / "dst",
+            CloudWatchLogGroupArn=GROUP_ARN, Options={"LogLevel": "BASIC"},
+        )  # fmt: skip
+        assert run(ds, task)["Status"] == "SUCCESS"
+        tasks.append(task.rsplit("/", 1)[1])
+
+    def streams(**kw: Any) -> list[list[str]]:
+        paginator = logs.get_paginator("describe_log_streams")
+        found = paginator.paginate(logGroupName=GROUP, PaginationConfig={"PageSize": 3}, **kw)
+        return [[s["logStreamName"] for s in page["logStreams"]] for page in found]
+
+    wait_for(lambda: [s for page in streams() for s in page] == sorted(tasks), 10)
+    assert streams() == [sorted(tasks)[:3], sorted(tasks)[3:]]
+    assert streams(descending=True) == [sorted(tasks, reverse=True)[:3], [sorted(tasks)[0]]]
+    # the runs ended one after another: by last event time is the order they ran
+    by_time = streams(orderBy="LastEventTime", descending=True)
+    assert [s for page in by_time for s in page] == tasks[::-1]
+    assert [len(page) for page in by_time] == [3, 1]
+    # a token is bound to its query and cannot be forged
+    first = logs.describe_log_streams(logGroupName=GROUP, limit=2)
+    assert len(first["logStreams"]) == 2 and first["nextToken"]
+    with pytest.raises(ClientError) as caught:
+        logs.describe_log_streams(logGroupName=GROUP, descending=True, nextToken=first["nextToken"])
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as caught:
+        logs.describe_log_groups(nextToken=first["nextToken"][:-2] + "xx")
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as caught:
+        logs.describe_log_streams(
+            logGroupName=GROUP, orderBy="LastEventTime", logStreamNamePrefix="task-"
+        )
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+    with pytest.raises(ClientError) as caught:
+        logs.describe_log_groups(limit=51)
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterException"

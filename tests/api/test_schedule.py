@@ -62,6 +62,69 @@ def test_cron_against_known_instants(text: str, start: datetime, expected: list[
     assert runs(text, start, len(expected)) == expected
 
 
+# Each field's forms, one at a time, from fixed instants; the expected runs were worked out on a
+# 2026 calendar (Jan 1 Thu, Feb 1 Sun, May 1 Fri, Jul 1 Wed, Aug 1 Sat; 2028 is a leap year).
+@pytest.mark.parametrize(
+    ("text", "start", "expected"),
+    [
+        # ranges, lists and steps in day-of-month ('?' in day-of-week)
+        ("cron(0 10 1-5 * ? *)", at(2026, 1, 4), [at(2026, 1, 4, 10), at(2026, 1, 5, 10),
+                                                  at(2026, 2, 1, 10)]),
+        ("cron(0 0 1,15 * ? *)", at(2026, 1, 1), [at(2026, 1, 15), at(2026, 2, 1),
+                                                  at(2026, 2, 15)]),
+        # 1/10: the 1st, 11th, 21st and 31st
+        ("cron(0 0 1/10 * ? *)", at(2026, 1, 1), [at(2026, 1, 11), at(2026, 1, 21),
+                                                  at(2026, 1, 31), at(2026, 2, 1)]),
+        # steps over a range in minutes and hours; a run at the start instant is not "after" it
+        ("cron(10-40/15 0 * * ? *)", at(2026, 1, 1), [at(2026, 1, 1, 0, 10), at(2026, 1, 1, 0, 25),
+                                                      at(2026, 1, 1, 0, 40), at(2026, 1, 2, 0, 10)]),
+        ("cron(0 8-18/5 * * ? *)", at(2026, 1, 1), [at(2026, 1, 1, 8), at(2026, 1, 1, 13),
+                                                    at(2026, 1, 1, 18), at(2026, 1, 2, 8)]),
+        # month names in a range, a month step, across the year end
+        ("cron(0 0 1 JAN-MAR ? *)", at(2026, 1, 1), [at(2026, 2, 1), at(2026, 3, 1),
+                                                     at(2027, 1, 1)]),
+        ("cron(0 0 1 */4 ? *)", at(2026, 1, 1), [at(2026, 5, 1), at(2026, 9, 1), at(2027, 1, 1)]),
+        ("cron(30 23 * * ? *)", at(2026, 12, 31, 23, 30), [at(2027, 1, 1, 23, 30)]),
+        # the year field: a step, a list, a range that ends
+        ("cron(0 0 1 1 ? 2026/2)", at(2026, 1, 1), [at(2028, 1, 1), at(2030, 1, 1)]),
+        ("cron(0 0 1 1 ? 2027,2029)", at(2026, 1, 1), [at(2027, 1, 1), at(2029, 1, 1)]),
+        ("cron(0 0 1 1 ? 2026-2027)", at(2026, 6, 1), [at(2027, 1, 1)]),
+        # L: the last day of February in a leap year; alone in day-of-week, Saturday (7)
+        ("cron(0 0 L 2 ? 2028)", at(2026, 1, 1), [at(2028, 2, 29)]),
+        ("cron(0 0 ? * L *)", at(2026, 1, 1), [at(2026, 1, 3), at(2026, 1, 10)]),
+        ("cron(15 3 ? * 1L *)", at(2026, 1, 1), [at(2026, 1, 25, 3, 15), at(2026, 2, 22, 3, 15)]),
+        # W: Aug 1 is a Saturday, so 1W is Monday the 3rd (never back into July); Feb 1 and
+        # Mar 1 are Sundays (Monday the 2nd); Jan 31 is a Saturday (Friday the 30th)
+        ("cron(0 0 1W * ? *)", at(2026, 7, 2), [at(2026, 8, 3), at(2026, 9, 1)]),
+        ("cron(0 0 1W * ? *)", at(2026, 1, 2), [at(2026, 2, 2), at(2026, 3, 2)]),
+        ("cron(0 0 31W 1,3 ? *)", at(2026, 1, 1), [at(2026, 1, 30), at(2026, 3, 31)]),
+        # #: the fifth Friday is in January and May only; the first Sunday of months 2, 5, 8
+        ("cron(0 0 ? * 6#5 *)", at(2026, 1, 1), [at(2026, 1, 30), at(2026, 5, 29)]),
+        ("cron(0 0 ? 2/3 1#1 *)", at(2026, 1, 1), [at(2026, 2, 1), at(2026, 5, 3), at(2026, 8, 2)]),
+        # day-of-week lists of ranges, a named range with a step, a step over 1-7 (SUN, WED, SAT)
+        ("cron(0 0 ? * 2-3,6 *)", at(2026, 1, 1), [at(2026, 1, 2), at(2026, 1, 5), at(2026, 1, 6),
+                                                   at(2026, 1, 9)]),
+        ("cron(0 0 ? * MON-FRI/2 *)", at(2026, 1, 1), [at(2026, 1, 2), at(2026, 1, 5),
+                                                       at(2026, 1, 7), at(2026, 1, 9)]),
+        ("cron(0 0 ? * */3 *)", at(2026, 1, 1), [at(2026, 1, 3), at(2026, 1, 4), at(2026, 1, 7),
+                                                 at(2026, 1, 10)]),
+    ],
+)  # fmt: skip
+def test_each_field_form_against_known_instants(
+    text: str, start: datetime, expected: list[datetime]
+) -> None:
+    assert runs(text, start, len(expected)) == expected
+    # and back: the latest run at or before each expected run is that run
+    expr = parse(text)
+    assert [expr.latest_at_or_before(run) for run in expected] == expected
+
+
+def test_a_year_list_ends() -> None:
+    expr = parse("cron(0 0 1 1 ? 2027,2029)")
+    with pytest.raises(ScheduleError, match="no run after"):
+        expr.next_after(at(2029, 1, 1))
+
+
 def test_next_after_is_strictly_after() -> None:
     expr = parse("cron(0 12 * * ? *)")
     assert expr.next_after(at(2026, 1, 1, 12)) == at(2026, 1, 2, 12)

@@ -18,7 +18,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from api.metrics import SCHEDULE_RUNS_PREFIX
-from tests.api.harness import Server, nfs_task, serving, wait_for
+from tests.api.harness import Server, finished, nfs_task, serving, wait_for
 
 
 @pytest.fixture
@@ -155,3 +155,91 @@ def test_slot_while_running_is_skipped_and_logged(srv: Server) -> None:
     assert arn in said[0] and "Scheduled run" in said[0]
     assert [e["TaskExecutionArn"] for e in executions(ds, task)] == [arn]
     ds.cancel_task_execution(TaskExecutionArn=arn)
+
+
+@pytest.mark.parametrize(
+    ("bad", "said"),
+    [
+        ("cron(0 12 * * ?)", "has 5 fields; cron takes 6"),
+        ("cron(0 12 * * MON *)", "exactly one of day-of-month and day-of-week must be '?'"),
+        ("cron(60 12 * * ? *)", "minutes value 60 is outside 0-59"),
+        ("cron(0 12 ? * 8 *)", "day-of-week value 8 is outside 1-7"),
+        ("cron(0 12 ? * 2#6 *)", "the week in '2#6' must be 1-5"),
+        ("cron(0 12 LW * ? *)", "'LW' in day-of-month is not supported"),
+        ("cron(0 0 31 2 ? *)", "never runs"),
+        ("cron(0 12 * * ? 1969)", "year value 1969 is outside"),
+        ("rate(1 minutes)", "with the value 1 the unit is singular"),
+        ("rate(30 seconds)", "unit 'seconds' must be minute(s), hour(s) or day(s)"),
+        ("every(5 minutes)", "must be rate(value unit) or cron("),
+    ],
+)
+def test_create_task_refuses_an_invalid_expression_saying_what_is_wrong(
+    srv: Server, bad: str, said: str
+) -> None:
+    root: Path = srv.root  # type: ignore[attr-defined]
+    ds = srv.client()
+    source, destination, _ = nfs_task(ds, srv.agent_arn, root / "src", root / "dst")
+    before = ds.list_tasks()["Tasks"]
+    with pytest.raises(ClientError) as caught:
+        ds.create_task(
+            SourceLocationArn=source,
+            DestinationLocationArn=destination,
+            Schedule={"ScheduleExpression": bad},
+        )
+    error = caught.value.response["Error"]
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert error["Code"] == "InvalidRequestException"
+    assert "ScheduleExpression" in error["Message"] and bad in error["Message"]
+    assert said in error["Message"], error["Message"]
+    assert ds.list_tasks()["Tasks"] == before  # nothing was created
+
+
+def test_an_hourly_cron_fires_for_the_latest_whole_hour(srv: Server) -> None:
+    """End to end through the runner: a `cron(0 * * * ? *)` set three hours ago (as after an
+    outage) starts one run, for the slot of the last whole hour UTC."""
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "c.txt").write_text("c")
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "cron(0 * * * ? *)"},
+    )  # fmt: skip
+    before = time.time()
+    backdate(srv, task, 3 * 3600)
+    wait_for(lambda: executions(ds, task), 10)
+    after = time.time()
+    assert srv.served is not None
+    fired = srv.served.extras["backend"].store.get("task", task)["_ScheduleLastFired"]
+    # the whole hour at or before now (the bounds differ only if an hour struck meanwhile)
+    assert fired in {before - before % 3600, after - after % 3600}
+    time.sleep(2.5)  # later ticks: the three missed hours were one run
+    assert len(executions(ds, task)) == 1
+
+
+def test_a_stale_leader_cannot_fire_a_slot_another_runner_fired(srv: Server) -> None:
+    """Two runners on one store, as when a leader stalled past its lease and its successor
+    ticks meanwhile: the one that still holds the task as it was before the other fired finds
+    the slot claimed, and starts nothing."""
+    from api.schedule_runner import ScheduleRunner
+    from api.store_logs import LogStore
+
+    root: Path = srv.root  # type: ignore[attr-defined]
+    (root / "src" / "s.txt").write_text("s")
+    ds = srv.client()
+    _, _, task = nfs_task(
+        ds, srv.agent_arn, root / "src", root / "dst",
+        Schedule={"ScheduleExpression": "rate(5 minutes)"},
+    )  # fmt: skip
+    assert srv.served is not None
+    backend = srv.served.extras["backend"]
+    runner = ScheduleRunner(backend, LogStore(backend.store))
+    stale = ScheduleRunner(backend, LogStore(backend.store))
+    backdate(srv, task, 5 * 60 + 1)
+    as_read = backend.store.get("task", task)  # the stale leader read it: the slot is due
+    fired = wait_for(lambda: executions(ds, task), 10)  # the server's own runner fired it
+    # once it ended, a second start would not even be skipped as "still running"
+    wait_for(lambda: finished(ds, fired[0]["TaskExecutionArn"]), 30)
+    assert stale._fire(dict(as_read), backend.now()) == 0
+    assert runner._fire(dict(as_read), backend.now()) == 0
+    time.sleep(1.5)
+    assert len(executions(ds, task)) == 1

@@ -1,7 +1,7 @@
 """Work items (issue 12): the parts of an execution agents claim, and the journal of done files.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005 (request counts)
 
 `work_items` holds one row per item (item 0 = the execution's own PREPARE job, 1…n the
 TRANSFER items of its plan, maybe a last REMOVE item): its scope, its Deadline `TaskRunStatus`
@@ -17,8 +17,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 
 
 def upgrade() -> None:

@@ -1,8 +1,8 @@
 """The Deadline Cloud routes' own state (api/deadline): the reverse lookup of their IDs (and
 the farm's identity), and the clientTokens of Update* calls (replayed for 24 h, across restarts).
 
-Revision ID: 0006
-Revises: 0005 (work items)
+Revision ID: 0007
+Revises: 0006 (work items)
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 
 
 def upgrade() -> None:

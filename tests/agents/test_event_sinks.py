@@ -1,0 +1,160 @@
+"""The agent's two event sinks off the engine's critical path: the task report's writer thread
+writes every event the engine's threads hand it (past its backpressure bound too, none lost,
+none twice), and the execution-log shipper's batch size bound is never below the real JSON."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+import agents.unattended as unattended
+from agents.event_shipper import _size_bound
+from agents.unattended import TaskReport
+from contract.log_events import encode_event
+from engine.events import FileEvent, FileEventKind, FileFacts
+
+TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
+EXECUTION = f"{TASK}/execution/exec-0123456789abcdef0"
+
+
+def _document(output: str = "STANDARD") -> dict[str, object]:
+    return {
+        "TaskArn": TASK,
+        "TaskExecutionArn": EXECUTION,
+        "Source": {"LocationArn": "arn:src", "LocationUri": "nfs://h/src/"},
+        "Destination": {"LocationArn": "arn:dst", "LocationUri": "nfs://h/dst/"},
+        "Options": {"LogLevel": "OFF"},
+        "TaskReportConfig": {
+            "Destination": {"S3": {"S3BucketArn": "arn:aws:s3:::reports", "Subdirectory": "r"}},
+            "OutputType": output,
+            "ReportLevel": "SUCCESSES_AND_ERRORS",
+        },
+    }
+
+
+def _final(files: int) -> dict[str, object]:
+    return {"Status": "SUCCESS", "FilesTransferred": files, "Result": {}}
+
+
+def _items(bucket: Path, kind: str) -> list[dict[str, object]]:
+    path = (
+        bucket / "r" / "Detailed-Reports" / "task-0123456789abcdef0" / "exec-0123456789abcdef0"
+        / f"exec-0123456789abcdef0.{kind}.json"
+    )  # fmt: skip
+    items: list[dict[str, object]] = json.loads(path.read_text())["Items"]
+    return items
+
+
+@pytest.mark.parametrize("max_pending", [20_000, 300])  # the default, and backpressure at work
+def test_every_event_from_many_threads_is_written_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_pending: int
+) -> None:
+    monkeypatch.setattr(unattended, "_MAX_PENDING", max_pending)
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document(), {"reports": str(bucket)})
+    threads, per_thread = 4, 2500
+
+    def worker(n: int) -> None:
+        for i in range(per_thread):
+            path = f"/t{n}/f{i:05d}.bin"
+            report.on_event(FileEvent(FileEventKind.TRANSFERRED, path, False, i))
+            report.on_event(FileEvent(FileEventKind.VERIFIED, path, False, i, "ab" * 16))
+
+    started = time.monotonic()
+    running = [threading.Thread(target=worker, args=(n,)) for n in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=60)
+    assert time.monotonic() - started < 60
+    assert report.finish(_final(threads * per_thread)) == {"Status": "SUCCESS"}
+    expected = sorted(f"/t{n}/f{i:05d}.bin" for n in range(threads) for i in range(per_thread))
+    for kind in ("transferred", "verified"):
+        items = _items(bucket, kind)
+        assert sorted(str(item["RelativePath"]) for item in items) == expected, kind
+        assert all(str(item["Timestamp"]).endswith("Z") for item in items)
+    # the writer thread has ended; events after finish are ignored, not written
+    assert report._thread is not None and not report._thread.is_alive()
+    report.on_event(FileEvent(FileEventKind.TRANSFERRED, "/late", False, 1))
+
+
+def test_discard_leaves_nothing_and_stops_the_writer(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document(), {"reports": str(bucket)})
+    for i in range(1000):
+        report.on_event(FileEvent(FileEventKind.TRANSFERRED, f"/f{i}", False, 1))
+    report.discard()
+    assert report._thread is not None
+    report._thread.join(timeout=10)
+    assert not report._thread.is_alive()
+    assert not [p for p in bucket.rglob("*") if p.is_file()]
+    assert report.finish(_final(0))["Status"] == "ERROR"
+
+
+def test_a_report_that_never_saw_an_event_starts_no_thread(tmp_path: Path) -> None:
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document("SUMMARY_ONLY"), {"reports": str(bucket)})
+    assert report.finish(_final(0)) == {"Status": "SUCCESS"}
+    assert report._thread is None
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        FileEvent(FileEventKind.TRANSFERRED, "/a.txt", False, 12, "0" * 32),
+        FileEvent(FileEventKind.SKIPPED, "/dir", True, None, reason="UNCHANGED"),
+        FileEvent(FileEventKind.TRANSFERRED, '/quote"back\\slash', False, 2**63),
+        FileEvent(FileEventKind.DELETED, "/ctrl\x01\x1f\ttab\nnl", False, 0),
+        FileEvent(FileEventKind.TRANSFERRED, "/é/日本/🙂" * 40, False, 5),
+        FileEvent(FileEventKind.TRANSFERRED, "/" + "x" * 4095, False, 1),
+        FileEvent(
+            FileEventKind.FAILED,
+            "/v/🙂.bin",
+            False,
+            phase="Verify",
+            reason="checksum mismatch ✗",
+            source=FileFacts(2**62, 2**62, 0o7777, 2**32 - 1, 2**32 - 1, "f" * 32),
+            destination=FileFacts(0, -(2**62), 0, 0, 0, None),
+        ),
+    ],
+)
+def test_the_batch_size_bound_is_never_below_the_json(event: FileEvent) -> None:
+    encoded = encode_event(event, 9_999_999_999_999)
+    for text in (json.dumps(encoded), json.dumps(encoded, ensure_ascii=False)):
+        assert len(text.encode()) + 1 <= _size_bound(event), text[:80]
+
+
+def test_a_writer_that_fails_fails_the_report_not_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the item conversion: the writer fails the report (ReportResult ERROR), and the
+    engine's threads, past the backpressure bound, are not left waiting for it."""
+
+    def broken(event: FileEvent, now: object) -> object:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(unattended, "report_item", broken)
+    monkeypatch.setattr(unattended, "_MAX_PENDING", 100)
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document(), {"reports": str(bucket)})
+    done = threading.Event()
+
+    def engine() -> None:
+        for i in range(5000):
+            report.on_event(FileEvent(FileEventKind.TRANSFERRED, f"/f{i}", False, 1))
+        done.set()
+
+    threading.Thread(target=engine, daemon=True).start()
+    assert done.wait(30), "the engine's thread stalled behind a dead writer"
+    result = report.finish(_final(5000))
+    assert result["Status"] == "ERROR" and result["ErrorCode"] == "ReportError"
+    assert "a bug" in result["ErrorDetail"]
+    assert not [p for p in bucket.rglob("*") if p.is_file()]  # nothing half-written left
