@@ -378,3 +378,12 @@ def test_a_suspend_acknowledged_after_the_wish_was_withdrawn_offers_the_item_aga
     item = get_item(a, arn, 1)
     acked = report_item(item, "FAILED", {"agent:interrupted": "SUSPENDED"}, NOW, 10.0, False)
     assert acked.status.value == "SUSPENDED"
+
+
+def test_an_over_long_path_is_not_journaled(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, ["a"])
+    long = "a/" + "x" * 2100
+    assert a.journal_add(arn, 1, [long, "a/short"]) == 1  # PostgreSQL could not index it
+    assert b.journal_page(arn, 1, None, 10) == ["a/short"]
