@@ -313,9 +313,10 @@ class Scheduler:
             ).to_row()
         ]
         for index, scope in enumerate(plan.items, 1):
-            rows.append(
-                workitems.new_row(arn, index, ItemKind.TRANSFER, scope, workitems.READY, now)
-            )
+            # the files directly in a directory wait for the items beneath it, so that its own
+            # metadata (mtime) is set and verified last, never while they create entries in it
+            status = workitems.PENDING if workitems.waits(scope, plan.items) else workitems.READY
+            rows.append(workitems.new_row(arn, index, ItemKind.TRANSFER, scope, status, now))
         if doc["Options"].get("PreserveDeletedFiles") == "REMOVE":
             rows.append(
                 workitems.new_row(arn, len(rows), ItemKind.REMOVE, None, workitems.PENDING, now)

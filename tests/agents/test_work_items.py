@@ -41,9 +41,9 @@ from tests.api.harness import (
 )
 
 SCOPES = [
-    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},
     {"Path": "a", "Recursive": True, "Files": 5, "Bytes": 50},
     {"Path": "b", "Recursive": True, "Files": 7, "Bytes": 70},
+    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},  # waits for a and b
 ]
 
 
@@ -212,7 +212,7 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     assert document["Item"] == {
         "Index": 2,
         "Kind": "TRANSFER",
-        "Scope": {"Path": "a", "Recursive": True, "Files": 5, "Bytes": 50},
+        "Scope": {"Path": "b", "Recursive": True, "Files": 7, "Bytes": 70},
     }
     assert fleet.claim(0) is None  # a1 has one slot: nothing more while it runs item 2
     pending = fleet.clients[1].get_pending_job_executions(thingName=fleet.things[1])
@@ -232,19 +232,20 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
         fleet.report(1, {**first, "executionNumber": 7})
     assert _code(info) == ("VersionMismatch", 409)
 
-    counters = {"FilesTransferred": 1, "BytesWritten": 10, "EstimatedFilesToTransfer": 1}
+    counters = {"FilesTransferred": 5, "BytesWritten": 50, "EstimatedFilesToTransfer": 5}
     fleet.report(1, first, "SUCCEEDED", phase="VERIFYING", counters=counters)
     described = fleet.describe(arn)
-    assert described["FilesTransferred"] == 1 and described["Status"] == "VERIFYING"
-    assert described["EstimatedFilesToTransfer"] == 1
+    assert described["FilesTransferred"] == 5 and described["Status"] == "VERIFYING"
+    assert described["EstimatedFilesToTransfer"] == 5
+    # the root's own files wait until nothing works beneath it any more (its mtime is last)
+    assert fleet.claim(1) is None and get_item(fleet.store, arn, 3).status.value == "PENDING"
+    fleet.report(0, second, "SUCCEEDED", counters={"FilesTransferred": 7, "BytesWritten": 70})
     third = fleet.claim(1)
     assert third is not None and third["jobId"] == job_ids[2]
-    # item 1 ended and item 3 took its place: the limit is split between items 2 and 3
-    assert int(fleet.report(1, third)["statusDetails"]["control:bytesPerSecond"]) in (500, 501)
-    assert fleet.claim(1) is None  # REMOVE waits for every TRANSFER item (and a2 is busy)
-    fleet.report(0, second, "SUCCEEDED", counters={"FilesTransferred": 5, "BytesWritten": 50})
-    assert fleet.claim(0) is None  # item 3 still runs
-    fleet.report(1, third, "SUCCEEDED", counters={"FilesTransferred": 7, "BytesWritten": 70})
+    # the one running item has the whole limit
+    assert fleet.report(1, third)["statusDetails"]["control:bytesPerSecond"] == "1001"
+    assert fleet.claim(0) is None  # REMOVE waits for every TRANSFER item
+    fleet.report(1, third, "SUCCEEDED", counters={"FilesTransferred": 1, "BytesWritten": 10})
     remove = fleet.claim(0)
     assert remove is not None and remove["jobId"] == job_ids[3]
     assert json.loads(remove["jobDocument"])["Item"] == {"Index": 4, "Kind": "REMOVE"}
@@ -263,7 +264,7 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
 
 
 def test_a_lost_agents_item_is_taken_over_and_its_late_reports_refused(fleet: Fleet) -> None:
-    arn, job_ids = fleet.planned(SCOPES[1:])
+    arn, job_ids = fleet.planned(SCOPES[:2])
     lost = fleet.claim(0)
     busy = fleet.claim(1)
     assert lost is not None and busy is not None and lost["jobId"] == job_ids[0]
@@ -297,7 +298,7 @@ def test_a_lost_agents_item_is_taken_over_and_its_late_reports_refused(fleet: Fl
 
 
 def test_suspend_wish_acknowledgement_and_resume(fleet: Fleet) -> None:
-    arn, job_ids = fleet.planned(SCOPES[1:])
+    arn, job_ids = fleet.planned(SCOPES[:2])
     running = fleet.claim(0)
     assert running is not None
     fleet.report(0, running, counters={"FilesTransferred": 2}, phase="TRANSFERRING")
@@ -343,7 +344,7 @@ def test_suspend_wish_acknowledgement_and_resume(fleet: Fleet) -> None:
 def test_a_failed_item_is_retried_and_a_skipped_one_ends_the_execution_in_error(
     fleet: Fleet,
 ) -> None:
-    arn, _ = fleet.planned(SCOPES[1:])
+    arn, _ = fleet.planned(SCOPES[:2])
     failing = fleet.claim(0)
     other = fleet.claim(1)
     assert failing is not None and other is not None
@@ -364,7 +365,7 @@ def test_a_failed_item_is_retried_and_a_skipped_one_ends_the_execution_in_error(
 
 
 def test_cancel_reaches_every_item(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[1:])
+    arn, _ = fleet.planned(SCOPES[:2])
     running = fleet.claim(0)
     assert running is not None
     fleet.ds.cancel_task_execution(TaskExecutionArn=arn)
@@ -384,7 +385,7 @@ def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) 
     arn, _ = fleet.start()
     prepare = fleet.claim(0)
     assert prepare is not None
-    job_ids = fleet.plan(0, prepare, SCOPES[1:]).json()["jobIds"]
+    job_ids = fleet.plan(0, prepare, SCOPES[:2]).json()["jobIds"]
     first = fleet.claim(1)  # a2 works (and stays ONLINE) while a1 falls silent
     assert first is not None and first["jobId"] == job_ids[0]
 
@@ -399,7 +400,7 @@ def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) 
 
 
 def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[1:])
+    arn, _ = fleet.planned(SCOPES[:2])
     lost = fleet.claim(0)
     assert lost is not None
     # both agents fall silent: when the lease runs out no candidate is ONLINE
@@ -417,7 +418,7 @@ def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet
 
 
 def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[1:])
+    arn, _ = fleet.planned(SCOPES[:2])
     ended = wait_for(
         lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=20, interval=0.2
     )
@@ -428,7 +429,7 @@ def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -
 def test_a_remote_agents_running_item_survives_a_restart_and_suspension_too(
     fleet: Fleet, server: Server
 ) -> None:
-    arn, _ = fleet.planned(SCOPES[1:])
+    arn, _ = fleet.planned(SCOPES[:2])
     running = fleet.claim(0)
     assert running is not None
     set_target(fleet.store, arn, [2], "SUSPENDED", fleet.backend.now())
@@ -456,7 +457,7 @@ def test_an_embedded_agents_running_item_is_ready_again_after_a_restart(
     # agents without their own credentials live in the control plane's process (like the
     # embedded one): what they ran died with it, and can be redone
     fleet = Fleet(server, root, remote=False)
-    arn, job_ids = fleet.planned(SCOPES[1:])
+    arn, job_ids = fleet.planned(SCOPES[:2])
     running = fleet.claim(0)
     assert running is not None and running["jobId"] == job_ids[0]
     server.restart()
