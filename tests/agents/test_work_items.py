@@ -41,10 +41,11 @@ from tests.api.harness import (
 )
 
 SCOPES = [
+    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},  # waits for a and b
     {"Path": "a", "Recursive": True, "Files": 5, "Bytes": 50},
     {"Path": "b", "Recursive": True, "Files": 7, "Bytes": 70},
-    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},  # waits for a and b
 ]
+PLAN = [*SCOPES[1:], SCOPES[0]]  # the root's files last: items 1 (a), 2 (b), 3 (the root)
 
 
 @pytest.fixture
@@ -183,22 +184,22 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     assert fleet.claim(1) is None  # nothing to share before the plan
 
     # only item 0's holder, under its epoch, with a valid plan
-    assert fleet.plan(1, prepare, SCOPES).status_code == 404
+    assert fleet.plan(1, prepare, PLAN).status_code == 404
     stale = {**prepare, "executionNumber": prepare["executionNumber"] + 1}
-    refused = fleet.plan(0, stale, SCOPES)
+    refused = fleet.plan(0, stale, PLAN)
     assert refused.status_code == 409 and refused.headers["x-amzn-ErrorType"] == "VersionMismatch"
     bad = fleet.plan(0, prepare, [{"Path": "../x", "Recursive": True}])
     assert bad.status_code == 400 and "relative path" in bad.json()["message"]
     # what the planner counted before its upload is not the items' (they count their own)
     fleet.report(0, prepare, phase="PREPARING", counters={"EstimatedFilesToTransfer": 99})
     assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 99
-    uploaded = fleet.plan(0, prepare, SCOPES)
+    uploaded = fleet.plan(0, prepare, PLAN)
     assert uploaded.status_code == 200
     assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 0
     job_ids = uploaded.json()["jobIds"]
     assert job_ids == [f"{exec_id}-i{n}" for n in (1, 2, 3, 4)]  # 4: the REMOVE item
-    assert fleet.plan(0, prepare, SCOPES).json()["jobIds"] == job_ids  # idempotent
-    assert fleet.plan(0, prepare, SCOPES[:2]).status_code == 400  # a different plan
+    assert fleet.plan(0, prepare, PLAN).json()["jobIds"] == job_ids  # idempotent
+    assert fleet.plan(0, prepare, PLAN[:2]).status_code == 400  # a different plan
     fleet.report(0, prepare, "SUCCEEDED", phase="PREPARING")
     assert fleet.describe(arn)["Status"] not in ("SUCCESS", "ERROR")  # items remain
 
@@ -264,7 +265,7 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
 
 
 def test_a_lost_agents_item_is_taken_over_and_its_late_reports_refused(fleet: Fleet) -> None:
-    arn, job_ids = fleet.planned(SCOPES[:2])
+    arn, job_ids = fleet.planned(SCOPES[1:])
     lost = fleet.claim(0)
     busy = fleet.claim(1)
     assert lost is not None and busy is not None and lost["jobId"] == job_ids[0]
@@ -298,7 +299,7 @@ def test_a_lost_agents_item_is_taken_over_and_its_late_reports_refused(fleet: Fl
 
 
 def test_suspend_wish_acknowledgement_and_resume(fleet: Fleet) -> None:
-    arn, job_ids = fleet.planned(SCOPES[:2])
+    arn, job_ids = fleet.planned(SCOPES[1:])
     running = fleet.claim(0)
     assert running is not None
     fleet.report(0, running, counters={"FilesTransferred": 2}, phase="TRANSFERRING")
@@ -344,7 +345,7 @@ def test_suspend_wish_acknowledgement_and_resume(fleet: Fleet) -> None:
 def test_a_failed_item_is_retried_and_a_skipped_one_ends_the_execution_in_error(
     fleet: Fleet,
 ) -> None:
-    arn, _ = fleet.planned(SCOPES[:2])
+    arn, _ = fleet.planned(SCOPES[1:])
     failing = fleet.claim(0)
     other = fleet.claim(1)
     assert failing is not None and other is not None
@@ -365,7 +366,7 @@ def test_a_failed_item_is_retried_and_a_skipped_one_ends_the_execution_in_error(
 
 
 def test_cancel_reaches_every_item(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[:2])
+    arn, _ = fleet.planned(SCOPES[1:])
     running = fleet.claim(0)
     assert running is not None
     fleet.ds.cancel_task_execution(TaskExecutionArn=arn)
@@ -385,7 +386,7 @@ def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) 
     arn, _ = fleet.start()
     prepare = fleet.claim(0)
     assert prepare is not None
-    job_ids = fleet.plan(0, prepare, SCOPES[:2]).json()["jobIds"]
+    job_ids = fleet.plan(0, prepare, SCOPES[1:]).json()["jobIds"]
     first = fleet.claim(1)  # a2 works (and stays ONLINE) while a1 falls silent
     assert first is not None and first["jobId"] == job_ids[0]
 
@@ -400,7 +401,7 @@ def test_a_planner_lost_after_its_upload_leaves_the_plan_standing(fleet: Fleet) 
 
 
 def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[:2])
+    arn, _ = fleet.planned(SCOPES[1:])
     lost = fleet.claim(0)
     assert lost is not None
     # both agents fall silent: when the lease runs out no candidate is ONLINE
@@ -418,7 +419,7 @@ def test_a_lost_item_nobody_can_take_over_ends_the_execution_agent_timeout(fleet
 
 
 def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -> None:
-    arn, _ = fleet.planned(SCOPES[:2])
+    arn, _ = fleet.planned(SCOPES[1:])
     ended = wait_for(
         lambda: (d := fleet.describe(arn))["Status"] == "ERROR" and d, timeout=20, interval=0.2
     )
@@ -429,7 +430,7 @@ def test_items_nobody_claims_end_the_execution_agent_unavailable(fleet: Fleet) -
 def test_a_remote_agents_running_item_survives_a_restart_and_suspension_too(
     fleet: Fleet, server: Server
 ) -> None:
-    arn, _ = fleet.planned(SCOPES[:2])
+    arn, _ = fleet.planned(SCOPES[1:])
     running = fleet.claim(0)
     assert running is not None
     set_target(fleet.store, arn, [2], "SUSPENDED", fleet.backend.now())
@@ -457,7 +458,7 @@ def test_an_embedded_agents_running_item_is_ready_again_after_a_restart(
     # agents without their own credentials live in the control plane's process (like the
     # embedded one): what they ran died with it, and can be redone
     fleet = Fleet(server, root, remote=False)
-    arn, job_ids = fleet.planned(SCOPES[:2])
+    arn, job_ids = fleet.planned(SCOPES[1:])
     running = fleet.claim(0)
     assert running is not None and running["jobId"] == job_ids[0]
     server.restart()
