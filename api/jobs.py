@@ -451,7 +451,8 @@ class Jobs:
         progress = None
         if written is not None:
             phase = written.details.get(PHASE_KEY)
-            progress = workitems.Progress(seen.counters, written.counters, phase)
+            final = status != "IN_PROGRESS"
+            progress = workitems.Progress(seen.counters, written.counters, phase, final)
         settled = workitems.settle(self.store, doc["TaskExecutionArn"], now, progress)
         doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
         if status != "IN_PROGRESS":

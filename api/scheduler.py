@@ -52,6 +52,7 @@ from api.errors import InvalidRequestException
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem
 from contract import Doc
+from contract.jobs import NESTED_COUNTERS
 from contract.workitems import ItemBudget, ItemKind, PlanUpload, item_job_id
 from engine import Options
 
@@ -312,9 +313,10 @@ class Scheduler:
             ).to_row()
         ]
         for index, scope in enumerate(plan.items, 1):
-            rows.append(
-                workitems.new_row(arn, index, ItemKind.TRANSFER, scope, workitems.READY, now)
-            )
+            # the files directly in a directory wait for the items beneath it, so that its own
+            # metadata (mtime) is set and verified last, never while they create entries in it
+            status = workitems.PENDING if workitems.waits(scope, plan.items) else workitems.READY
+            rows.append(workitems.new_row(arn, index, ItemKind.TRANSFER, scope, status, now))
         if doc["Options"].get("PreserveDeletedFiles") == "REMOVE":
             rows.append(
                 workitems.new_row(arn, len(rows), ItemKind.REMOVE, None, workitems.PENDING, now)
@@ -334,6 +336,10 @@ class Scheduler:
 
             def mark(current: Doc) -> bool:
                 current["_Plan"] = len(rows)
+                # from now on the counters are the items' sums (item 0's planning is not counted)
+                current.update(dict.fromkeys(lifecycle.COUNTERS, 0))
+                for name in NESTED_COUNTERS:
+                    current.pop(name, None)
                 return True
 
             change_execution(self.store, arn, mark)

@@ -95,6 +95,7 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import AgentKey
 
 __all__ = [
+    "JOURNAL_PATH_BYTES",
     "STORE_ENV",
     "TERMINAL_STATUSES",
     "AgentCredentials",
@@ -194,6 +195,8 @@ _journal = Table(
     Column("path", Text, primary_key=True),
 )
 _ITEM_KEY = ("execution_arn", "item")
+# the longest journaled path: a PostgreSQL btree entry holds at most ~2.7 kB (with the ARN)
+JOURNAL_PATH_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -660,8 +663,13 @@ class Store:
         return done.rowcount == 1
 
     def journal_add(self, execution_arn: str, item: int, paths: list[str]) -> int:
-        """Record finished files of an item; returns how many were new (a path is kept once)."""
-        unique = sorted(set(paths))
+        """Record finished files of an item; returns how many were new (a path is kept once).
+
+        A path longer than `JOURNAL_PATH_BYTES` (UTF-8) is not recorded: PostgreSQL cannot index
+        it, and the journal only spares work (such a file is compared again on a resume)."""
+        unique = sorted(
+            {p for p in paths if len(p.encode("utf-8", "surrogatepass")) <= JOURNAL_PATH_BYTES}
+        )
         if not unique:
             return 0
         dialect: Any = sqlite if self.dialect == "sqlite" else postgresql

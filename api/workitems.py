@@ -69,6 +69,7 @@ __all__ = [
     "set_target",
     "settle",
     "sum_counters",
+    "waits",
 ]
 
 ItemStatus = StrEnum(  # type: ignore[misc]
@@ -270,8 +271,8 @@ def _retarget(item: WorkItem, target: ItemStatus, now: float) -> WorkItem | None
     if target in (READY, PENDING):
         if status not in (SUSPENDED, FAILED, CANCELED, NOT_COMPATIBLE):
             return None
-        # a REMOVE item waits (PENDING) until every TRANSFER item succeeded: settle() decides
-        resumed = PENDING if item.kind == ItemKind.REMOVE else READY
+        # REMOVE, and the files of a directory, wait for their turn (PENDING): settle() decides
+        resumed = PENDING if item.kind == ItemKind.REMOVE or _held_back(item) else READY
         return replace(
             item,
             status=resumed,
@@ -404,11 +405,58 @@ def _outcome(items: Sequence[WorkItem]) -> tuple[str, str, str] | None:
 
 @dataclass(frozen=True)
 class Progress:
-    """One item's report as `settle` needs it: its counters before and after, and its phase."""
+    """One item's report as `settle` needs it: its counters before and after, its phase, and
+    whether it ended the item (then waiting items may get their turn)."""
 
     before: Mapping[str, Any]
     after: Mapping[str, Any]
     phase: str | None
+    final: bool = False
+
+
+def _beneath(scope: ItemScope, other: ItemScope) -> bool:
+    """Does `other` (another item) create entries inside `scope`'s directory?"""
+    if other == scope:
+        return False
+    if scope.path == "":
+        return other.path != "" or other.recursive
+    return other.path.startswith(scope.path + "/")
+
+
+def waits(scope: ItemScope, plan: Sequence[ItemScope]) -> bool:
+    """A non-recursive item (the files directly in a directory) waits while other items of the
+    plan work beneath that directory."""
+    return not scope.recursive and any(_beneath(scope, other) for other in plan)
+
+
+def _held_back(item: WorkItem) -> bool:
+    return item.kind == ItemKind.TRANSFER and item.scope is not None and not item.scope.recursive
+
+
+def _release_waiting(store: Store, execution_arn: str, now: float) -> None:
+    """Give the waiting non-recursive TRANSFER items their turn once nothing beneath their
+    directory is still to run (whatever its outcome: the execution must not wait forever)."""
+    items = list_items(store, execution_arn)
+    transfers = [i for i in items if i.kind == ItemKind.TRANSFER and i.scope is not None]
+    for item in transfers:
+        if item.status != PENDING or item.scope is None:
+            continue
+        scope = item.scope
+        if any(
+            o.scope is not None and _beneath(scope, o.scope) and o.status in ACTIVE
+            for o in transfers
+            if o.index != item.index
+        ):
+            continue
+
+        def ready(current: WorkItem) -> WorkItem | None:
+            return (
+                replace(current, status=READY, updated_at=now)
+                if current.status == PENDING
+                else None
+            )
+
+        change_item(store, execution_arn, item.index, ready)
 
 
 def _delta(progress: Progress) -> dict[str, Any]:
@@ -459,6 +507,9 @@ def settle(
     counts = store.item_counts(execution_arn)
     if not counts:
         return None
+    if counts.get(("TRANSFER", PENDING.value)) and (progress is None or progress.final):
+        _release_waiting(store, execution_arn, now)
+        counts = store.item_counts(execution_arn)
     transfers_left = sum(
         n for (kind, status), n in counts.items() if kind == "TRANSFER" and status != "SUCCEEDED"
     )

@@ -41,10 +41,11 @@ from tests.api.harness import (
 )
 
 SCOPES = [
-    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},
+    {"Path": "", "Recursive": False, "Files": 1, "Bytes": 10},  # waits for a and b
     {"Path": "a", "Recursive": True, "Files": 5, "Bytes": 50},
     {"Path": "b", "Recursive": True, "Files": 7, "Bytes": 70},
 ]
+PLAN = [*SCOPES[1:], SCOPES[0]]  # the root's files last: items 1 (a), 2 (b), 3 (the root)
 
 
 @pytest.fixture
@@ -183,18 +184,22 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     assert fleet.claim(1) is None  # nothing to share before the plan
 
     # only item 0's holder, under its epoch, with a valid plan
-    assert fleet.plan(1, prepare, SCOPES).status_code == 404
+    assert fleet.plan(1, prepare, PLAN).status_code == 404
     stale = {**prepare, "executionNumber": prepare["executionNumber"] + 1}
-    refused = fleet.plan(0, stale, SCOPES)
+    refused = fleet.plan(0, stale, PLAN)
     assert refused.status_code == 409 and refused.headers["x-amzn-ErrorType"] == "VersionMismatch"
     bad = fleet.plan(0, prepare, [{"Path": "../x", "Recursive": True}])
     assert bad.status_code == 400 and "relative path" in bad.json()["message"]
-    uploaded = fleet.plan(0, prepare, SCOPES)
+    # what the planner counted before its upload is not the items' (they count their own)
+    fleet.report(0, prepare, phase="PREPARING", counters={"EstimatedFilesToTransfer": 99})
+    assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 99
+    uploaded = fleet.plan(0, prepare, PLAN)
     assert uploaded.status_code == 200
+    assert fleet.describe(arn)["EstimatedFilesToTransfer"] == 0
     job_ids = uploaded.json()["jobIds"]
     assert job_ids == [f"{exec_id}-i{n}" for n in (1, 2, 3, 4)]  # 4: the REMOVE item
-    assert fleet.plan(0, prepare, SCOPES).json()["jobIds"] == job_ids  # idempotent
-    assert fleet.plan(0, prepare, SCOPES[:2]).status_code == 400  # a different plan
+    assert fleet.plan(0, prepare, PLAN).json()["jobIds"] == job_ids  # idempotent
+    assert fleet.plan(0, prepare, PLAN[:2]).status_code == 400  # a different plan
     fleet.report(0, prepare, "SUCCEEDED", phase="PREPARING")
     assert fleet.describe(arn)["Status"] not in ("SUCCESS", "ERROR")  # items remain
 
@@ -208,7 +213,7 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
     assert document["Item"] == {
         "Index": 2,
         "Kind": "TRANSFER",
-        "Scope": {"Path": "a", "Recursive": True, "Files": 5, "Bytes": 50},
+        "Scope": {"Path": "b", "Recursive": True, "Files": 7, "Bytes": 70},
     }
     assert fleet.claim(0) is None  # a1 has one slot: nothing more while it runs item 2
     pending = fleet.clients[1].get_pending_job_executions(thingName=fleet.things[1])
@@ -228,18 +233,20 @@ def test_plan_claims_fencing_rate_shares_remove_last_and_the_end_rule(fleet: Fle
         fleet.report(1, {**first, "executionNumber": 7})
     assert _code(info) == ("VersionMismatch", 409)
 
-    counters = {"FilesTransferred": 1, "BytesWritten": 10, "EstimatedFilesToTransfer": 1}
+    counters = {"FilesTransferred": 5, "BytesWritten": 50, "EstimatedFilesToTransfer": 5}
     fleet.report(1, first, "SUCCEEDED", phase="VERIFYING", counters=counters)
     described = fleet.describe(arn)
-    assert described["FilesTransferred"] == 1 and described["Status"] == "VERIFYING"
+    assert described["FilesTransferred"] == 5 and described["Status"] == "VERIFYING"
+    assert described["EstimatedFilesToTransfer"] == 5
+    # the root's own files wait until nothing works beneath it any more (its mtime is last)
+    assert fleet.claim(1) is None and get_item(fleet.store, arn, 3).status.value == "PENDING"
+    fleet.report(0, second, "SUCCEEDED", counters={"FilesTransferred": 7, "BytesWritten": 70})
     third = fleet.claim(1)
     assert third is not None and third["jobId"] == job_ids[2]
-    # item 1 ended and item 3 took its place: the limit is split between items 2 and 3
-    assert int(fleet.report(1, third)["statusDetails"]["control:bytesPerSecond"]) in (500, 501)
-    assert fleet.claim(1) is None  # REMOVE waits for every TRANSFER item (and a2 is busy)
-    fleet.report(0, second, "SUCCEEDED", counters={"FilesTransferred": 5, "BytesWritten": 50})
-    assert fleet.claim(0) is None  # item 3 still runs
-    fleet.report(1, third, "SUCCEEDED", counters={"FilesTransferred": 7, "BytesWritten": 70})
+    # the one running item has the whole limit
+    assert fleet.report(1, third)["statusDetails"]["control:bytesPerSecond"] == "1001"
+    assert fleet.claim(0) is None  # REMOVE waits for every TRANSFER item
+    fleet.report(1, third, "SUCCEEDED", counters={"FilesTransferred": 1, "BytesWritten": 10})
     remove = fleet.claim(0)
     assert remove is not None and remove["jobId"] == job_ids[3]
     assert json.loads(remove["jobDocument"])["Item"] == {"Index": 4, "Kind": "REMOVE"}

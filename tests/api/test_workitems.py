@@ -29,6 +29,7 @@ from api.workitems import (
     report_item,
     set_target,
     settle,
+    waits,
 )
 from contract.model import enum_values
 from contract.workitems import ItemKind, ItemScope
@@ -378,3 +379,41 @@ def test_a_suspend_acknowledged_after_the_wish_was_withdrawn_offers_the_item_aga
     item = get_item(a, arn, 1)
     acked = report_item(item, "FAILED", {"agent:interrupted": "SUSPENDED"}, NOW, 10.0, False)
     assert acked.status.value == "SUSPENDED"
+
+
+def test_an_over_long_path_is_not_journaled(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, ["a"])
+    long = "a/" + "x" * 2100
+    assert a.journal_add(arn, 1, [long, "a/short"]) == 1  # PostgreSQL could not index it
+    assert b.journal_page(arn, 1, None, 10) == ["a/short"]
+
+
+def test_the_files_of_a_directory_wait_for_the_items_beneath_it(
+    stores: tuple[Store, Store],
+) -> None:
+    a, b = stores
+    root_files, big, big_sub, other = (
+        ItemScope("", False),
+        ItemScope("big", False),
+        ItemScope("big/sub", True),
+        ItemScope("other", True),
+    )
+    plan = [root_files, big, big_sub, other]
+    assert [waits(s, plan) for s in plan] == [True, True, False, False]
+    arn = _execution(a, 1)
+    rows = [new_row(arn, 0, ItemKind.PREPARE, None, ItemStatus("SUCCEEDED"), NOW)]
+    for index, scope in enumerate(plan, 1):
+        status = ItemStatus("PENDING" if waits(scope, plan) else "READY")
+        rows.append(new_row(arn, index, ItemKind.TRANSFER, scope, status, NOW))
+    assert a.add_items(rows)
+    _run(a, arn, 3)
+    _finish(a, arn, 3, "FAILED")  # whatever its outcome, it no longer works beneath "big"
+    assert _status(b, arn)[1:] == ["PENDING", "READY", "FAILED", "READY"]
+    _run(a, arn, 2)
+    _finish(a, arn, 2, "SUCCEEDED")
+    assert _status(b, arn)[1] == "PENDING"  # "other" still to run beneath the root
+    _run(a, arn, 4)
+    _finish(a, arn, 4, "SUCCEEDED")
+    assert _status(b, arn)[1] == "READY"
