@@ -15,30 +15,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
-import shutil
 import stat
-import threading
 from collections.abc import Callable
 from typing import Protocol
 
 import xxhash
 
 from engine.errors import TransferCancelled
+from engine.fileio import BUFFER_SIZE, buffer, create_temporary, open_for_reading, place, write_all
 from engine.metadata import MetadataPolicy
-from engine.scan import DIR, TEMP_PREFIX, open_at, temp_check
 from engine.sparse import copy_sparse, is_sparse, seeks_data
 from engine.throttle import TokenBucket
 
-__all__ = ["ByteCounter", "Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
+__all__ = ["ByteCounter", "Copier", "CopyResult", "SourceChanged"]
 
 _UNLIMITED_CHUNK = 64 << 20  # bounds the time between two cancel checks (~20 ms here)
-_BUFFER = 1 << 20
 _MIN_CHUNK, _MAX_CHUNK = 16 << 10, 1 << 20
 _NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
-_counter = itertools.count()
-_local = threading.local()
 
 CopyResult = tuple[int, bytes | None]  # (bytes copied, xxh3-128 digest of the data if hashed)
 
@@ -61,71 +55,6 @@ def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
         and before.st_ino == after.st_ino
         and before.st_dev == after.st_dev
     )
-
-
-def _name_prefix() -> str:
-    return f"{os.getpid() & 0xFFFFFFFF:08x}"
-
-
-_prefix_body = _name_prefix()
-os.register_at_fork(after_in_child=lambda: globals().update(_prefix_body=_name_prefix()))
-
-
-def temporary_name() -> str:
-    """A unique short name (pid + counter + check, see scan.TEMP_PREFIX); O_EXCL creation guards
-    against a stale twin."""
-    body = f"{_prefix_body}{next(_counter) & 0xFFFFFFFF:08x}"
-    return f"{TEMP_PREFIX}{body}{temp_check(body)}"
-
-
-def _buffer() -> memoryview:
-    buf: memoryview | None = getattr(_local, "buf", None)
-    if buf is None:
-        buf = _local.buf = memoryview(bytearray(_BUFFER))
-    return buf
-
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def open_for_reading(name: str, dir_fd: int) -> int:
-    """Open the entry `name` of `dir_fd` (scan.open_at: one plain name, O_NOFOLLOW), never
-    through a symlink, and, where allowed (owner or root), without touching atime:
-    reading a source or verifying a destination must not change the very atimes the transfer
-    preserves."""
-    try:
-        return open_at(dir_fd, name, _READ_FLAGS | os.O_NOATIME)
-    except PermissionError:
-        return open_at(dir_fd, name, _READ_FLAGS)
-
-
-def place(dir_fd: int, tmp: str, name: str, replace: str | None) -> None:
-    """Rename a finished temporary over `name` (a directory in the way is removed first)."""
-    if replace == DIR:
-        shutil.rmtree(name, dir_fd=dir_fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-
-
-def hash_file(name: str, dir_fd: int) -> tuple[int, bytes]:
-    """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
-    fd = open_for_reading(name, dir_fd)
-    try:
-        hasher = xxhash.xxh3_128()
-        buf = _buffer()
-        size = 0
-        while n := os.readv(fd, [buf]):
-            hasher.update(buf[:n])
-            size += n
-        return size, hasher.digest()
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
 
 
 class ByteCounter(Protocol):
@@ -173,7 +102,7 @@ class Copier:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SourceChanged(errno.EINVAL, "source is no longer a regular file")
-            tmp, dst_fd = self._create_temporary(dst_dir)
+            tmp, dst_fd = create_temporary(dst_dir)
             try:
                 try:
                     copied, digest = self._copy_data(src_fd, dst_fd, st.st_size, is_sparse(st))
@@ -203,20 +132,10 @@ class Copier:
         finally:
             os.close(src_fd)
 
-    @staticmethod
-    def _create_temporary(dst_dir: int) -> tuple[str, int]:
-        while True:
-            name = temporary_name()
-            try:
-                fd = open_at(dst_dir, name, _CREATE_FLAGS, 0o600)
-            except FileExistsError:
-                continue  # a stale temporary with the same name: take the next one
-            return name, fd
-
     # -- data ------------------------------------------------------------------------------------
     def _chunk(self) -> int:
         if not self.bucket.limited:
-            return _BUFFER if self.hashing else _UNLIMITED_CHUNK
+            return BUFFER_SIZE if self.hashing else _UNLIMITED_CHUNK
         return max(_MIN_CHUNK, min(_MAX_CHUNK, self.bucket.bytes_per_second // 20))
 
     def _pay(self, nbytes: int) -> None:
@@ -236,7 +155,7 @@ class Copier:
 
     def _copy_data(self, src_fd: int, dst_fd: int, size: int, sparse: bool = False) -> CopyResult:
         if sparse and seeks_data(src_fd):  # holes stay holes (engine/sparse.py)
-            return copy_sparse(src_fd, dst_fd, size, _buffer(), self._chunk, self._pay,
+            return copy_sparse(src_fd, dst_fd, size, buffer(), self._chunk, self._pay,
                                self.progress.add_bytes, self.hashing)  # fmt: skip
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
@@ -271,7 +190,7 @@ class Copier:
         kernel's copy, the digest no longer matches what was written and VERIFYING fails the file.
         """
         hasher = xxhash.xxh3_128()
-        buf = _buffer()
+        buf = buffer()
         copied = 0
         while True:
             want = self._next_read(copied, size, len(buf))
@@ -303,7 +222,7 @@ class Copier:
 
     def _copy_through_buffer(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
         hasher = xxhash.xxh3_128() if self.hashing else None
-        buf = _buffer()
+        buf = buffer()
         copied = 0
         while True:
             want = self._next_read(copied, size, len(buf))
@@ -313,7 +232,7 @@ class Copier:
             data = buf[:n]
             if hasher is not None:
                 hasher.update(data)
-            _write_all(dst_fd, data)
+            write_all(dst_fd, data)
             copied += n
             self.progress.add_bytes(n)
             if copied > size:

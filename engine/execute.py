@@ -25,10 +25,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from engine.copier import Copier, place, temporary_name
+from engine.copier import Copier
 from engine.copyhelpers import BATCH_BYTES, BATCH_FILES, CopyHelpers, HelperAnswer
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
+from engine.fileio import place, temporary_name
 from engine.metadata import MetadataPolicy
 from engine.plan import ANCESTOR, Action, Op, Plan
 from engine.progress import Progress

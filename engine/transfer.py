@@ -18,12 +18,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from engine.copier import Copier, hash_file
+from engine.copier import Copier
 from engine.copyhelpers import CopyHelpers, auto_count
 from engine.dirs import DirTree, split
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
 from engine.execute import Executor
+from engine.fileio import hash_file
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
