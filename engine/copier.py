@@ -4,8 +4,9 @@
   destination directory and is renamed over the final name only when complete, metadata applied.
 * Without hashing, data moves inside the kernel (`copy_file_range`, falling back to `sendfile`
   and then read/write); with hashing (ONLY_FILES_TRANSFERRED), one read feeds xxh3-128 and write.
-* Limited bandwidth: every chunk is paid for in the shared `TokenBucket` *before* it is written,
-  in chunks of ~1/20 s of the current rate, so a rate change applies from the next chunk.
+* Limited bandwidth: every chunk moves through `Accounting.charge` (engine/accounting.py), which
+  pays the shared `TokenBucket` *before* the chunk is written and counts it, in chunks of ~1/20 s
+  of the current rate, so a rate change applies from the next chunk.
 * The source is re-checked after the copy (size, mtime, ctime and inode of the open file): a file
   that changed while being copied is never renamed into place; it is copied again a bounded
   number of times, then fails, and the previous destination copy stays.
@@ -15,30 +16,21 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import os
-import shutil
 import stat
-import threading
-from collections.abc import Callable
-from typing import Protocol
+from functools import partial
 
 import xxhash
 
-from engine.errors import TransferCancelled
+from engine.accounting import Accounting
+from engine.fileio import BUFFER_SIZE, buffer, create_temporary, open_for_reading, place, write_all
 from engine.metadata import MetadataPolicy
-from engine.scan import DIR, TEMP_PREFIX, open_at, temp_check
 from engine.sparse import copy_sparse, is_sparse, seeks_data
-from engine.throttle import TokenBucket
 
-__all__ = ["ByteCounter", "Copier", "CopyResult", "SourceChanged", "hash_file", "temporary_name"]
+__all__ = ["Copier", "CopyResult", "SourceChanged"]
 
 _UNLIMITED_CHUNK = 64 << 20  # bounds the time between two cancel checks (~20 ms here)
-_BUFFER = 1 << 20
-_MIN_CHUNK, _MAX_CHUNK = 16 << 10, 1 << 20
 _NO_KERNEL_COPY = (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP)
-_counter = itertools.count()
-_local = threading.local()
 
 CopyResult = tuple[int, bytes | None]  # (bytes copied, xxh3-128 digest of the data if hashed)
 
@@ -63,92 +55,22 @@ def _unchanged(before: os.stat_result, after: os.stat_result) -> bool:
     )
 
 
-def _name_prefix() -> str:
-    return f"{os.getpid() & 0xFFFFFFFF:08x}"
-
-
-_prefix_body = _name_prefix()
-os.register_at_fork(after_in_child=lambda: globals().update(_prefix_body=_name_prefix()))
-
-
-def temporary_name() -> str:
-    """A unique short name (pid + counter + check, see scan.TEMP_PREFIX); O_EXCL creation guards
-    against a stale twin."""
-    body = f"{_prefix_body}{next(_counter) & 0xFFFFFFFF:08x}"
-    return f"{TEMP_PREFIX}{body}{temp_check(body)}"
-
-
-def _buffer() -> memoryview:
-    buf: memoryview | None = getattr(_local, "buf", None)
-    if buf is None:
-        buf = _local.buf = memoryview(bytearray(_BUFFER))
-    return buf
-
-
-_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def open_for_reading(name: str, dir_fd: int) -> int:
-    """Open the entry `name` of `dir_fd` (scan.open_at: one plain name, O_NOFOLLOW), never
-    through a symlink, and, where allowed (owner or root), without touching atime:
-    reading a source or verifying a destination must not change the very atimes the transfer
-    preserves."""
-    try:
-        return open_at(dir_fd, name, _READ_FLAGS | os.O_NOATIME)
-    except PermissionError:
-        return open_at(dir_fd, name, _READ_FLAGS)
-
-
-def place(dir_fd: int, tmp: str, name: str, replace: str | None) -> None:
-    """Rename a finished temporary over `name` (a directory in the way is removed first)."""
-    if replace == DIR:
-        shutil.rmtree(name, dir_fd=dir_fd)
-    os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-
-
-def hash_file(name: str, dir_fd: int) -> tuple[int, bytes]:
-    """(size, xxh3-128 digest) of a regular file, read without following a final symlink."""
-    fd = open_for_reading(name, dir_fd)
-    try:
-        hasher = xxhash.xxh3_128()
-        buf = _buffer()
-        size = 0
-        while n := os.readv(fd, [buf]):
-            hasher.update(buf[:n])
-            size += n
-        return size, hasher.digest()
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: memoryview) -> None:
-    while data:
-        written = os.write(fd, data)
-        data = data[written:]
-
-
-class ByteCounter(Protocol):
-    """Where a Copier counts the bytes it writes (a Progress; a copy helper's stand-in)."""
-
-    def add_bytes(self, n: int) -> None: ...
+class _NoKernelCopy(Exception):
+    """copy_file_range cannot copy between these two files (before any byte moved)."""
 
 
 class Copier:
     def __init__(
         self,
-        bucket: TokenBucket,
-        progress: ByteCounter,
+        account: Accounting,
         metadata: MetadataPolicy,
         hashing: bool,
-        cancelled: Callable[[], bool],
         fsync: bool = False,
     ) -> None:
-        self.bucket = bucket
-        self.progress = progress
+        """`account`: where every chunk is paid for and counted (and cancels are seen)."""
+        self.account = account
         self.metadata = metadata
         self.hashing = hashing
-        self.cancelled = cancelled
         self.fsync = fsync  # data flushed before the rename, the directory entry after it
         self._kernel_copy = True
 
@@ -173,7 +95,7 @@ class Copier:
             st = os.fstat(src_fd)
             if not stat.S_ISREG(st.st_mode):
                 raise SourceChanged(errno.EINVAL, "source is no longer a regular file")
-            tmp, dst_fd = self._create_temporary(dst_dir)
+            tmp, dst_fd = create_temporary(dst_dir)
             try:
                 try:
                     copied, digest = self._copy_data(src_fd, dst_fd, st.st_size, is_sparse(st))
@@ -203,61 +125,31 @@ class Copier:
         finally:
             os.close(src_fd)
 
-    @staticmethod
-    def _create_temporary(dst_dir: int) -> tuple[str, int]:
-        while True:
-            name = temporary_name()
-            try:
-                fd = open_at(dst_dir, name, _CREATE_FLAGS, 0o600)
-            except FileExistsError:
-                continue  # a stale temporary with the same name: take the next one
-            return name, fd
-
     # -- data ------------------------------------------------------------------------------------
-    def _chunk(self) -> int:
-        if not self.bucket.limited:
-            return _BUFFER if self.hashing else _UNLIMITED_CHUNK
-        return max(_MIN_CHUNK, min(_MAX_CHUNK, self.bucket.bytes_per_second // 20))
-
-    def _pay(self, nbytes: int) -> None:
-        if self.cancelled():
-            raise TransferCancelled()
-        if self.bucket.limited and not self.bucket.consume(nbytes, self.cancelled):
-            raise TransferCancelled()
-
-    def _next_read(self, copied: int, size: int, room: int) -> int:
-        """How much the buffered copies read next: a chunk paid for in the bucket, or, once
-        `size` bytes are in, a 1-byte probe for growth past the size seen at open."""
+    def _next_read(self, copied: int, size: int, room: int) -> tuple[int, int]:
+        """(bytes to read, bytes to pay for) of the buffered copies' next step: a chunk, or, once
+        `size` bytes are in, an unpaid 1-byte probe for growth past the size seen at open."""
         if copied >= size:
-            return 1
-        want = min(self._chunk(), room)
-        self._pay(min(want, size - copied))
-        return want
+            return 1, 0
+        want = min(self.account.chunk(BUFFER_SIZE), room)
+        return want, min(want, size - copied)
 
     def _copy_data(self, src_fd: int, dst_fd: int, size: int, sparse: bool = False) -> CopyResult:
         if sparse and seeks_data(src_fd):  # holes stay holes (engine/sparse.py)
-            return copy_sparse(src_fd, dst_fd, size, _buffer(), self._chunk, self._pay,
-                               self.progress.add_bytes, self.hashing)  # fmt: skip
+            return copy_sparse(src_fd, dst_fd, size, buffer(), self.account, self.hashing)
         if self.hashing and self._kernel_copy:
             return self._copy_hashing_in_kernel(src_fd, dst_fd, size)
         if self.hashing or not self._kernel_copy:
             return self._copy_through_buffer(src_fd, dst_fd, size)
+        account = self.account
         copied = 0
-        limited = self.bucket.limited
         try:
-            while copied < size:
-                if limited:
-                    want = min(self._chunk(), size - copied)
-                    self._pay(want)
-                else:  # one call per 64 MiB, a cancel check between them
-                    want = min(_UNLIMITED_CHUNK, size - copied)
-                    if copied and self.cancelled():
-                        raise TransferCancelled()
-                n = os.copy_file_range(src_fd, dst_fd, want)
+            while copied < size:  # unlimited: one call per 64 MiB, a cancel check between them
+                want = min(account.chunk(_UNLIMITED_CHUNK), size - copied)
+                n = account.charge(want, partial(os.copy_file_range, src_fd, dst_fd, want))
                 if n == 0:
                     break  # the source shrank; the caller reports it
                 copied += n
-                self.progress.add_bytes(n)
         except OSError as exc:
             if copied == 0 and exc.errno in _NO_KERNEL_COPY:
                 self._kernel_copy = False  # this file system pair can't: use the buffer path
@@ -271,19 +163,18 @@ class Copier:
         kernel's copy, the digest no longer matches what was written and VERIFYING fails the file.
         """
         hasher = xxhash.xxh3_128()
-        buf = _buffer()
-        copied = 0
-        while True:
-            want = self._next_read(copied, size, len(buf))
-            n = os.preadv(src_fd, [buf[:want]], copied)
+        buf = buffer()
+
+        def move(want: int, offset: int) -> int:
+            n = os.preadv(src_fd, [buf[:want]], offset)
             if n == 0:
-                break
+                return 0
             hasher.update(buf[:n])
             done = 0
             try:
                 while done < n:
                     moved = os.copy_file_range(
-                        src_fd, dst_fd, n - done, copied + done, copied + done
+                        src_fd, dst_fd, n - done, offset + done, offset + done
                     )
                     if moved == 0:
                         raise SourceChanged(
@@ -291,31 +182,46 @@ class Copier:
                         )
                     done += moved
             except OSError as exc:
-                if copied or done or exc.errno not in _NO_KERNEL_COPY:
+                if offset or done or exc.errno not in _NO_KERNEL_COPY:
                     raise
+                raise _NoKernelCopy() from exc
+            return n
+
+        copied = 0
+        while True:
+            want, pay = self._next_read(copied, size, len(buf))
+            try:
+                n = self.account.charge(pay, partial(move, want, copied))
+            except _NoKernelCopy:
                 self._kernel_copy = False  # this file system pair can't: use the buffer path
                 return self._copy_through_buffer(src_fd, dst_fd, size)
+            if n == 0:
+                break
             copied += n
-            self.progress.add_bytes(n)
             if copied > size:
                 break  # grew while being copied; the caller reports it
         return copied, hasher.digest()
 
     def _copy_through_buffer(self, src_fd: int, dst_fd: int, size: int) -> CopyResult:
         hasher = xxhash.xxh3_128() if self.hashing else None
-        buf = _buffer()
+        buf = buffer()
+
+        def move(want: int) -> int:
+            n = os.readv(src_fd, [buf[:want]])
+            if n:
+                data = buf[:n]
+                if hasher is not None:
+                    hasher.update(data)
+                write_all(dst_fd, data)
+            return n
+
         copied = 0
         while True:
-            want = self._next_read(copied, size, len(buf))
-            n = os.readv(src_fd, [buf[:want]])
+            want, pay = self._next_read(copied, size, len(buf))
+            n = self.account.charge(pay, partial(move, want))
             if n == 0:
                 break
-            data = buf[:n]
-            if hasher is not None:
-                hasher.update(data)
-            _write_all(dst_fd, data)
             copied += n
-            self.progress.add_bytes(n)
             if copied > size:
                 break  # grew while being copied; the caller reports it
         return copied, hasher.digest() if hasher is not None else None

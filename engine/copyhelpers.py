@@ -285,6 +285,7 @@ class _Bytes:
 def serve(source: str, destination: str, settings: dict[str, Any], inp: BinaryIO,
           out: BinaryIO) -> None:  # fmt: skip
     """Answer copy requests, in the order they come, until the requests end."""
+    from engine.accounting import Accounting
     from engine.copier import Copier
     from engine.metadata import MetadataPolicy
     from engine.options import Options
@@ -293,11 +294,9 @@ def serve(source: str, destination: str, settings: dict[str, Any], inp: BinaryIO
 
     options = Options.create(settings["options"], settings["task_mode"])
     copier = Copier(
-        TokenBucket(UNLIMITED),
-        _Bytes(),
+        Accounting(TokenBucket(UNLIMITED), _Bytes(), cancelled=lambda: False),
         MetadataPolicy(options),
         hashing=bool(settings["hashing"]),
-        cancelled=lambda: False,
         fsync=bool(settings["fsync"]),
     )
     roots = Roots(source, destination)

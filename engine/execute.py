@@ -25,10 +25,11 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from engine.copier import Copier, place, temporary_name
+from engine.copier import Copier
 from engine.copyhelpers import BATCH_BYTES, BATCH_FILES, CopyHelpers, HelperAnswer
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
+from engine.fileio import place, temporary_name
 from engine.metadata import MetadataPolicy
 from engine.plan import ANCESTOR, Action, Op, Plan
 from engine.progress import Progress
@@ -117,7 +118,7 @@ class Executor:
                 if op == Op.COPY:
                     if pool is not None and action.size >= self.large_file_size:
                         self._submit(pool, slots, action)
-                    elif self._helpers is not None and not self.copier.bucket.limited:
+                    elif self._helpers is not None and not self.copier.account.limited:
                         self._add_to_batch(action)
                     else:
                         self._copy(action)
@@ -180,7 +181,7 @@ class Executor:
             items = [(split(a.rel)[1], a.replace) for a in batch]
             if (
                 helpers is None
-                or self.copier.bucket.limited
+                or self.copier.account.limited
                 or not helpers.send(batch, self._batch_dir, items)
             ):
                 for action in batch:
@@ -210,8 +211,9 @@ class Executor:
     def _take(self, answer: HelperAnswer) -> None:
         """Count what a helper placed (and fail what it could not), as `_copy_at` does."""
         batch: list[Action] = answer.tag
-        self.progress.add_bytes(sum(size for size, _digest, reason in answer.results
-                                    if reason is None))  # fmt: skip
+        # unpaid by design: helpers only run while the transfer is not throttled
+        self.copier.account.count(sum(size for size, _digest, reason in answer.results
+                                      if reason is None))  # fmt: skip
         for action, (size, digest, reason) in zip(batch, answer.results, strict=True):
             if reason is not None:
                 self._failed_copies.add(action.rel)

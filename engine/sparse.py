@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from functools import partial
 
 import xxhash
+
+from engine.accounting import Accounting
 
 __all__ = ["copy_sparse", "data_extents", "is_sparse", "seeks_data"]
 
@@ -75,42 +78,44 @@ def copy_sparse(
     dst_fd: int,
     size: int,
     buf: memoryview,
-    chunk: Callable[[], int],
-    pay: Callable[[int], None],
-    on_bytes: Callable[[int], None],
+    account: Accounting,
     hashing: bool,
 ) -> tuple[int, bytes | None]:
     """Copy the data extents of `src_fd` into the empty `dst_fd` and give it `size`.
 
-    `chunk()` is how much to move per step, `pay(n)` pays the token bucket for data bytes (and
-    raises TransferCancelled), `on_bytes(n)` counts logical bytes. Returns (logical bytes copied,
-    digest or None); fewer bytes than `size` means the source shrank while being read."""
+    Data bytes move through `account.charge` (paid for, counted; TransferCancelled when
+    cancelled), holes are only counted (`account.count`), as logical bytes. Returns (logical
+    bytes copied, digest or None); fewer bytes than `size` means the source shrank while being
+    read."""
     hasher = xxhash.xxh3_128() if hashing else None
+
+    def move(want: int, offset: int) -> int:
+        n = os.preadv(src_fd, [buf[:want]], offset)
+        data = buf[:n]
+        if hasher is not None:
+            hasher.update(data)
+        done = 0
+        while done < n:
+            done += os.pwrite(dst_fd, data[done:], offset + done)
+        return n
+
     position = 0  # logical bytes accounted for so far
     for start, end in data_extents(src_fd, size):
         if start > position:
             if hasher is not None:
                 _hash_zeros(hasher, start - position)
-            on_bytes(start - position)
+            account.count(start - position)
             position = start
         while position < end:
-            want = min(chunk(), len(buf), end - position)
-            pay(want)
-            n = os.preadv(src_fd, [buf[:want]], position)
+            want = min(account.chunk(len(buf)), end - position)
+            n = account.charge(want, partial(move, want, position))
             if n == 0:
                 return position, None  # shrank under us; the caller reports it
-            data = buf[:n]
-            if hasher is not None:
-                hasher.update(data)
-            done = 0
-            while done < n:
-                done += os.pwrite(dst_fd, data[done:], position + done)
             position += n
-            on_bytes(n)
     if position < size:  # a trailing hole
         if hasher is not None:
             _hash_zeros(hasher, size - position)
-        on_bytes(size - position)
+        account.count(size - position)
         position = size
     os.ftruncate(dst_fd, size)
     return position, hasher.digest() if hasher is not None else None

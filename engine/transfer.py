@@ -18,12 +18,14 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from engine.copier import Copier, hash_file
+from engine.accounting import Accounting
+from engine.copier import Copier
 from engine.copyhelpers import CopyHelpers, auto_count
 from engine.dirs import DirTree, split
 from engine.errors import InvalidOptionsError, LocationError, TransferCancelled, TransferError
 from engine.events import EventSink
 from engine.execute import Executor
+from engine.fileio import hash_file
 from engine.filters import FilterRules
 from engine.hashcache import HashCache
 from engine.itemize import Totals, itemize
@@ -324,12 +326,11 @@ class Transfer:
         metadata = MetadataPolicy(self.options)
         verify_mode = self.options["VerifyMode"]
         self._verify_log = Spool() if verify_mode == "ONLY_FILES_TRANSFERRED" else None
+        account = Accounting(self._bucket, self.progress, self._cancel.is_set)
         copier = Copier(
-            self._bucket,
-            self.progress,
+            account,
             metadata,
             hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
-            cancelled=self._cancel.is_set,
             fsync=self._fsync,
         )
         helpers = self._start_copy_helpers(plan, hashing=verify_mode == "ONLY_FILES_TRANSFERRED")
@@ -347,7 +348,7 @@ class Transfer:
             fsync=self._fsync,
             helpers=helpers,
         )
-        self._count_journaled(plan)
+        self._count_journaled(plan, account)
         try:
             executor.run(plan)
         finally:
@@ -363,7 +364,7 @@ class Transfer:
         self.progress.end("Transfer", ok)
         return ok and self.progress.failed("Prepare") == 0
 
-    def _count_journaled(self, plan: Plan) -> None:
+    def _count_journaled(self, plan: Plan, account: Accounting) -> None:
         """Files an earlier run of this part placed (its journal, still matching here): counted
         as transferred once more, since a part's counters are those of its last run; with
         ONLY_FILES_TRANSFERRED their source is hashed now so that this run verifies them as if
@@ -387,7 +388,7 @@ class Transfer:
                             continue
                     verify_log.append((rel, kind, size, digest))
                 self.progress.transferred(rel, False, size if kind == REG else None, digest)
-                self.progress.add_bytes(size)
+                account.count(size)  # placed by an earlier run: no data moves, nothing to pay
         finally:
             if tree is not None:
                 tree.close()

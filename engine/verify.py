@@ -16,10 +16,10 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 
-from engine.copier import hash_file
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.events import FileFacts
+from engine.fileio import hash_file
 from engine.filters import FilterRules
 from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from engine import Options
-from engine.copier import temporary_name
+from engine.fileio import temporary_name
 from engine.progress import Progress
 from engine.scan import TEMP_PREFIX, is_temporary
 from engine.transfer import Transfer

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from engine import FilterRules, Options
-from engine.copier import temporary_name
+from engine.fileio import temporary_name
 from engine.lister import Lister
 from engine.plan import Planner
 from engine.progress import Progress

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from engine import FilterRules, Options
-from engine.copier import temporary_name
+from engine.fileio import temporary_name
 from engine.transfer import Transfer
 from tests.engine.trees import (
     ATIME_NS,
