@@ -422,7 +422,10 @@ class Jobs:
         lease = self.backend.config.agent_timeout
         cancelled = doc.get("CancelRequestedAt") is not None
 
+        replaced: list[WorkItem] = [seen]  # the version this report is written over
+
         def report(item: WorkItem) -> WorkItem | None:
+            replaced[0] = item
             # checked again on the copy being written: another agent may have taken it over
             if item.agent_arn != agent or item.execution_number != epoch:
                 raise VersionConflictException(
@@ -452,7 +455,11 @@ class Jobs:
         if written is not None:
             phase = written.details.get(PHASE_KEY)
             final = status != "IN_PROGRESS"
-            progress = workitems.Progress(seen.counters, written.counters, phase, final)
+            # the delta from the version actually replaced, not the one read before the
+            # compare-and-swap: two reports of one item served at once (a periodic one and the
+            # final one) would otherwise both count from the same base, and the execution's
+            # sums drift until the next full settle (counters moving while suspended)
+            progress = workitems.Progress(replaced[0].counters, written.counters, phase, final)
         settled = workitems.settle(self.store, doc["TaskExecutionArn"], now, progress)
         doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
         if status != "IN_PROGRESS":
