@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -165,18 +166,22 @@ def activate(server: HasClient, agent: AgentProcess, name: str | None = None) ->
     return arn
 
 
-def locations(server: HasClient, agent_arn: str, src: Path, dst: Path, **task: Any) -> str:
-    """NFS source + SMB destination on `agent_arn` and a task between them; the task ARN."""
+def locations(
+    server: HasClient, agent_arn: str | Sequence[str], src: Path, dst: Path, **task: Any
+) -> str:
+    """NFS source + SMB destination on `agent_arn` (or on every agent of a list, which then
+    share the task's executions) and a task between them; the task ARN."""
+    agent_arns = [agent_arn] if isinstance(agent_arn, str) else list(agent_arn)
     ds = server.client()
     source = ds.create_location_nfs(
         ServerHostname="localhost",
         Subdirectory=str(src),
-        OnPremConfig={"AgentArns": [agent_arn]},
+        OnPremConfig={"AgentArns": agent_arns},
     )["LocationArn"]
     destination = ds.create_location_smb(
         ServerHostname="127.0.0.1",
         Subdirectory=str(dst),
-        AgentArns=[agent_arn],
+        AgentArns=agent_arns,
     )["LocationArn"]
     arn: str = ds.create_task(SourceLocationArn=source, DestinationLocationArn=destination, **task)[
         "TaskArn"

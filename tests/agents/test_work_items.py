@@ -26,6 +26,7 @@ from api.workitems import get_item, list_items, set_target
 from tests.agents.remote import (
     AgentProcess,
     activate,
+    locations,
     same_tree,
     temporaries,
     wait_status,
@@ -511,20 +512,13 @@ def _two_agents(
         agent = AgentProcess(server.url, tmp_path / f"state-{name}", [root], name=name)
         started.append(agent)
         arns.append(activate(server, agent, name))
-    ds = server.client()
-    source, destination = (
-        ds.create_location_nfs(
-            ServerHostname="localhost",
-            Subdirectory=str(root / sub),
-            OnPremConfig={"AgentArns": arns},
-        )["LocationArn"]
-        for sub in ("src", "dst")
-    )
-    task = ds.create_task(
-        SourceLocationArn=source,
-        DestinationLocationArn=destination,
+    task = locations(
+        server,
+        arns,
+        root / "src",
+        root / "dst",
         Options={"PreserveDeletedFiles": "REMOVE", "BytesPerSecond": rate},
-    )["TaskArn"]
+    )
     return arns, task
 
 

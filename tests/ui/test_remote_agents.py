@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.agents.remote import AgentProcess, activate, same_tree, temporaries, wait_status
+from tests.agents.remote import (
+    AgentProcess,
+    activate,
+    locations,
+    same_tree,
+    temporaries,
+    wait_status,
+)
 from tests.api.harness import Server, make_tree, wait_for
 from tests.ui.client import act, logged_in, running_row, transfers
 
@@ -37,19 +44,13 @@ def test_suspend_and_resume_reach_two_agent_processes(
             agents.append(agent)
             arns.append(activate(server, agent, name))
         ds = server.client()
-        source, destination = (
-            ds.create_location_nfs(
-                ServerHostname="localhost",
-                Subdirectory=str(root / sub),
-                OnPremConfig={"AgentArns": arns},
-            )["LocationArn"]
-            for sub in ("src", "dst")
-        )
-        task = ds.create_task(
-            SourceLocationArn=source,
-            DestinationLocationArn=destination,
+        task = locations(
+            server,
+            arns,
+            root / "src",
+            root / "dst",
             Options={"BytesPerSecond": 128 * 1024, "VerifyMode": "NONE"},
-        )["TaskArn"]
+        )
         arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
         client, csrf = logged_in(server)
 
