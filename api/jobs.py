@@ -24,6 +24,8 @@ from __future__ import annotations
 import base64
 
 from api import lifecycle, workitems
+from api.domain import repository
+from api.domain.agent import Agent
 from api.errors import (
     InvalidRequestException,
     InvalidStateTransitionException,
@@ -83,12 +85,9 @@ class Jobs:
 
     def _agent(self, thing: str) -> str:
         arn = self.backend.arn(f"agent/{thing}")
-        if self.store.get("agent", arn) is None:
+        if repository.get(self.store, Agent, arn) is None:
             # registered under another region or account (the server's flags changed since)
-            suffix = f":agent/{thing}"
-            found = [
-                a["AgentArn"] for a in self.store.all("agent") if a["AgentArn"].endswith(suffix)
-            ]
+            found = [a.agent_arn for a in repository.every(self.store, Agent) if a.thing == thing]
             if not found:
                 raise ResourceNotFoundException(f"Thing {thing} is not a registered agent.")
             arn = found[0]

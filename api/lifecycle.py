@@ -51,7 +51,6 @@ __all__ = [
     "item_job_document",
     "job_document",
     "job_id",
-    "location_for_agent",
     "new_execution",
     "plan_done",
     "renew_lease",
@@ -69,17 +68,6 @@ _PENDING_RESULT = {
     "VerifyStatus": "PENDING",
     "TotalDuration": 0,
 }
-
-
-def location_for_agent(location: Doc) -> Doc:
-    """What an agent needs to know about a location to find its directory."""
-    return {
-        "LocationArn": location["LocationArn"],
-        "LocationType": location["LocationType"],
-        "LocationUri": location["LocationUri"],
-        "ServerHostname": location["ServerHostname"],
-        "Subdirectory": location["Subdirectory"],
-    }
 
 
 def new_execution(

@@ -25,6 +25,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from api.domain import repository
+from api.domain.agent import Agent
+from api.domain.enums import AgentStatus
 from api.request_counts import RequestCounts, RequestMeter
 from api.store import Store
 
@@ -74,7 +77,7 @@ class StoreCollector(Collector):
         store = self.backend.store
         executions = store.executions()
         yield self._executions_by_status(executions)
-        yield self._agents_by_status(store.all("agent"))
+        yield self._agents_by_status(repository.every(store, Agent))
         yield self._queue_depth(executions)
         yield self._rate_limit(executions)
         yield self._rate(executions)
@@ -91,13 +94,13 @@ class StoreCollector(Collector):
             family.add_metric([status], count)
         return family
 
-    def _agents_by_status(self, agents: Iterable[dict[str, object]]) -> Metric:
+    def _agents_by_status(self, agents: Iterable[Agent]) -> Metric:
         family = GaugeMetricFamily(
             f"{PREFIX}_agents", "Agents by status (ONLINE/OFFLINE).", labels=["status"]
         )
         counts = Counter(self.backend.agent_status(a) for a in agents)
-        for status in ("ONLINE", "OFFLINE"):
-            family.add_metric([status], counts.get(status, 0))
+        for status in AgentStatus:
+            family.add_metric([status.value], counts.get(status, 0))
         return family
 
     def _queue_depth(self, executions: Iterable[dict[str, object]]) -> Metric:

@@ -48,6 +48,10 @@ from dataclasses import dataclass, replace
 from api import lifecycle, workitems
 from api.cas import change_execution
 from api.config import ServerConfig
+from api.domain import repository
+from api.domain.agent import Agent
+from api.domain.enums import OFFLINE, ONLINE, AgentStatus
+from api.domain.location import Location
 from api.errors import InvalidRequestException
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem
@@ -117,20 +121,27 @@ class Scheduler:
     def now(self) -> float:
         return self.config.clock()
 
-    def agent_status(self, agent: Doc) -> str:
-        last = float(agent.get("LastConnectionTime", 0.0))
-        return "ONLINE" if self.now() - last < self.config.agent_timeout else "OFFLINE"
+    def agent_status(self, agent: Agent) -> AgentStatus:
+        """ONLINE while the agent spoke within the agent timeout, else OFFLINE."""
+        recent = self.now() - agent.last_connection_time < self.config.agent_timeout
+        return ONLINE if recent else OFFLINE
 
     def online(self, agent_arn: str) -> bool:
-        agent = self.store.get("agent", agent_arn)
-        return agent is not None and self.agent_status(agent) == "ONLINE"
+        agent = repository.get(self.store, Agent, agent_arn)
+        return agent is not None and self.agent_status(agent) == ONLINE
+
+    def _last_seen(self, agent_arns: list[str]) -> float:
+        """When the latest of these agents last spoke (0 when none is known)."""
+        agents = (repository.get(self.store, Agent, a) for a in agent_arns)
+        return max((a.last_connection_time for a in agents if a is not None), default=0.0)
 
     def candidates(self, task: Doc) -> list[str]:
         """Agents bound to both of the task's locations, in the source location's order."""
-        source = self.store.get("location", task["SourceLocationArn"]) or {}
-        destination = self.store.get("location", task["DestinationLocationArn"]) or {}
-        theirs = set(destination.get("_Agents", []))
-        return [a for a in source.get("_Agents", []) if a in theirs]
+        source = repository.get(self.store, Location, task["SourceLocationArn"])
+        destination = repository.get(self.store, Location, task["DestinationLocationArn"])
+        if source is None or destination is None:
+            return []
+        return [a for a in source.agent_arns if a in destination.agent_arns]
 
     def execution_candidates(self, doc: Doc) -> list[str]:
         """The agents that may run an execution's work (bound to both of its locations)."""
@@ -140,8 +151,8 @@ class Scheduler:
     _execution_candidates = execution_candidates
 
     def _slots(self, agent_arn: str) -> int:
-        agent = self.store.get("agent", agent_arn) or {}
-        return max(1, int(agent.get("Concurrency", 1)))
+        agent = repository.get(self.store, Agent, agent_arn)
+        return 1 if agent is None else agent.slots
 
     def task_status(self, task: Doc) -> str:
         """DataSync's TaskStatus: UNAVAILABLE whenever no agent that could run it is ONLINE."""
@@ -492,13 +503,7 @@ class Scheduler:
             if any(self.online(a) for a in candidates):
                 continue
             items = workitems.list_items(self.store, arn)  # rare: nobody could take them
-            last_seen = max(
-                (
-                    float((self.store.get("agent", a) or {}).get("LastConnectionTime", 0.0))
-                    for a in candidates
-                ),
-                default=0.0,
-            )
+            last_seen = self._last_seen(candidates)
             waiting_since = max(
                 max(i.updated_at for i in items),
                 last_seen + self.config.agent_timeout,
@@ -567,13 +572,7 @@ class Scheduler:
                 self._notify(online[0])
                 return True
             return False
-        last_seen = max(
-            (
-                float((self.store.get("agent", a) or {}).get("LastConnectionTime", 0.0))
-                for a in candidates
-            ),
-            default=0.0,
-        )
+        last_seen = self._last_seen(candidates)
         waiting_since = max(
             float(doc["StartTime"]), last_seen + self.config.agent_timeout, self.started_at
         )

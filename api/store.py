@@ -49,8 +49,7 @@ The interface (every method is one short transaction; call from any thread):
   `take_over_lease(name, holder, from_epoch, ttl_seconds)` (for a holder known to be dead). An epoch
   grows every time the lease changes hands, so work done under a stale epoch can be refused
   (fencing). Expiry uses the wall clock of the callers: hosts sharing a store need NTP.
-- credentials: `AgentCredentials(store)`, the agents' own keys as a Mapping (for SigV4 checks),
-  cached per process and rebuilt when an agent is added or removed through any process
+- credentials: kept as meta records by `api.credentials` (never inside a resource document)
 - notifications: `notify(channel)` bumps a counter, `change_count(channel)` reads it and
   `wait(channel, seen, timeout)` polls it (one indexed read every `poll` seconds, bounded by
   `timeout`) until it differs from `seen`. The same on both dialects, so SQLite processes on
@@ -64,7 +63,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Container, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -92,13 +91,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from api.auth import AgentKey
-
 __all__ = [
     "JOURNAL_PATH_BYTES",
     "STORE_ENV",
     "TERMINAL_STATUSES",
-    "AgentCredentials",
     "ItemRow",
     "Lease",
     "Store",
@@ -110,7 +106,7 @@ TERMINAL_STATUSES = ("SUCCESS", "ERROR")
 STORE_ENV = "DATASYNC_LOCAL_STORE"
 DB_NAME = "datasync-local.db"
 _VIEW_CACHE_LIMIT = 4096
-# bumped whenever an agent is added or removed: the channel AgentCredentials caches by
+# bumped whenever an agent is added or removed (a cache of the agents may key on it)
 CREDENTIALS_CHANNEL = "store:agents"
 
 # The schema at the newest revision (api/migrations/versions): what the queries below use.
@@ -854,50 +850,3 @@ class Store:
             if current != seen or time.monotonic() >= deadline:
                 return current
             time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
-
-
-class AgentCredentials(Mapping[str, AgentKey]):
-    """Activated agents' own credentials (access key id → thing and secret), read through the
-    store. The decoded index is kept per process and rebuilt when the store's agent counter moves
-    (an agent created or deleted by any process), so a signature check costs one indexed read."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-        self._seen = -1
-        self._keys: dict[str, AgentKey] = {}
-        self._lock = threading.Lock()
-        self.things: Container[str] = _Things(self)
-
-    def current(self) -> dict[str, AgentKey]:
-        count = self.store.change_count(CREDENTIALS_CHANNEL)
-        with self._lock:
-            if count != self._seen:
-                keys: dict[str, AgentKey] = {}
-                for agent in self.store.all("agent"):
-                    credentials = agent.get("_Credentials")
-                    if credentials:
-                        thing = agent["AgentArn"].rsplit("/", 1)[1]
-                        keys[credentials["AccessKeyId"]] = AgentKey(
-                            thing, credentials["SecretAccessKey"]
-                        )
-                self._keys, self._seen = keys, count
-            return self._keys
-
-    def __getitem__(self, key: str) -> AgentKey:
-        return self.current()[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.current())
-
-    def __len__(self) -> int:
-        return len(self.current())
-
-
-class _Things(Container[str]):
-    """The thing names that have their own credentials (only they may act for themselves)."""
-
-    def __init__(self, credentials: AgentCredentials) -> None:
-        self._credentials = credentials
-
-    def __contains__(self, thing: object) -> bool:
-        return any(k.thing == thing for k in self._credentials.current().values())

@@ -1,14 +1,18 @@
 """Agents: activation approval (CreateAgent), describe/list/update/delete, and the agent
-served by this process (register, heartbeat)."""
+served by this process (register, heartbeat). Agents are `api.domain.agent.Agent` values;
+their secrets are `api.credentials`' records, never part of what is rendered."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from api.auth import new_agent_credential
+from api.domain import repository
+from api.domain.agent import PLATFORM_VERSION, Agent
+from api.domain.location import Location
 from api.listing import page
 from api.resources.base import (
-    _PLATFORM_VERSION,
     Resources,
     _hex17,
     _invalid,
@@ -23,31 +27,27 @@ class AgentHandlers(Resources):
     def register_agent(self, name: str, roots: list[str], meta_key: str | None = None) -> str:
         """Register (or refresh) an agent served by this process; returns its ARN."""
         arn = self.store.meta(meta_key) if meta_key else None
-        doc = self.store.get("agent", arn) if arn else None
+        known = repository.get(self.store, Agent, arn) if arn else None
         now = self.now()
-        if doc is None:
-            arn = self.arn(f"agent/agent-{_hex17()}")
-            doc = {"AgentArn": arn, "Name": name, "CreationTime": now}
-        assert arn is not None
-        doc.update(
-            {
-                "EndpointType": "PUBLIC",
-                "Platform": {"Version": _PLATFORM_VERSION},
-                "LastConnectionTime": now,
-                "Roots": [str(r) for r in roots],
-            }
+        if known is None:
+            known = Agent(self.arn(f"agent/agent-{_hex17()}"), now, now, name=name)
+        agent = replace(
+            known,
+            last_connection_time=now,
+            platform_version=PLATFORM_VERSION,
+            roots=tuple(str(r) for r in roots),
         )
-        self.store.put("agent", arn, doc["CreationTime"], doc)
+        repository.put(self.store, agent)
         if meta_key:
-            self.store.set_meta(meta_key, arn)
-        return arn
+            self.store.set_meta(meta_key, agent.agent_arn)
+        return agent.agent_arn
 
     def touch_agent(self, agent_arn: str) -> None:
-        doc = self.store.get("agent", agent_arn)
+        """A heartbeat: LastConnectionTime moves (written at most every couple of seconds)."""
+        agent = repository.get(self.store, Agent, agent_arn)
         granularity = min(2.0, self.config.agent_timeout / 4)
-        if doc is not None and self.now() - doc.get("LastConnectionTime", 0.0) > granularity:
-            doc["LastConnectionTime"] = self.now()
-            self.store.put("agent", agent_arn, doc["CreationTime"], doc)
+        if agent is not None and self.now() - agent.last_connection_time > granularity:
+            repository.put(self.store, agent.connected(self.now()))
 
     def create_agent(self, p: Doc) -> Doc:
         """Approve a pending agent by the key it showed; it collects its credentials by polling."""
@@ -73,48 +73,44 @@ class AgentHandlers(Resources):
                 "ActivationKeyExpired",
             )
         now = self.now()
-        arn = self.arn(f"agent/agent-{_hex17()}")
-        credential = new_agent_credential()
-        doc: Doc = {
-            "AgentArn": arn,
-            "Name": p.get("AgentName") or info.get("Name") or "",
-            "CreationTime": now,
-            "EndpointType": "PUBLIC",
-            "Platform": {"Version": _PLATFORM_VERSION},
-            "LastConnectionTime": now,
-            "Roots": info.get("Roots", []),
-            "Mounts": info.get("Mounts", []),
-            "Hostname": info.get("Hostname", ""),
-            "Concurrency": info.get("Concurrency", 1),
-        }
-        if not doc["Name"]:
-            del doc["Name"]
-        self.store.put("agent", arn, now, doc)
-        self.credentials.add(arn, credential)
-        self.store.set_meta(f"activation:{key}", json.dumps({**info, "AgentArn": arn}))
-        self._tag(arn, p.get("Tags"))
-        return {"AgentArn": arn}
+        agent = Agent(
+            agent_arn=self.arn(f"agent/agent-{_hex17()}"),
+            creation_time=now,
+            last_connection_time=now,
+            name=p.get("AgentName") or info.get("Name") or "",
+            roots=tuple(info.get("Roots", [])),
+            mounts=tuple(info.get("Mounts", [])),
+            hostname=info.get("Hostname", ""),
+            concurrency=int(info.get("Concurrency", 1)),
+        )
+        repository.put(self.store, agent)
+        self.credentials.add(agent.agent_arn, new_agent_credential())
+        self.store.set_meta(f"activation:{key}", json.dumps({**info, "AgentArn": agent.agent_arn}))
+        self._tag(agent.agent_arn, p.get("Tags"))
+        return {"AgentArn": agent.agent_arn}
 
     def describe_agent(self, p: Doc) -> Doc:
-        doc = self._get("agent", p["AgentArn"], "Agent")
-        return {**doc, "Status": self.agent_status(doc)}
+        agent = self._agent(p["AgentArn"])
+        return agent.to_wire(self.agent_status(agent))
 
     def list_agents(self, p: Doc) -> Doc:
-        agents = [{**a, "Status": self.agent_status(a)} for a in self.store.all("agent")]
+        agents = [a.to_wire(self.agent_status(a)) for a in repository.every(self.store, Agent)]
         items, token = page(agents, "AgentArn", p)
         return {"Agents": items, "NextToken": token}
 
     def update_agent(self, p: Doc) -> Doc:
-        doc = self._get("agent", p["AgentArn"], "Agent")
+        agent = self._agent(p["AgentArn"])
         if "Name" in p:
-            doc["Name"] = p["Name"]
-        self.store.put("agent", doc["AgentArn"], doc["CreationTime"], doc)
+            repository.put(self.store, agent.renamed(p["Name"]))
         return {}
 
     def delete_agent(self, p: Doc) -> Doc:
-        arn = p["AgentArn"]
-        self._get("agent", arn, "Agent")
-        users = [loc["LocationArn"] for loc in self.store.all("location") if arn in loc["_Agents"]]
+        arn = self._agent(p["AgentArn"]).agent_arn
+        users = [
+            loc.location_arn
+            for loc in repository.every(self.store, Location)
+            if arn in loc.agent_arns
+        ]
         if users:
             raise _invalid(
                 f"Agent {arn} is used by location {users[0]}; delete its locations first.",

@@ -10,9 +10,13 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from api.auth import Credential, KeyRing
+from api.auth import KeyRing
 from api.config import ServerConfig
 from api.credentials import AgentCredentials, CredentialedThings
+from api.domain import repository
+from api.domain.agent import Agent, stored_credential
+from api.domain.enums import AgentStatus
+from api.domain.location import Location
 from api.errors import InvalidRequestException
 from api.scheduler import Scheduler
 from api.store import Store
@@ -20,7 +24,6 @@ from contract import Doc
 from engine import InvalidOptionsError
 
 __all__ = [
-    "PLATFORM_VERSION",
     "Resources",
     "execution_not_found",
     "filters_key",
@@ -28,8 +31,6 @@ __all__ = [
     "invalid",
     "options_error",
 ]
-
-_PLATFORM_VERSION = "datasync-local-0.1.0"
 
 
 def _hex17() -> str:
@@ -52,7 +53,6 @@ def _filters_key(includes: Any, excludes: Any) -> str:
     return json.dumps([includes or [], excludes or []], sort_keys=True)
 
 
-PLATFORM_VERSION = _PLATFORM_VERSION
 hex17 = _hex17
 invalid = _invalid
 execution_not_found = _execution_not_found
@@ -74,20 +74,18 @@ class Resources:
         # activated agents' own credentials live in the store alone (api.credentials)
         self.credentials = AgentCredentials(store)
         self.credentialed_things = CredentialedThings(store)
-        for agent in store.all("agent"):
-            self._move_credentials(agent)
+        for row in store.all("agent"):
+            self._move_credentials(row)
         self.scheduler = Scheduler(store, config, notify=self._notify, is_remote=self.is_remote)
 
-    def _move_credentials(self, agent: Doc) -> None:
+    def _move_credentials(self, row: Doc) -> None:
         """A data dir of an earlier release kept the secret inside the agent document: move it
         to the credentials records (idempotent), so no resource document carries a secret."""
-        credentials = agent.pop("_Credentials", None)
-        if credentials:
-            self.credentials.add(
-                agent["AgentArn"],
-                Credential(credentials["AccessKeyId"], credentials["SecretAccessKey"]),
-            )
-            self.store.put("agent", agent["AgentArn"], agent["CreationTime"], agent)
+        credential = stored_credential(row)
+        if credential is not None:
+            agent = Agent.from_row(row)
+            self.credentials.add(agent.agent_arn, credential)
+            repository.put(self.store, agent)  # rewritten without the secret
 
     def keyring(self, operator: Mapping[str, str]) -> KeyRing:
         """The secrets the app checks signatures against, with who may call what."""
@@ -110,6 +108,18 @@ class Resources:
             raise _invalid(f"{what} {arn} is not found.", "ResourceNotFound")
         return doc
 
+    def _agent(self, arn: str) -> Agent:
+        agent = repository.get(self.store, Agent, arn)
+        if agent is None:
+            raise _invalid(f"Agent {arn} is not found.", "ResourceNotFound")
+        return agent
+
+    def _location(self, arn: str) -> Location:
+        location = repository.get(self.store, Location, arn)
+        if location is None:
+            raise _invalid(f"Location {arn} is not found.", "ResourceNotFound")
+        return location
+
     def _execution(self, arn: str) -> Doc:
         doc = self.store.execution(arn)
         if doc is None:
@@ -120,7 +130,7 @@ class Resources:
         """An activated (on-prem) agent: its own process, its own credentials."""
         return agent_arn.rsplit("/", 1)[1] in self.credentialed_things
 
-    def agent_status(self, agent: Doc) -> str:
+    def agent_status(self, agent: Agent) -> AgentStatus:
         return self.scheduler.agent_status(agent)
 
     def _tag(self, arn: str, tags: list[Doc] | None) -> None:

@@ -58,8 +58,8 @@ class ExecutionHandlers(TaskHandlers):
             includes=includes,
             excludes=excludes,
             filters_key=key,
-            source=lifecycle.location_for_agent(source),
-            destination=lifecycle.location_for_agent(destination),
+            source=source.for_agent(),
+            destination=destination.for_agent(),
             queued=admission.queued,
             now=self.now(),
         )

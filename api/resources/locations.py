@@ -1,14 +1,16 @@
 """NFS and SMB locations: create, describe, update, list, delete, and the checks of their
-host, subdirectory and agents."""
+host, subdirectory and agents. Locations are `api.domain.location.Location` values."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+from api.domain import repository
+from api.domain.location import Location, LocationType, SmbSettings
 from api.errors import InvalidRequestException
 from api.listing import matches, page
-from api.locations import local_path, location_uri
+from api.locations import local_path
 from api.resources.base import (
     Resources,
     _hex17,
@@ -23,9 +25,8 @@ __all__ = ["LocationHandlers"]
 class LocationHandlers(Resources):
     # locations --------------------------------------------------------------------------------
     def _check_location(self, hostname: str, subdirectory: str, agent_arns: list[str]) -> None:
-        for agent_arn in agent_arns:
-            self._get("agent", agent_arn, "Agent")
-        local = [a for a in agent_arns if not self.is_remote(a)]
+        agents = [self._agent(agent_arn) for agent_arn in agent_arns]
+        local = [a for a in agents if not self.is_remote(a.agent_arn)]
         if not local:
             # on-prem agents resolve hosts, mounts and roots on their own machine, where the
             # paths are; they fail the execution with the path named if it is not allowed
@@ -36,48 +37,48 @@ class LocationHandlers(Resources):
                 )
             return
         path = local_path(hostname, subdirectory)
-        for agent_arn in local:
-            agent = self._get("agent", agent_arn, "Agent")
-            roots = agent.get("Roots", [])
-            if inside_roots(path, roots) is None:
+        for agent in local:
+            if inside_roots(path, list(agent.roots)) is None:
                 raise _invalid(
-                    f"Subdirectory {subdirectory} is outside the directories agent {agent_arn} "
-                    f"serves ({', '.join(roots) or 'none'}), after resolving '..' and symlinks.",
+                    f"Subdirectory {subdirectory} is outside the directories agent "
+                    f"{agent.agent_arn} serves ({', '.join(agent.roots) or 'none'}), after "
+                    "resolving '..' and symlinks.",
                     "PathOutsideRoots",
                 )
 
-    def _create_location(self, kind: str, p: Doc, agent_arns: list[str], extra: Doc) -> Doc:
+    @staticmethod
+    def _mount_version(p: Doc, current: str | None = None) -> str | None:
+        if "MountOptions" not in p:
+            return current
+        version = (p["MountOptions"] or {}).get("Version")
+        return None if version is None else str(version)
+
+    def _create_location(
+        self, kind: LocationType, p: Doc, agent_arns: list[str], smb: SmbSettings | None
+    ) -> Doc:
         self._check_location(p["ServerHostname"], p["Subdirectory"], agent_arns)
-        arn = self.arn(f"location/loc-{_hex17()}")
-        now = self.now()
-        doc = {
-            "LocationArn": arn,
-            "LocationUri": location_uri(kind, p["ServerHostname"], p["Subdirectory"]),
-            "LocationType": kind,
-            "CreationTime": now,
-            "ServerHostname": p["ServerHostname"],
-            "Subdirectory": p["Subdirectory"],
-            "_Agents": agent_arns,
-            **extra,
-        }
-        self.store.put("location", arn, now, doc)
-        self._tag(arn, p.get("Tags"))
-        return {"LocationArn": arn}
+        location = Location(
+            location_arn=self.arn(f"location/loc-{_hex17()}"),
+            location_type=kind,
+            creation_time=self.now(),
+            server_hostname=p["ServerHostname"],
+            subdirectory=p["Subdirectory"],
+            agent_arns=tuple(agent_arns),
+            mount_version=self._mount_version(p),
+            smb=smb,
+        )
+        repository.put(self.store, location)
+        self._tag(location.location_arn, p.get("Tags"))
+        return {"LocationArn": location.location_arn}
 
     def create_location_nfs(self, p: Doc) -> Doc:
         agents = p["OnPremConfig"]["AgentArns"]
-        extra = {"OnPremConfig": {"AgentArns": agents}}
-        if "MountOptions" in p:
-            extra["MountOptions"] = p["MountOptions"]
-        return self._create_location("NFS", p, agents, extra)
-
-    _SMB_KEEP = ("User", "Domain", "MountOptions", "AuthenticationType", "DnsIpAddresses")
+        return self._create_location(LocationType.NFS, p, agents, None)
 
     def create_location_smb(self, p: Doc) -> Doc:
         self._reject_smb_secrets(p)
-        extra = {k: p[k] for k in self._SMB_KEEP if k in p}
         return self._create_location(
-            "SMB", p, p["AgentArns"], {"AgentArns": p["AgentArns"], **extra}
+            LocationType.SMB, p, p["AgentArns"], SmbSettings.from_request(p)
         )
 
     def _reject_smb_secrets(self, p: Doc) -> None:
@@ -85,73 +86,69 @@ class LocationHandlers(Resources):
             if p.get(name):
                 raise _invalid(f"{name} is not supported by this server.", "UnsupportedFeature")
 
-    def _location(self, arn: str, kind: str | None = None) -> Doc:
-        doc = self._get("location", arn, "Location")
-        if kind is not None and doc["LocationType"] != kind:
+    def _location_of(self, arn: str, kind: LocationType) -> Location:
+        location = self._location(arn)
+        if location.location_type != kind:
             raise _invalid(
-                f"Location {arn} is a {doc['LocationType']} location, not {kind}.",
+                f"Location {arn} is a {location.location_type} location, not {kind}.",
                 "WrongLocationType",
             )
-        return doc
+        return location
 
     def describe_location_nfs(self, p: Doc) -> Doc:
-        doc = self._location(p["LocationArn"], "NFS")
-        return {"MountOptions": {"Version": "AUTOMATIC"}, **doc}
+        return self._location_of(p["LocationArn"], LocationType.NFS).to_wire()
 
     def describe_location_smb(self, p: Doc) -> Doc:
-        doc = self._location(p["LocationArn"], "SMB")
-        return {"MountOptions": {"Version": "AUTOMATIC"}, "AuthenticationType": "NTLM", **doc}
+        return self._location_of(p["LocationArn"], LocationType.SMB).to_wire()
 
-    def _update_location(self, doc: Doc, p: Doc, agents_key: str | None) -> Doc:
-        hostname: str = p.get("ServerHostname") or doc["ServerHostname"]
-        subdirectory: str = p.get("Subdirectory") or doc["Subdirectory"]
-        agents = doc["_Agents"]
-        if agents_key == "OnPremConfig" and "OnPremConfig" in p:
-            agents = p["OnPremConfig"]["AgentArns"]
-            doc["OnPremConfig"] = {"AgentArns": agents}
-        elif agents_key == "AgentArns" and "AgentArns" in p:
-            agents = p["AgentArns"]
-            doc["AgentArns"] = agents
-        self._check_location(hostname, subdirectory, agents)
-        doc.update(
-            ServerHostname=hostname,
-            Subdirectory=subdirectory,
-            _Agents=agents,
-            LocationUri=location_uri(doc["LocationType"], hostname, subdirectory),
+    def _update_location(self, location: Location, p: Doc, agents: list[str] | None) -> None:
+        hostname: str = p.get("ServerHostname") or location.server_hostname
+        subdirectory: str = p.get("Subdirectory") or location.subdirectory
+        agent_arns = list(location.agent_arns) if agents is None else agents
+        self._check_location(hostname, subdirectory, agent_arns)
+        smb = None if location.smb is None else SmbSettings.from_request(p, location.smb)
+        moved = location.moved(
+            server_hostname=hostname,
+            subdirectory=subdirectory,
+            agent_arns=tuple(agent_arns),
+            mount_version=self._mount_version(p, location.mount_version),
+            smb=smb,
         )
-        return doc
+        repository.put(self.store, moved)
 
     def update_location_nfs(self, p: Doc) -> Doc:
-        doc = self._update_location(self._location(p["LocationArn"], "NFS"), p, "OnPremConfig")
-        if "MountOptions" in p:
-            doc["MountOptions"] = p["MountOptions"]
-        self.store.put("location", doc["LocationArn"], doc["CreationTime"], doc)
+        location = self._location_of(p["LocationArn"], LocationType.NFS)
+        agents = p["OnPremConfig"]["AgentArns"] if "OnPremConfig" in p else None
+        self._update_location(location, p, agents)
         return {}
 
     def update_location_smb(self, p: Doc) -> Doc:
         self._reject_smb_secrets(p)
-        doc = self._update_location(self._location(p["LocationArn"], "SMB"), p, "AgentArns")
-        doc.update({k: p[k] for k in self._SMB_KEEP if k in p})
-        self.store.put("location", doc["LocationArn"], doc["CreationTime"], doc)
+        location = self._location_of(p["LocationArn"], LocationType.SMB)
+        self._update_location(location, p, p.get("AgentArns"))
         return {}
 
     def list_locations(self, p: Doc) -> Doc:
         filters = p.get("Filters", [])
 
-        def attributes(doc: Doc) -> Callable[[str], list[Any]]:
-            return lambda name: {
-                "LocationUri": [doc["LocationUri"]],
-                "LocationType": [doc["LocationType"]],
-                "CreationTime": [doc["CreationTime"]],
-            }[name]
+        def attributes(location: Location) -> Callable[[str], list[Any]]:
+            values: dict[str, list[Any]] = {
+                "LocationUri": [location.location_uri],
+                "LocationType": [location.location_type.value],
+                "CreationTime": [location.creation_time],
+            }
+            return lambda name: values[name]
 
-        found = [d for d in self.store.all("location") if matches(filters, attributes(d))]
+        found = [
+            loc.list_entry()
+            for loc in repository.every(self.store, Location)
+            if matches(filters, attributes(loc))
+        ]
         items, token = page(found, "LocationArn", p)
         return {"Locations": items, "NextToken": token}
 
     def delete_location(self, p: Doc) -> Doc:
-        arn = p["LocationArn"]
-        self._location(arn)
+        arn = self._location(p["LocationArn"]).location_arn
         for task in self.store.all("task"):
             if arn in (task["SourceLocationArn"], task["DestinationLocationArn"]):
                 raise _invalid(

@@ -47,7 +47,7 @@ class TaskHandlers(LocationHandlers):
     def create_task(self, p: Doc) -> Doc:
         source = self._location(p["SourceLocationArn"])
         destination = self._location(p["DestinationLocationArn"])
-        common = [a for a in source["_Agents"] if a in destination["_Agents"]]
+        common = [a for a in source.agent_arns if a in destination.agent_arns]
         if not common:  # the scheduler picks among these for each execution
             raise _invalid(
                 "SourceLocationArn and DestinationLocationArn must be served by a common agent: "
@@ -63,8 +63,8 @@ class TaskHandlers(LocationHandlers):
         doc: Doc = {
             "TaskArn": arn,
             "Name": p.get("Name", ""),
-            "SourceLocationArn": source["LocationArn"],
-            "DestinationLocationArn": destination["LocationArn"],
+            "SourceLocationArn": source.location_arn,
+            "DestinationLocationArn": destination.location_arn,
             "Options": options.to_dict(),
             "Includes": p.get("Includes", []),
             "Excludes": p.get("Excludes", []),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.domain import repository
+from api.domain.agent import Agent
 from api.models import Backend
 from api.ui.failures import FailureIndex
 from api.ui.items import summarize
@@ -59,12 +61,12 @@ def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
     ]
     agents = [
         {
-            "AgentArn": a["AgentArn"],
-            "Name": a.get("Name", ""),
-            "Status": backend.agent_status(a),
-            "LastConnectionTime": a.get("LastConnectionTime"),
+            "AgentArn": a.agent_arn,
+            "Name": a.name,
+            "Status": backend.agent_status(a).value,
+            "LastConnectionTime": a.last_connection_time,
         }
-        for a in store.all("agent")
+        for a in repository.every(store, Agent)
     ]
     finished = [e for e in executions if e["Status"] in ("SUCCESS", "ERROR")]
     now = backend.now()
