@@ -30,6 +30,8 @@ import threading
 import time
 from typing import Any, ClassVar
 
+from api.domain import repository
+from api.domain.agent import Agent
 from api.errors import ApiError, InvalidRequestException, ResourceNotFoundException
 from api.models import Backend
 from contract import Doc
@@ -157,7 +159,7 @@ class Activation:
                 raise ResourceNotFoundException(f"Activation key {key} has expired.")
             return {"Status": "PENDING", "ExpiresAt": int(record["ExpiresAt"])}
         credential = self.backend.credentials.secret_of(arn)
-        if self.store.get("agent", arn) is None or credential is None:
+        if repository.get(self.store, Agent, arn) is None or credential is None:
             raise ResourceNotFoundException(f"The agent activated with {key} was deleted.")
         return {
             "Status": "ACTIVATED",

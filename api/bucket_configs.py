@@ -73,28 +73,33 @@ def check_manifest_config(config: Doc, buckets: Mapping[str, str]) -> Doc:
     return {"Action": "TRANSFER", "Format": "CSV", **config}
 
 
-def recheck(doc: Mapping[str, Any], buckets: Mapping[str, str]) -> None:
+def recheck(
+    report: Mapping[str, Any] | None, manifest: Mapping[str, Any] | None, buckets: Mapping[str, str]
+) -> None:
     """At StartTaskExecution: the task's stored configs must still name mapped buckets (the
     server may have been restarted with other --bucket flags)."""
-    if doc.get("TaskReportConfig"):
-        check_report_config(doc["TaskReportConfig"], buckets)
-    if doc.get("ManifestConfig"):
-        check_manifest_config(doc["ManifestConfig"], buckets)
+    if report:
+        check_report_config(dict(report), buckets)
+    if manifest:
+        check_manifest_config(dict(manifest), buckets)
 
 
-def updated(task: Doc, p: Doc, buckets: Mapping[str, str]) -> None:
-    """Apply CreateTask/UpdateTask members to `task`: a config replaces the stored one; an empty
-    object (`{}`) removes it, as DataSync's UpdateTask does."""
-    for name, check in (
-        ("TaskReportConfig", check_report_config),
-        ("ManifestConfig", check_manifest_config),
-    ):
-        if name not in p:
-            continue
-        if not p[name]:
-            task.pop(name, None)
-        else:
-            task[name] = check(p[name], buckets)
+Config = Mapping[str, Any] | None
+
+
+def updated(
+    report: Config, manifest: Config, p: Doc, buckets: Mapping[str, str]
+) -> tuple[Config, Config]:
+    """The TaskReportConfig and ManifestConfig after CreateTask/UpdateTask's members (or a
+    StartTaskExecution's overrides): a config replaces the stored one; an empty object (`{}`)
+    removes it, as DataSync's UpdateTask does; an absent member keeps it."""
+    if "TaskReportConfig" in p:
+        given = p["TaskReportConfig"]
+        report = check_report_config(given, buckets) if given else None
+    if "ManifestConfig" in p:
+        given = p["ManifestConfig"]
+        manifest = check_manifest_config(given, buckets) if given else None
+    return report, manifest
 
 
 __all__ += ["recheck"]

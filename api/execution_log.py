@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from api.domain import repository
+from api.domain.task import Task
 from api.logs_query import (
     FileMeta,
     LogCategory,
@@ -40,7 +42,7 @@ from contract import Doc
 from contract.log_events import decode_event
 from engine.events import FileEvent, FileEventKind, FileFacts
 
-__all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name"]
+__all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name", "task_log_group"]
 
 DEFAULT_GROUP = "/aws/datasync"
 events_log = logging.getLogger("datasync_local.executions")
@@ -53,6 +55,12 @@ def group_name(arn: str | None) -> str:
     _, _, rest = arn.partition(":log-group:")
     name = rest[:-2] if rest.endswith(":*") else rest
     return name or DEFAULT_GROUP
+
+
+def task_log_group(store: Store, task_arn: str) -> str:
+    """The log group a task's executions write to (the default one once the task is gone)."""
+    task = repository.get(store, Task, task_arn)
+    return group_name(None if task is None else task.cloud_watch_log_group_arn)
 
 
 def _stream(doc: Doc) -> str:
@@ -104,8 +112,7 @@ class ExecutionLog:
 
     def _group(self, doc: Doc) -> str:
         if "_LogGroup" not in doc:
-            task = self.store.get("task", doc["TaskArn"]) or {}
-            doc["_LogGroup"] = group_name(task.get("CloudWatchLogGroupArn"))
+            doc["_LogGroup"] = task_log_group(self.store, doc["TaskArn"])
         return str(doc["_LogGroup"])
 
     def hook(self, doc: Doc) -> Callable[[], None] | None:
@@ -202,7 +209,5 @@ class ExecutionLog:
                     f"[WARN] Execution {arn}: {dropped} log events were dropped by the agent",
                 )
             )
-        group = doc.get("_LogGroup") or group_name(
-            (self.store.get("task", doc["TaskArn"]) or {}).get("CloudWatchLogGroupArn")
-        )
+        group = doc.get("_LogGroup") or task_log_group(self.store, doc["TaskArn"])
         return self.logs.append(str(group), _stream(doc), lines)

@@ -73,7 +73,8 @@ _PENDING_RESULT = {
 def new_execution(
     *,
     arn: str,
-    task: Doc,
+    task_arn: str,
+    task_mode: str,
     agent_arn: str,
     options: Doc,
     includes: Any,
@@ -87,9 +88,9 @@ def new_execution(
     status = "QUEUED" if queued else "LAUNCHING"
     return {
         "TaskExecutionArn": arn,
-        "TaskArn": task["TaskArn"],
+        "TaskArn": task_arn,
         "AgentArn": agent_arn,
-        "TaskMode": task["TaskMode"],
+        "TaskMode": task_mode,
         "Status": status,
         "Options": options,
         "Includes": includes,

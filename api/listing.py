@@ -17,12 +17,14 @@ import datetime as dt
 import hashlib
 import operator
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from api.errors import InvalidRequestException
 from contract import Doc
 
-__all__ = ["matches", "page"]
+__all__ = ["matches", "page", "page_by"]
+
+T = TypeVar("T")
 
 _SEPARATOR = "\x00"
 
@@ -52,15 +54,20 @@ def _invalid(message: str, code: str) -> InvalidRequestException:
 
 def page(items: Sequence[Doc], key: str, params: Doc) -> tuple[list[Doc], str | None]:
     """One page of `items` (sorted by `key`) after the opaque NextToken, and the next token."""
+    return page_by(items, lambda item: str(item[key]), params)
+
+
+def page_by(items: Sequence[T], key: Callable[[T], str], params: Doc) -> tuple[list[T], str | None]:
+    """`page` over any items (domain values): `key` gives the sort key (an ARN) of one."""
     limit = params.get("MaxResults") or 100
     token = params.get("NextToken")
     start = 0
     if token is not None:
         after = _position(token)
-        start = next((i for i, item in enumerate(items) if item[key] > after), len(items))
+        start = next((i for i, item in enumerate(items) if key(item) > after), len(items))
     page = list(items[start : start + limit])
     more = start + limit < len(items)
-    next_token = _token(page[-1][key]) if more else None
+    next_token = _token(key(page[-1])) if more else None
     return page, next_token
 
 

@@ -20,6 +20,8 @@ import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from api.domain import repository
+from api.domain.task import Task
 from api.errors import InvalidRequestException
 from api.execution_log import DEFAULT_GROUP, group_name
 from api.logs_query import (
@@ -74,10 +76,10 @@ class LogsApi:
     def _known_groups(self) -> dict[str, tuple[int, int]]:
         groups = {g: (created, size) for g, created, size in self.logs.groups()}
         groups.setdefault(DEFAULT_GROUP, (0, 0))
-        for task in self.store.all("task"):
-            if task.get("CloudWatchLogGroupArn"):
-                created = int(float(task.get("CreationTime", 0)) * 1000)
-                groups.setdefault(group_name(task["CloudWatchLogGroupArn"]), (created, 0))
+        for task in repository.every(self.store, Task):
+            if task.cloud_watch_log_group_arn:
+                created = int(task.creation_time * 1000)
+                groups.setdefault(group_name(task.cloud_watch_log_group_arn), (created, 0))
         return groups
 
     def _group(self, params: Doc) -> str:

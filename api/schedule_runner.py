@@ -1,7 +1,8 @@
 """Task schedules, wired: `apply_schedule` takes CreateTask/UpdateTask's `Schedule` into the task
-document, `ScheduleRunner.tick` starts the runs that are due (api/schedule.py decides which).
+(`api.domain.task.Task`), `ScheduleRunner.tick` starts the runs that are due (api/schedule.py decides which).
 
-State kept in the task document beside the API's `Schedule` and `ScheduleDetails`:
+State kept with the task beside the API's `Schedule` and `ScheduleDetails` (`ScheduleRuns`,
+stored in the task's document):
 ``_ScheduleAnchor`` (when it was set or re-enabled: a rate counts from there),
 ``_ScheduleLastFired`` (the slot of the last run started or skipped), ``_ScheduleHealth`` (the
 run of identical failures) and ``_ScheduledExecution`` (the last scheduled run, folded into the
@@ -30,9 +31,13 @@ import logging
 import os
 import secrets
 import socket
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from api.domain import repository
+from api.domain.enums import DISABLED, ENABLED, ScheduleStatus
+from api.domain.task import ScheduleDetails, Task, TaskSchedule
 from api.errors import ApiError, InvalidRequestException
 from api.execution_log import group_name
 from api.metrics import record_schedule_run
@@ -63,13 +68,12 @@ def _dt(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
-def apply_schedule(task: Doc, schedule: Doc, now: float, min_interval: timedelta) -> None:
-    """Set, change, disable or (with an empty expression) remove the task's schedule."""
+def apply_schedule(task: Task, schedule: Doc, now: float, min_interval: timedelta) -> Task:
+    """The task with its schedule set, changed, disabled or (an empty expression) removed."""
     text = str(schedule.get("ScheduleExpression", "")).strip()
     if not text:
-        for key in ("Schedule", "ScheduleDetails", "_ScheduleAnchor", "_ScheduleLastFired"):
-            task.pop(key, None)
-        return
+        runs = replace(task.runs, anchor=None, last_fired=None)
+        return replace(task, schedule=None, schedule_details=None, runs=runs)
     try:
         expression = parse(text)
         check_min_interval(expression, min_interval)
@@ -77,20 +81,15 @@ def apply_schedule(task: Doc, schedule: Doc, now: float, min_interval: timedelta
         raise InvalidRequestException(
             f"Schedule.ScheduleExpression {text!r}: {exc}", "InvalidSchedule"
         ) from None
-    status = str(schedule.get("Status", "ENABLED"))
-    old = task.get("Schedule") or {}
-    changed = old.get("ScheduleExpression") != text or old.get("Status") != status
-    task["Schedule"] = {"ScheduleExpression": text, "Status": status}
-    if not changed:
-        return
-    details: Doc = {"StatusUpdateTime": now}
-    if status == "DISABLED":
-        details.update(DisabledBy="USER", DisabledReason="Disabled by the user.")
-    else:
-        task["_ScheduleAnchor"] = now  # a rate counts from here; nothing before it is due
-        task.pop("_ScheduleLastFired", None)
-        task["_ScheduleHealth"] = {}
-    task["ScheduleDetails"] = details
+    new = TaskSchedule(text, ScheduleStatus(schedule.get("Status", ENABLED)))
+    if new == task.schedule:
+        return task
+    if new.status == DISABLED:
+        details = ScheduleDetails(now, "USER", "Disabled by the user.")
+        return replace(task, schedule=new, schedule_details=details)
+    # a rate counts from here; nothing before it is due
+    runs = replace(task.runs, anchor=now, last_fired=None, health=ScheduleHealth())
+    return replace(task, schedule=new, schedule_details=ScheduleDetails(now), runs=runs)
 
 
 class ScheduleRunner:
@@ -100,17 +99,17 @@ class ScheduleRunner:
         self.logs = logs
         self.claimer = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
-    def _claim(self, task: Doc, slot: datetime) -> bool:
+    def _claim(self, task: Task, slot: datetime) -> bool:
         """Whether this runner may fire `slot` of `task` (no other runner claimed it)."""
-        name = "schedule:" + str(task["TaskArn"]).rsplit("/", 1)[-1]
+        name = "schedule:" + task.task_arn.rsplit("/", 1)[-1]
         holder = f"{int(_ts(slot))}:{self.claimer}"
         return self.store.acquire_lease(name, holder, CLAIM_SECONDS) is not None
 
-    def _say(self, task: Doc, when: float, message: str) -> None:
-        log.info("%s: %s", task["TaskArn"], message)
+    def _say(self, task: Task, when: float, message: str) -> None:
+        log.info("%s: %s", task.task_arn, message)
         self.logs.append(
-            group_name(task.get("CloudWatchLogGroupArn")),
-            task["TaskArn"].rsplit("/", 1)[-1],
+            group_name(task.cloud_watch_log_group_arn),
+            task.task_arn.rsplit("/", 1)[-1],
             [(int(when * 1000), message)],
         )
 
@@ -118,67 +117,65 @@ class ScheduleRunner:
         """Start every due scheduled run; returns how many started."""
         now = self.backend.now()
         started = 0
-        for task in self.store.all("task"):
-            schedule = task.get("Schedule") or {}
-            if schedule.get("Status") != "ENABLED":
+        for task in repository.every(self.store, Task):
+            if not task.scheduled:
                 continue
             try:
-                if self._fold(task, now):
+                folded = self._fold(task, now)
+                if folded is None:
                     continue
-                started += self._fire(task, now)
+                started += self._fire(folded, now)
             except Exception:  # one task's trouble must not stop the others' schedules
-                log.exception("schedule of %s failed", task["TaskArn"])
+                log.exception("schedule of %s failed", task.task_arn)
         return started
 
-    def _save(self, task: Doc) -> None:
-        self.store.put("task", task["TaskArn"], task["CreationTime"], task)
+    def _save(self, task: Task) -> None:
+        repository.put(self.store, task)
 
-    def _fold(self, task: Doc, now: float) -> bool:
-        """Fold the last scheduled run's result in; True if the schedule was just disabled."""
-        arn = task.get("_ScheduledExecution")
+    def _fold(self, task: Task, now: float) -> Task | None:
+        """Fold the last scheduled run's result in: the task as it is now, None if the schedule
+        was just disabled."""
+        arn = task.runs.scheduled_execution
         if not arn:
-            return False
+            return task
         execution = self.store.execution(arn)
         if execution is not None and execution["Status"] not in TERMINAL_STATUSES:
-            return False
+            return task
         result = (execution or {}).get("Result") or {}
         code = result.get("ErrorCode") if (execution or {}).get("Status") == "ERROR" else None
-        raw = task.get("_ScheduleHealth") or {}
-        health = ScheduleHealth(raw.get("ErrorCode"), int(raw.get("Consecutive", 0)))
-        health, reason = after_run(health, code, result.get("ErrorDetail"))
-        task["_ScheduleHealth"] = {
-            "ErrorCode": health.error_code,
-            "Consecutive": health.consecutive,
-        }
-        task.pop("_ScheduledExecution", None)
+        health, reason = after_run(
+            task.runs.health or ScheduleHealth(), code, result.get("ErrorDetail")
+        )
+        task = replace(task, runs=replace(task.runs, health=health, scheduled_execution=None))
         if reason is not None:
-            task["Schedule"]["Status"] = "DISABLED"
-            task["ScheduleDetails"] = {
-                "StatusUpdateTime": now,
-                "DisabledBy": "SERVICE",
-                "DisabledReason": reason[:8192],
-            }
+            assert task.schedule is not None  # only scheduled tasks are folded
+            task = replace(
+                task,
+                schedule=replace(task.schedule, status=DISABLED),
+                schedule_details=ScheduleDetails(now, "SERVICE", reason[:8192]),
+            )
             self._say(task, now, f"[WARN] Schedule disabled by the service: {reason}")
         self._save(task)
-        return reason is not None
+        return None if reason is not None else task
 
-    def _fire(self, task: Doc, now: float) -> int:
-        expression = parse(task["Schedule"]["ScheduleExpression"])
-        anchor = float(task.get("_ScheduleAnchor") or task.get("CreationTime") or now)
-        last = task.get("_ScheduleLastFired")
+    def _fire(self, task: Task, now: float) -> int:
+        assert task.schedule is not None  # only scheduled tasks fire
+        expression = parse(task.schedule.schedule_expression)
+        anchor = task.runs.anchor or task.creation_time or now
+        last = task.runs.last_fired
         slot = due_run(
             expression,
             anchor=_dt(anchor),
-            last_fired=None if last is None else _dt(float(last)),
+            last_fired=None if last is None else _dt(last),
             now=_dt(now),
         )
         if slot is None:
             return 0
         if not self._claim(task, slot):
-            log.info("%s: slot %s was claimed by another runner", task["TaskArn"], slot.isoformat())
+            log.info("%s: slot %s was claimed by another runner", task.task_arn, slot.isoformat())
             return 0
-        task["_ScheduleLastFired"] = _ts(slot)
-        running = self.store.executions(task_arn=task["TaskArn"], active=True)
+        task = replace(task, runs=replace(task.runs, last_fired=_ts(slot)))
+        running = self.store.executions(task_arn=task.task_arn, active=True)
         if running:
             self._save(task)
             self._say(
@@ -190,15 +187,12 @@ class ScheduleRunner:
             return 0
         self._save(task)  # fired before started: a slot never starts twice
         try:
-            arn = self.backend.start_task_execution({"TaskArn": task["TaskArn"]})[
-                "TaskExecutionArn"
-            ]
+            arn = self.backend.start_task_execution({"TaskArn": task.task_arn})["TaskExecutionArn"]
         except ApiError as exc:
             self._say(task, now, f"[ERROR] Scheduled run of {slot.isoformat()} not started: {exc}")
             return 0
-        record_schedule_run(self.store, task["TaskArn"])  # datasync_local_schedule_runs_total
-        fresh = self.store.get("task", task["TaskArn"]) or task
-        fresh["_ScheduledExecution"] = arn
-        self._save(fresh)
-        log.info("%s: scheduled run %s started (slot %s)", task["TaskArn"], arn, slot.isoformat())
+        record_schedule_run(self.store, task.task_arn)  # datasync_local_schedule_runs_total
+        fresh = repository.get(self.store, Task, task.task_arn) or task
+        self._save(replace(fresh, runs=replace(fresh.runs, scheduled_execution=arn)))
+        log.info("%s: scheduled run %s started (slot %s)", task.task_arn, arn, slot.isoformat())
         return 1

@@ -50,8 +50,18 @@ from api.cas import change_execution
 from api.config import ServerConfig
 from api.domain import repository
 from api.domain.agent import Agent
-from api.domain.enums import OFFLINE, ONLINE, AgentStatus
+from api.domain.enums import (
+    AVAILABLE,
+    OFFLINE,
+    ONLINE,
+    QUEUED_TASK,
+    RUNNING_TASK,
+    UNAVAILABLE,
+    AgentStatus,
+    TaskStatus,
+)
 from api.domain.location import Location
+from api.domain.task import Task
 from api.errors import InvalidRequestException
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem
@@ -135,17 +145,17 @@ class Scheduler:
         agents = (repository.get(self.store, Agent, a) for a in agent_arns)
         return max((a.last_connection_time for a in agents if a is not None), default=0.0)
 
-    def candidates(self, task: Doc) -> list[str]:
+    def candidates(self, task: Task) -> list[str]:
         """Agents bound to both of the task's locations, in the source location's order."""
-        source = repository.get(self.store, Location, task["SourceLocationArn"])
-        destination = repository.get(self.store, Location, task["DestinationLocationArn"])
+        source = repository.get(self.store, Location, task.source_location_arn)
+        destination = repository.get(self.store, Location, task.destination_location_arn)
         if source is None or destination is None:
             return []
         return [a for a in source.agent_arns if a in destination.agent_arns]
 
     def execution_candidates(self, doc: Doc) -> list[str]:
         """The agents that may run an execution's work (bound to both of its locations)."""
-        task = self.store.get("task", doc["TaskArn"])
+        task = repository.get(self.store, Task, doc["TaskArn"])
         return self.candidates(task) if task is not None else []
 
     _execution_candidates = execution_candidates
@@ -154,29 +164,29 @@ class Scheduler:
         agent = repository.get(self.store, Agent, agent_arn)
         return 1 if agent is None else agent.slots
 
-    def task_status(self, task: Doc) -> str:
+    def task_status(self, task: Task) -> TaskStatus:
         """DataSync's TaskStatus: UNAVAILABLE whenever no agent that could run it is ONLINE."""
         if not any(self.online(a) for a in self.candidates(task)):
-            return "UNAVAILABLE"
-        active = self.store.executions(task_arn=task["TaskArn"], active=True)
+            return UNAVAILABLE
+        active = self.store.executions(task_arn=task.task_arn, active=True)
         if any(e["Status"] != "QUEUED" for e in active):
-            return "RUNNING"
-        return "QUEUED" if active else "AVAILABLE"
+            return RUNNING_TASK
+        return QUEUED_TASK if active else AVAILABLE
 
     # admission --------------------------------------------------------------------------------
-    def admit(self, task: Doc, options: Options, filters_key: str) -> Admission:
+    def admit(self, task: Task, options: Options, filters_key: str) -> Admission:
         """Choose the agent of a new execution and whether it waits; refuse what may not run."""
-        for other in self.store.executions(task_arn=task["TaskArn"], active=True):
+        for other in self.store.executions(task_arn=task.task_arn, active=True):
             if other["_FiltersKey"] == filters_key:
                 raise InvalidRequestException(
-                    f"Task {task['TaskArn']} already has execution {other['TaskExecutionArn']} "
+                    f"Task {task.task_arn} already has execution {other['TaskExecutionArn']} "
                     f"({other['Status']}) with the same filters; wait for it or cancel it.",
                     "TaskExecutionAlreadyRunning",
                 )
         candidates = self.candidates(task)
         if not candidates:
             raise InvalidRequestException(
-                f"Task {task['TaskArn']}'s locations no longer share an agent.", "NoCommonAgent"
+                f"Task {task.task_arn}'s locations no longer share an agent.", "NoCommonAgent"
             )
         busy = {a: self.store.executions(agent_arn=a, active=True) for a in candidates}
         online = [a for a in candidates if self.online(a)] or candidates

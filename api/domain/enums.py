@@ -11,6 +11,8 @@ from contract.model import enum_values
 
 __all__ = [
     "AVAILABLE",
+    "DISABLED",
+    "ENABLED",
     "OFFLINE",
     "ONLINE",
     "PUBLIC",
@@ -19,6 +21,7 @@ __all__ = [
     "UNAVAILABLE",
     "AgentStatus",
     "EndpointType",
+    "ScheduleStatus",
     "TaskMode",
     "TaskStatus",
 ]
@@ -33,7 +36,8 @@ AgentStatus = StrEnum("AgentStatus", _members("AgentStatus"))  # type: ignore[mi
 EndpointType = StrEnum("EndpointType", _members("EndpointType"))  # type: ignore[misc]
 TaskStatus = StrEnum("TaskStatus", _members("TaskStatus"))  # type: ignore[misc]
 TaskMode = StrEnum("TaskMode", _members("TaskMode"))  # type: ignore[misc]
-for _enum in (AgentStatus, EndpointType, TaskStatus, TaskMode):
+ScheduleStatus = StrEnum("ScheduleStatus", _members("ScheduleStatus"))  # type: ignore[misc]
+for _enum in (AgentStatus, EndpointType, TaskStatus, TaskMode, ScheduleStatus):
     _enum.__doc__ = f"DataSync's {_enum.__name__}, from botocore's datasync model."
 
 ONLINE = AgentStatus("ONLINE")
@@ -43,3 +47,5 @@ AVAILABLE = TaskStatus("AVAILABLE")
 QUEUED_TASK = TaskStatus("QUEUED")
 RUNNING_TASK = TaskStatus("RUNNING")
 UNAVAILABLE = TaskStatus("UNAVAILABLE")
+ENABLED = ScheduleStatus("ENABLED")
+DISABLED = ScheduleStatus("DISABLED")

@@ -102,12 +102,6 @@ class Resources:
     def arn(self, resource: str) -> str:
         return f"arn:aws:datasync:{self.config.region}:{self.config.account_id}:{resource}"
 
-    def _get(self, kind: str, arn: str, what: str) -> Doc:
-        doc = self.store.get(kind, arn)
-        if doc is None:
-            raise _invalid(f"{what} {arn} is not found.", "ResourceNotFound")
-        return doc
-
     def _agent(self, arn: str) -> Agent:
         agent = repository.get(self.store, Agent, arn)
         if agent is None:

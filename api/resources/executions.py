@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from api import bucket_configs, lifecycle, workitems
+from api.domain import repository
 from api.listing import page
 from api.resources.base import (
     _execution_not_found,
@@ -31,28 +32,31 @@ __all__ = ["ExecutionHandlers"]
 class ExecutionHandlers(TaskHandlers):
     # executions -------------------------------------------------------------------------------
     def start_task_execution(self, p: Doc) -> Doc:
-        task = self._get("task", p["TaskArn"], "Task")
+        task = self._task(p["TaskArn"])
         self._reject_unsupported_task_members(p)
-        base = self._task_options(task["Options"], task["TaskMode"])
+        base = self._task_options(task.options.to_dict(), task.task_mode.value)
         try:
             options = base.merged(p.get("OverrideOptions"))
         except InvalidOptionsError as exc:
             raise _options_error(exc) from None
-        includes = p.get("Includes", task["Includes"])
-        excludes = p.get("Excludes", task["Excludes"])
+        includes = p.get("Includes", list(task.includes))
+        excludes = p.get("Excludes", list(task.excludes))
         self._check_filters(includes, excludes)
         key = _filters_key(includes, excludes)
-        unattended = {**task}
-        bucket_configs.updated(unattended, p, self.config.buckets)  # this execution's overrides
-        bucket_configs.recheck(unattended, self.config.buckets)
+        # this execution's overrides over the task's configs, whose buckets must still be mapped
+        report, manifest = bucket_configs.updated(
+            task.task_report_config, task.manifest_config, p, self.config.buckets
+        )
+        bucket_configs.recheck(report, manifest, self.config.buckets)
         admission = self.scheduler.admit(task, options, key)
         agent_arn = admission.agent_arn
-        source = self._location(task["SourceLocationArn"])
-        destination = self._location(task["DestinationLocationArn"])
-        arn = f"{task['TaskArn']}/execution/exec-{_hex17()}"
+        source = self._location(task.source_location_arn)
+        destination = self._location(task.destination_location_arn)
+        arn = f"{task.task_arn}/execution/exec-{_hex17()}"
         doc = lifecycle.new_execution(
             arn=arn,
-            task=task,
+            task_arn=task.task_arn,
+            task_mode=task.task_mode.value,
             agent_arn=agent_arn,
             options=options.to_dict(),
             includes=includes,
@@ -63,15 +67,14 @@ class ExecutionHandlers(TaskHandlers):
             queued=admission.queued,
             now=self.now(),
         )
-        for name in ("TaskReportConfig", "ManifestConfig"):
-            if unattended.get(name):
-                doc[name] = unattended[name]
-        if doc.get("TaskReportConfig"):
+        if report:
+            doc["TaskReportConfig"] = dict(report)
             doc["ReportResult"] = {"Status": "PENDING"}
+        if manifest:
+            doc["ManifestConfig"] = dict(manifest)
         self.store.add_execution(doc)
         self._tag(arn, p.get("Tags"))
-        task["CurrentTaskExecutionArn"] = arn
-        self.store.put("task", task["TaskArn"], task["CreationTime"], task)
+        repository.put(self.store, task.started(arn))
         self._notify(agent_arn)
         return {"TaskExecutionArn": arn}
 
@@ -83,7 +86,7 @@ class ExecutionHandlers(TaskHandlers):
 
     def list_task_executions(self, p: Doc) -> Doc:
         if "TaskArn" in p:
-            self._get("task", p["TaskArn"], "Task")
+            self._task(p["TaskArn"])
         found = sorted(
             self.store.executions(task_arn=p.get("TaskArn")), key=lambda e: e["TaskExecutionArn"]
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from api.domain import repository
 from api.domain.location import Location, LocationType, SmbSettings
+from api.domain.task import Task
 from api.errors import InvalidRequestException
 from api.listing import matches, page
 from api.locations import local_path
@@ -149,10 +150,10 @@ class LocationHandlers(Resources):
 
     def delete_location(self, p: Doc) -> Doc:
         arn = self._location(p["LocationArn"]).location_arn
-        for task in self.store.all("task"):
-            if arn in (task["SourceLocationArn"], task["DestinationLocationArn"]):
+        for task in repository.every(self.store, Task):
+            if arn in task.location_arns:
                 raise _invalid(
-                    f"Location {arn} is used by task {task['TaskArn']}; delete the task first.",
+                    f"Location {arn} is used by task {task.task_arn}; delete the task first.",
                     "ResourceInUse",
                 )
         self.store.remove(arn)

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from api.execution_log import group_name
+from api.execution_log import task_log_group
 from api.store import Store
 from api.store_logs import LogStore
 
@@ -94,8 +94,7 @@ class FailureIndex:
         execution_id = str(doc["TaskExecutionArn"]).rsplit("/", 1)[-1]
         group = doc.get("_LogGroup")
         if not group:
-            task = self.store.get("task", str(doc["TaskArn"])) or {}
-            group = group_name(task.get("CloudWatchLogGroupArn"))
+            group = task_log_group(self.store, str(doc["TaskArn"]))
         stream = str(doc["TaskArn"]).rsplit("/", 1)[-1]
         suffix = f"% ({execution_id})"
         events = self.logs.matching(

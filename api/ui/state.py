@@ -11,6 +11,7 @@ from typing import Any
 
 from api.domain import repository
 from api.domain.agent import Agent
+from api.domain.task import Task
 from api.models import Backend
 from api.ui.failures import FailureIndex
 from api.ui.items import summarize
@@ -52,12 +53,12 @@ def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
     executions = store.executions()
     tasks = [
         {
-            "TaskArn": t["TaskArn"],
-            "Name": t.get("Name", ""),
-            "Status": backend.task_status(t),
-            "ScheduleExpression": (t.get("Schedule") or {}).get("ScheduleExpression", ""),
+            "TaskArn": t.task_arn,
+            "Name": t.name,
+            "Status": backend.task_status(t).value,
+            "ScheduleExpression": "" if t.schedule is None else t.schedule.schedule_expression,
         }
-        for t in store.all("task")
+        for t in repository.every(store, Task)
     ]
     agents = [
         {

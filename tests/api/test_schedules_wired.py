@@ -220,6 +220,7 @@ def test_a_stale_leader_cannot_fire_a_slot_another_runner_fired(srv: Server) -> 
     """Two runners on one store, as when a leader stalled past its lease and its successor
     ticks meanwhile: the one that still holds the task as it was before the other fired finds
     the slot claimed, and starts nothing."""
+    from api.domain.task import Task
     from api.schedule_runner import ScheduleRunner
     from api.store_logs import LogStore
 
@@ -239,7 +240,7 @@ def test_a_stale_leader_cannot_fire_a_slot_another_runner_fired(srv: Server) -> 
     fired = wait_for(lambda: executions(ds, task), 10)  # the server's own runner fired it
     # once it ended, a second start would not even be skipped as "still running"
     wait_for(lambda: finished(ds, fired[0]["TaskExecutionArn"]), 30)
-    assert stale._fire(dict(as_read), backend.now()) == 0
-    assert runner._fire(dict(as_read), backend.now()) == 0
+    assert stale._fire(Task.from_row(as_read), backend.now()) == 0
+    assert runner._fire(Task.from_row(as_read), backend.now()) == 0
     time.sleep(1.5)
     assert len(executions(ds, task)) == 1

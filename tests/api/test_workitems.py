@@ -55,7 +55,8 @@ def _execution(store: Store, n: int) -> str:
     arn = f"{TASK}/execution/exec-{n:017x}"
     doc = lifecycle.new_execution(
         arn=arn,
-        task={"TaskArn": TASK, "TaskMode": "BASIC"},
+        task_arn=TASK,
+        task_mode="BASIC",
         agent_arn=AGENT,
         options={"BytesPerSecond": -1},
         includes=[],
