@@ -7,12 +7,14 @@
     responses.py   X-Amz-Target → validate → handler → output rendering (thin)
     dispatch.py    the table from DataSync operation to handler
     models.py      Backend: the composition of the resource handlers
+    domain/        the typed resources: Agent, Location, Task, Execution (its state machine and
+                   the job document derived from it); from_row/to_row, to_wire
     resources/     one module per resource: agents, locations, tasks, executions, tags (+ base)
     credentials.py activated agents' credentials, in the store only
     scheduler.py   where an execution is scheduled: agent choice, admission, the one claim path,
                    leases and step timers, takeover, nobody-online, recovery after a restart
     config.py      ServerConfig (region, account, agent and unclaimed timeouts)
-    lifecycle.py   an execution's status machine and its job (the agent's view)
+    lifecycle.py   Execution's transitions applied to a stored document (inside a CAS)
     jobs.py        the IoT Jobs data plane the agents speak
     listing.py     pagination (opaque NextToken) and List filters
     locations.py   NFS/SMB locations as local directories inside an agent's roots

@@ -6,17 +6,13 @@
 
 Each handler takes the validated request and returns the response document; `api.dispatch`
 is the table from operation name to handler, and `api.scheduler` decides where executions
-run. Secrets are not in any document (`api.credentials`). Rendering to the output shape happens in
-`api.responses`, so documents may carry internal members (an agent's roots, an execution's job
-state) that never reach the wire.
+run. The resources are the typed values of `api.domain` (Agent, Location, Task, Execution), and
+a response is each one's `to_wire()`: built from its fields alone, so internal state (an agent's
+roots, an execution's job) never reaches the wire, and secrets are in no resource at all
+(`api.credentials`). `api.responses` then renders through botocore's output shape.
 
-Execution status machine (the real `TaskExecutionStatus` enum)::
-
-    QUEUED ──claim──▶ LAUNCHING ──▶ PREPARING ──▶ TRANSFERRING ──▶ VERIFYING ──▶ SUCCESS
-       │                 │               │              │               │    └──▶ ERROR
-       └──cancel──▶ ERROR└────────cancel──▶ CANCELLING ──(agent stops)──▶ ERROR
-
-An execution starts LAUNCHING when its agent has a free slot, else QUEUED (`api.scheduler`); its
+The execution state machine is `api.domain.execution.Execution`'s (the diagram is there). An
+execution starts LAUNCHING when its agent has a free slot, else QUEUED (`api.scheduler`); its
 agent claims it through the jobs protocol (`api.jobs`) and reports the phases.
 """
 

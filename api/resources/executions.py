@@ -6,12 +6,15 @@ agent (each gets its share: `api.workitems.rate_share`)."""
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from api import bucket_configs, lifecycle, workitems
 from api.domain import repository
-from api.listing import page
+from api.domain.execution import Execution
+from api.listing import page_by
 from api.resources.base import (
     _execution_not_found,
     _filters_key,
@@ -27,6 +30,29 @@ from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
 from engine import InvalidOptionsError, Options
 
 __all__ = ["ExecutionHandlers"]
+
+_WIRE_MEMO_LIMIT = 4096
+
+
+class _WireMemo:
+    """DescribeTaskExecution's response per execution, kept while the store hands out the same
+    read-only view (`Store.execution_view` decodes a row again only when its version moved):
+    pollers in tight loops pay the typed rendering once per change, not once per request."""
+
+    def __init__(self) -> None:
+        self._wires: dict[str, tuple[Mapping[str, Any], Doc]] = {}
+        self._lock = threading.Lock()
+
+    def wire(self, arn: str, view: Mapping[str, Any]) -> Doc:
+        known = self._wires.get(arn)
+        if known is not None and known[0] is view:
+            return known[1]
+        wire = Execution.from_row(view).to_wire()
+        with self._lock:
+            if len(self._wires) >= _WIRE_MEMO_LIMIT:
+                self._wires.clear()
+            self._wires[arn] = (view, wire)
+        return wire
 
 
 class ExecutionHandlers(TaskHandlers):
@@ -78,20 +104,25 @@ class ExecutionHandlers(TaskHandlers):
         self._notify(agent_arn)
         return {"TaskExecutionArn": arn}
 
+    @cached_property
+    def _wires(self) -> _WireMemo:
+        return _WireMemo()
+
     def describe_task_execution(self, p: Doc) -> Mapping[str, Any]:
         view = self.store.execution_view(p["TaskExecutionArn"])
         if view is None:
             raise _execution_not_found(p["TaskExecutionArn"])
-        return lifecycle.describe(view)
+        return self._wires.wire(p["TaskExecutionArn"], view)
 
     def list_task_executions(self, p: Doc) -> Doc:
         if "TaskArn" in p:
             self._task(p["TaskArn"])
         found = sorted(
-            self.store.executions(task_arn=p.get("TaskArn")), key=lambda e: e["TaskExecutionArn"]
+            (Execution.from_row(row) for row in self.store.executions(task_arn=p.get("TaskArn"))),
+            key=lambda e: e.task_execution_arn,
         )
-        items, token = page(found, "TaskExecutionArn", p)
-        return {"TaskExecutions": items, "NextToken": token}
+        items, token = page_by(found, lambda e: e.task_execution_arn, p)
+        return {"TaskExecutions": [e.list_entry() for e in items], "NextToken": token}
 
     def cancel_task_execution(self, p: Doc) -> Doc:
         def cancel(doc: Doc) -> bool:
@@ -144,7 +175,7 @@ class ExecutionHandlers(TaskHandlers):
                     "or running execution can be updated.",
                     "InvalidExecutionStatus",
                 )
-            doc["Options"] = options.to_dict()
+            lifecycle.set_rate(doc, options.to_dict())
             return True
 
         changed = change_execution(self.store, p["TaskExecutionArn"], set_rate)

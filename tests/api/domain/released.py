@@ -18,3 +18,11 @@ def released_rows(kind: str) -> list[dict[str, Any]]:
             "SELECT doc FROM resources WHERE kind = ? ORDER BY arn", (kind,)
         ).fetchall()
     return [json.loads(doc) for (doc,) in rows]
+
+
+def released_execution() -> dict[str, Any]:
+    """The one SUCCESS execution of the first release's data dir."""
+    with sqlite3.connect(":memory:") as conn:
+        conn.executescript(DUMP.read_text())
+        ((doc,),) = conn.execute("SELECT doc FROM executions").fetchall()
+    return dict(json.loads(doc))

@@ -1,0 +1,95 @@
+"""Execution: every document the lifecycle writes (and the first release's) round-trips through
+the type unchanged, and its wire rendering is what the renderer made of the raw document, member
+for member, with no internal member."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from api import lifecycle
+from api.domain.execution import Execution, JobExecutionStatus, TaskExecutionStatus
+from api.responses import render
+from contract.jobs import encode_report
+from contract.model import shape
+from tests.api.domain.released import released_execution
+
+TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
+AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
+NOW = 1_800_000_000.0
+
+
+def _new(n: int, queued: bool = False) -> dict[str, Any]:
+    doc = lifecycle.new_execution(
+        arn=f"{TASK}/execution/exec-{n:017x}",
+        task_arn=TASK,
+        task_mode="BASIC",
+        agent_arn=AGENT,
+        options={"BytesPerSecond": -1, "VerifyMode": "ONLY_FILES_TRANSFERRED"},
+        includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}],
+        excludes=[],
+        filters_key="[]",
+        source={"LocationArn": "s"},
+        destination={"LocationArn": "d"},
+        queued=queued,
+        now=NOW,
+    )
+    doc["TaskReportConfig"] = {"Destination": {"S3": {"S3BucketArn": "arn:aws:s3:::b"}}}
+    doc["ReportResult"] = {"Status": "PENDING"}
+    return doc
+
+
+def _lives() -> Iterator[dict[str, Any]]:
+    """Documents at every step of a few executions' lives, as `api.lifecycle` writes them."""
+    done = _new(1)
+    yield dict(done)
+    lifecycle.claim(done, NOW + 1, 5, 30.0)
+    yield dict(done)
+    snapshot = {"Status": "TRANSFERRING", "FilesTransferred": 3, "FilesListed": {"AtSource": 4}}
+    lifecycle.apply_report(done, "IN_PROGRESS", encode_report(snapshot), NOW + 2)
+    yield dict(done)
+    final = {"Status": "VERIFYING", "Result": {"TransferStatus": "SUCCESS"}}
+    details = {**encode_report(final), "report": '{"Status":"SUCCESS"}'}
+    lifecycle.apply_report(done, "SUCCEEDED", details, NOW + 3)
+    yield dict(done)
+    cancelled = _new(2, queued=True)
+    lifecycle.request_cancel(cancelled, NOW + 1)
+    yield dict(cancelled)
+    running = _new(3)
+    lifecycle.claim(running, NOW + 1, None, 30.0)
+    lifecycle.request_cancel(running, NOW + 2)
+    yield dict(running)
+    lifecycle.requeue(running, AGENT, NOW + 3)
+    yield dict(running)
+    lifecycle.finish(running, "ERROR", NOW + 4, "AgentTimeout", "lost")
+    yield dict(running)
+    yield released_execution()
+
+
+def test_every_document_round_trips_unchanged() -> None:
+    for doc in _lives():
+        execution = Execution.from_row(doc)
+        assert execution.to_row() == doc
+        assert Execution.from_row(execution.to_row()) == execution
+
+
+def test_the_wire_is_what_the_renderer_made_of_the_document() -> None:
+    for doc in _lives():
+        wire = Execution.from_row(doc).to_wire()
+        assert set(wire) <= set(shape("DescribeTaskExecutionResponse")["members"])
+        assert render("DescribeTaskExecutionResponse", wire) == render(
+            "DescribeTaskExecutionResponse", doc
+        )
+        entry = Execution.from_row(doc).list_entry()
+        assert entry == render("TaskExecutionListEntry", doc)
+
+
+def test_states_are_the_models_enums() -> None:
+    assert [s.value for s in TaskExecutionStatus] == shape("TaskExecutionStatus")["enum"]
+    assert {s.value for s in JobExecutionStatus} == set(
+        shape("JobExecutionStatus", "iot-jobs-data")["enum"]
+    )
+    cancelled = Execution.from_row(list(_lives())[4])
+    assert cancelled.status == TaskExecutionStatus("ERROR")
+    assert cancelled.job.status == JobExecutionStatus("CANCELED")
+    assert cancelled.result["ErrorCode"] == "Cancelled"
