@@ -439,13 +439,18 @@ class Execution:
         the execution when the job ended. A cancel the API accepted stays a cancel: an agent
         finishing first still ends it in ERROR / Cancelled, never SUCCESS."""
         report = decode_report(details)
-        execution = replace(
-            self._reported_job(status, details, now),
+        job = self.job.moved(now, status=JobExecutionStatus(status), status_details=dict(details))
+        report_result = self.report_result
+        if report_result and REPORT_KEY in details:
+            report_result = _report_result(details[REPORT_KEY])
+        execution = replace(  # one copy: every report passes here
+            self,
+            job=job,
+            reported_at=now,
             counters={**self.counters, **report.counters},
             result={**self.result, **report.result},
+            report_result=report_result,
         )
-        if self.report_result and REPORT_KEY in details:
-            execution = replace(execution, report_result=_report_result(details[REPORT_KEY]))
         if status == "IN_PROGRESS":
             return execution.phase_advanced(report.phase, now)
         if status == "SUCCEEDED" and not self.cancelled:
