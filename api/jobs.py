@@ -26,6 +26,7 @@ import base64
 from api import lifecycle, workitems
 from api.domain import repository
 from api.domain.agent import Agent
+from api.domain.execution import Execution
 from api.errors import (
     InvalidRequestException,
     InvalidStateTransitionException,
@@ -221,46 +222,16 @@ class Jobs:
             )
         return doc, item
 
-    def _details(self, doc: Doc) -> dict[str, str]:
-        return {**doc["Job"]["statusDetails"], **lifecycle.control_details(doc)}
-
-    def _state(self, doc: Doc) -> Doc:
-        job = doc["Job"]
-        return {
-            "status": job["status"],
-            "statusDetails": self._details(doc),
-            "versionNumber": job["versionNumber"],
-        }
+    @staticmethod
+    def _state(doc: Doc) -> Doc:
+        return Execution.from_row(doc).job_state()
 
     @staticmethod
     def _summary(doc: Doc) -> Doc:
-        """The JobExecutionSummary members; a JobExecution has these and more."""
-        job = doc["Job"]
-        out: Doc = {
-            "jobId": _job_id(doc),
-            "queuedAt": job["queuedAt"],
-            "lastUpdatedAt": job["lastUpdatedAt"],
-            "versionNumber": job["versionNumber"],
-            "executionNumber": job["executionNumber"],
-        }
-        if "startedAt" in job:
-            out["startedAt"] = job["startedAt"]
-        return out
+        return Execution.from_row(doc).job_summary()
 
     def execution(self, thing: str, doc: Doc, include_document: bool = True) -> Doc:
-        job = doc["Job"]
-        out: Doc = {
-            **self._summary(doc),
-            "thingName": thing,
-            "status": job["status"],
-            "statusDetails": self._details(doc),
-        }
-        deadline = job.get("stepDeadline", job.get("leaseExpiresAt"))
-        if deadline is not None:
-            out["approximateSecondsBeforeTimedOut"] = max(0, int(deadline - self.backend.now()))
-        if include_document:
-            out["jobDocument"] = lifecycle.job_document(doc).to_json()
-        return out
+        return Execution.from_row(doc).job_execution(thing, self.backend.now(), include_document)
 
     # operations -------------------------------------------------------------------------------
     def get_pending(self, thing: str) -> Doc:

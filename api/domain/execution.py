@@ -586,3 +586,49 @@ class Execution:
     def item_job_document(self, assignment: ItemAssignment) -> JobDocument:
         """The document a work item is offered as: the execution's, with the item's part."""
         return replace(self.job_document(), Item=assignment.to_json())
+
+    # the job on the jobs protocol's wire (IoT Jobs data plane shapes) --------------------------
+    def job_details(self) -> dict[str, str]:
+        """The job's statusDetails as its agent reads them: its last report and our wishes."""
+        return {**self.job.status_details, **self.control().to_details()}
+
+    def job_state(self) -> dict[str, Any]:
+        """JobExecutionState: what a report's reply and a conflict carry."""
+        return {
+            "status": self.job.status.value,
+            "statusDetails": self.job_details(),
+            "versionNumber": self.job.version_number,
+        }
+
+    def job_summary(self) -> dict[str, Any]:
+        """JobExecutionSummary (GetPendingJobExecutions); a JobExecution has these and more."""
+        summary: dict[str, Any] = {
+            "jobId": self.job_id,
+            "queuedAt": self.job.queued_at,
+            "lastUpdatedAt": self.job.last_updated_at,
+            "versionNumber": self.job.version_number,
+            "executionNumber": self.job.execution_number,
+        }
+        if self.job.started_at is not None:
+            summary["startedAt"] = self.job.started_at
+        return summary
+
+    def job_execution(
+        self, thing: str, now: float, include_document: bool = True
+    ) -> dict[str, Any]:
+        """JobExecution (DescribeJobExecution, a claim's answer): the job document is derived
+        from the execution as it is now."""
+        wire: dict[str, Any] = {
+            **self.job_summary(),
+            "thingName": thing,
+            "status": self.job.status.value,
+            "statusDetails": self.job_details(),
+        }
+        deadline = self.job.step_deadline
+        if deadline is None:
+            deadline = self.job.lease_expires_at
+        if deadline is not None:
+            wire["approximateSecondsBeforeTimedOut"] = max(0, int(deadline - now))
+        if include_document:
+            wire["jobDocument"] = self.job_document().to_json()
+        return wire

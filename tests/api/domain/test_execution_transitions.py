@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from api.domain.execution import Execution
 from contract.jobs import CANCEL_KEY, RATE_KEY, encode_report
+from contract.model import shape
 from contract.workitems import ItemBudget
 
 TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
@@ -100,3 +101,17 @@ def test_item_zero_plans_within_its_budget() -> None:
     planned = Execution.from_row({**_new().to_row(), "_Budget": budget})
     assert planned.job_document().Item["Kind"] == "PREPARE"
     assert _new().job_document().Item == {}
+
+
+def test_the_job_renderings_are_the_iot_jobs_shapes() -> None:
+    running = _new().claimed(NOW + 1, 5, 30.0).rate_set({"BytesPerSecond": 2048})
+    wire = running.job_execution("agent-0123456789abcdef0", NOW + 2)
+    assert set(wire) <= set(shape("JobExecution", "iot-jobs-data")["members"])
+    assert wire["approximateSecondsBeforeTimedOut"] == 299  # the step timer, before the lease
+    assert wire["statusDetails"][RATE_KEY] == "2048"
+    assert set(running.job_summary()) <= set(
+        shape("JobExecutionSummary", "iot-jobs-data")["members"]
+    )
+    assert set(running.job_state()) <= set(shape("JobExecutionState", "iot-jobs-data")["members"])
+    assert "jobDocument" not in running.job_execution("t", NOW, include_document=False)
+    assert "startedAt" not in _new().job_summary()
