@@ -240,7 +240,11 @@ class Scheduler:
                 doc["AgentArn"] = agent_arn
                 lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
                 online = [a for a in self._execution_candidates(doc) if self.online(a)]
-                doc["_Budget"] = ItemBudget(agents=max(1, len(online))).to_json()
+                doc["_Budget"] = ItemBudget(
+                    agents=max(1, len(online)),
+                    min_files=self.config.split_min_files,
+                    min_bytes=self.config.split_min_bytes,
+                ).to_json()
                 if details:
                     doc["Job"]["statusDetails"] = details
                 return True
