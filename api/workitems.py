@@ -49,6 +49,7 @@ from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 __all__ = [
     "ACTIVE",
     "ENDED",
+    "PLAN_TARGET_KEY",
     "TARGETS",
     "ConflictEnded",
     "ItemNotFound",
@@ -70,6 +71,7 @@ __all__ = [
     "settle",
     "sum_counters",
     "waits",
+    "wish_before_plan",
 ]
 
 ItemStatus = StrEnum(  # type: ignore[misc]
@@ -337,6 +339,39 @@ def set_target(
     for agent in sorted({i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}):
         store.notify(f"agent:{agent}")
     return [after[i] for i in chosen]
+
+
+PLAN_TARGET_KEY = "_PlanTarget"  # on the execution: the operator's wish before its plan exists
+# the wishes an execution without items keeps for its plan (the others need items to act on)
+BEFORE_PLAN = frozenset({SUSPENDED, READY, PENDING})
+
+
+def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
+    """UpdateJob on an execution whose plan has not arrived yet: keep the wish on the execution,
+    so that its items are created SUSPENDED (`Scheduler.accept_plan`); READY/PENDING withdraw
+    it. False when it cannot be kept: the plan arrived meanwhile (then the items take it, by
+    `set_target`), the execution has ended, or `target` needs items to act on. A tree that
+    turns out too small to split runs whole in item 0: it is never suspended, and the wish is
+    dropped when the execution ends."""
+    wish = ItemStatus(target) if target in TARGETS else None
+    if wish not in BEFORE_PLAN:
+        return False
+
+    def keep(doc: Doc) -> bool:
+        if doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES:
+            return False  # planned meanwhile, or over: nothing kept (see below)
+        if wish == SUSPENDED:
+            if doc.get(PLAN_TARGET_KEY) == SUSPENDED.value:
+                return False
+            doc[PLAN_TARGET_KEY] = SUSPENDED.value
+            return True
+        return doc.pop(PLAN_TARGET_KEY, None) is not None
+
+    done = change_execution(store, execution_arn, keep)
+    if done is None:
+        return False
+    doc = done[0]
+    return not (doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES)
 
 
 def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:

@@ -42,7 +42,7 @@ from api.deadline.resources import (
 from api.deadline.tokens import ClientTokens, fingerprint
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
-from api.workitems import ConflictEnded, ItemNotFound, set_target
+from api.workitems import ConflictEnded, ItemNotFound, set_target, wish_before_plan
 
 __all__ = ["OPERATIONS", "DeadlineApi"]
 
@@ -125,6 +125,13 @@ class DeadlineApi:
         execution = None if arn is None else self.store.execution_view(arn)
         if execution is None or execution["TaskArn"] != task_arn:
             raise _not_found("job", p["jobId"])
+        return execution
+
+    def _execution_now(self, arn: str) -> Mapping[str, Any]:
+        """The execution as stored now (after a write of ours), for a fresh view."""
+        execution = self.store.execution(arn)
+        if execution is None:
+            raise _not_found("job", derive("job", arn))
         return execution
 
     def _job(self, p: Doc) -> JobView:
@@ -328,6 +335,12 @@ class DeadlineApi:
                 resource_id,
                 kind,
             )
+        if not job.itemized and indexes is None and not ended:
+            # UpdateJob before the plan: kept for it (its items are created SUSPENDED); if
+            # the plan landed meanwhile, its items take the wish below
+            if wish_before_plan(self.store, job.arn, target):
+                return
+            job = job_view(self.store, self._execution_now(job.arn))
         if not job.itemized:
             raise ConflictException(
                 f"Cannot set {target} on this {kind}: "

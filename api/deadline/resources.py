@@ -35,7 +35,7 @@ from typing import Any
 from api.deadline.ids import step_id, task_id
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
-from api.workitems import ItemNotFound, WorkItem, get_item, list_items
+from api.workitems import PLAN_TARGET_KEY, ItemNotFound, WorkItem, get_item, list_items
 from contract.model import enum_values
 from contract.workitems import ItemKind
 
@@ -285,7 +285,10 @@ class JobView:
             "startedAt": iso(started if started is not None else self.execution.get("LaunchTime")),
             "endedAt": iso(ended if ended is not None else self.execution.get("EndTime")),
             "taskRunStatus": status,
-            "targetTaskRunStatus": _shared_target(tasks),
+            # before its plan, the wish kept for it (api.workitems.wish_before_plan)
+            "targetTaskRunStatus": _shared_target(tasks)
+            if self.itemized
+            else self.execution.get(PLAN_TARGET_KEY),
             "taskRunStatusCounts": _counts(tasks),
             "taskFailureRetryCount": sum(t.retries for t in tasks),
             "maxRetriesPerTask": None,
