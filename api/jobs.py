@@ -533,11 +533,11 @@ class Jobs:
                 after = base64.urlsafe_b64decode(next_token.encode("ascii")).decode("utf-8")
             except (ValueError, UnicodeError):
                 raise InvalidRequestException("nextToken is not one this server gave.") from None
-        done = self.store.journal_page(arn, index, after, MAX_JOURNAL_BATCH)
+        rows = self.store.journal_keyed_page(arn, index, after, MAX_JOURNAL_BATCH)
         token = None
-        if len(done) == MAX_JOURNAL_BATCH:
-            token = base64.urlsafe_b64encode(done[-1].encode("utf-8")).decode("ascii")
-        return JournalPage(done, token).to_json()
+        if len(rows) == MAX_JOURNAL_BATCH:  # the last key (a long path's is its hash)
+            token = base64.urlsafe_b64encode(rows[-1][0].encode("utf-8")).decode("ascii")
+        return JournalPage([path for _key, path in rows], token).to_json()
 
     # housekeeping -----------------------------------------------------------------------------
     def reap(self) -> int:

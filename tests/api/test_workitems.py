@@ -381,13 +381,19 @@ def test_a_suspend_acknowledged_after_the_wish_was_withdrawn_offers_the_item_aga
     assert acked.status.value == "SUSPENDED"
 
 
-def test_an_over_long_path_is_not_journaled(stores: tuple[Store, Store]) -> None:
+def test_an_over_long_path_is_journaled_by_its_hash(stores: tuple[Store, Store]) -> None:
     a, b = stores
     arn = _execution(a, 1)
     _plan(a, arn, ["a"])
-    long = "a/" + "x" * 2100
-    assert a.journal_add(arn, 1, [long, "a/short"]) == 1  # PostgreSQL could not index it
-    assert b.journal_page(arn, 1, None, 10) == ["a/short"]
+    long = "a/" + "x" * 2100  # too long for a PostgreSQL index entry
+    longer = "a/" + "é" * 3000
+    assert a.journal_add(arn, 1, [long, "a/short", longer]) == 3
+    assert a.journal_add(arn, 1, [long, longer]) == 0  # each kept once
+    assert sorted(b.journal_page(arn, 1, None, 10)) == sorted([long, "a/short", longer])
+    # paged by key: every path once, whatever its length
+    first = b.journal_keyed_page(arn, 1, None, 2)
+    rest = b.journal_keyed_page(arn, 1, first[-1][0], 2)
+    assert sorted(p for _k, p in first + rest) == sorted([long, "a/short", longer])
 
 
 def test_the_files_of_a_directory_wait_for_the_items_beneath_it(
