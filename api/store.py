@@ -39,6 +39,8 @@ The interface (every method is one short transaction; call from any thread):
   `item(execution_arn, index)`, `items_with_status(statuses, agent_arn=)` (oldest execution
   first, lowest index first), `item_counts(execution_arn)` (per kind and status),
   `item_indexes(execution_arn, statuses, kinds)`, `executions_with_items(statuses)`,
+  `item_groups(execution_arn)` (summed per kind, status, target), `items_page(execution_arn,
+  kind, after, limit)` (by index range),
   compare-and-swap `update_item(row, expected_version) -> bool`;
   the journal: `journal_add(execution_arn, item, paths) -> added`, `journal_page(execution_arn,
   item, after, limit)` and `journal_keyed_page(...)` (in key order, after the key `after`; a
@@ -69,7 +71,7 @@ import time
 from collections.abc import Callable, Container, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -101,6 +103,7 @@ __all__ = [
     "STORE_ENV",
     "TERMINAL_STATUSES",
     "AgentCredentials",
+    "ItemGroup",
     "ItemRow",
     "Lease",
     "Store",
@@ -240,6 +243,19 @@ class ItemRow:
 
     def columns(self) -> dict[str, Any]:
         return {c.name: getattr(self, c.name) for c in _work_items.columns}
+
+
+class ItemGroup(NamedTuple):
+    """The items of one execution that share a kind, status and target, summed up."""
+
+    kind: str
+    status: str
+    target: str | None
+    items: int  # how many
+    retries: int  # sum of failure_retry_count
+    started: float | None  # the earliest started_at
+    ended: float | None  # the latest ended_at
+    updated: float | None  # the latest updated_at
 
 
 def _item_row(row: Any) -> ItemRow:
@@ -624,6 +640,48 @@ class Store:
         )
         with self._read.connect() as conn:
             return {(str(k), str(s)): int(n) for k, s, n in conn.execute(query)}
+
+    def item_groups(self, execution_arn: str) -> list[ItemGroup]:
+        """An execution's items summed up per (kind, status, target) in one query: what the
+        Deadline job and step views show (counts, retries, first start, last end), without
+        reading every item."""
+        c = _work_items.c
+        query = (
+            select(
+                c.kind,
+                c.status,
+                c.target,
+                func.count(),
+                func.sum(c.failure_retry_count),
+                func.min(c.started_at),
+                func.max(c.ended_at),
+                func.max(c.updated_at),
+            )
+            .where(c.execution_arn == execution_arn)
+            .group_by(c.kind, c.status, c.target)
+        )
+        with self._read.connect() as conn:
+            return [
+                ItemGroup(str(k), str(s), t, int(n), int(r or 0), a, e, u)
+                for k, s, t, n, r, a, e, u in conn.execute(query)
+            ]
+
+    def items_page(
+        self, execution_arn: str, kind: str, after: int | None, limit: int
+    ) -> list[ItemRow]:
+        """Up to `limit` items of one kind in index order, those after index `after` if given
+        (a page of a Deadline step's tasks, read by key range)."""
+        c = _work_items.c
+        query = (
+            select(_work_items)
+            .where(c.execution_arn == execution_arn, c.kind == kind)
+            .order_by(c.item)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.item > after)
+        with self._read.connect() as conn:
+            return [_item_row(row) for row in conn.execute(query)]
 
     def item_indexes(
         self, execution_arn: str, statuses: tuple[str, ...], kinds: tuple[str, ...]

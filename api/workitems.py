@@ -311,16 +311,19 @@ def set_target(
     doc = store.execution(execution_arn)
     if doc is None:
         raise ItemNotFound(f"Task execution {execution_arn} is not found.")
-    items = {item.index: item for item in list_items(store, execution_arn)}
     if indexes is None:
+        items = {item.index: item for item in list_items(store, execution_arn)}
         chosen = [i for i, item in items.items() if item.kind != ItemKind.PREPARE]
     else:
-        missing = sorted(set(indexes) - set(items))
+        # the items named, each by its key (UpdateTask costs O(1) whatever the plan's size)
+        chosen = sorted(set(indexes))
+        rows = {i: store.item(execution_arn, i) for i in chosen}
+        missing = [i for i, row in rows.items() if row is None]
         if missing:
             raise ItemNotFound(
                 f"Task execution {execution_arn} has no work item {', '.join(map(str, missing))}."
             )
-        chosen = sorted(set(indexes))
+        items = {i: WorkItem.from_row(row) for i, row in rows.items() if row is not None}
     ended = doc["Status"] in TERMINAL_STATUSES
     if ended and any(_retarget(items[i], wish, now) is not None for i in chosen):
         raise ConflictEnded(
@@ -333,10 +336,19 @@ def set_target(
 
     for index in chosen:
         change_item(store, execution_arn, index, apply)
-    settle(store, execution_arn, now)
-    after = {item.index: item for item in list_items(store, execution_arn)}
-    # running items' agents hear their wish; agents that ran this execution hear of READY items
-    for agent in sorted({i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}):
+    # an operator's change moves no counter: settled as a report that changed none (the sums
+    # stay, the end rule and the waiting items' turn are decided on counts per status)
+    settle(store, execution_arn, now, Progress({}, {}, None, final=True))
+    after = {i: get_item(store, execution_arn, i) for i in chosen}  # as settled
+    # running items' agents hear their wish; the agents running the execution's other items
+    # and its own agent hear of READY items (a resume)
+    holders = {i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}
+    holders |= {
+        row.agent_arn
+        for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
+        if row.execution_arn == execution_arn and row.agent_arn
+    }
+    for agent in sorted(holders):
         store.notify(f"agent:{agent}")
     return [after[i] for i in chosen]
 

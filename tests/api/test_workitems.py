@@ -423,3 +423,27 @@ def test_the_files_of_a_directory_wait_for_the_items_beneath_it(
     _run(a, arn, 4)
     _finish(a, arn, 4, "SUCCEEDED")
     assert _status(b, arn)[1] == "READY"
+
+
+def test_items_summed_up_per_group_and_paged_by_key(stores: tuple[Store, Store]) -> None:
+    """The Deadline views' queries: one grouped read for a job's or step's counts, one key
+    range for a page of tasks (never every item)."""
+    a, b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, [f"d{i}" for i in range(5)], remove=True)
+    set_target(a, arn, [2, 3], "SUSPENDED", NOW + 1)
+    set_target(a, arn, [2], "READY", NOW + 2)  # resumed: READY again, one group with item 1
+    groups = {(g.kind, g.status, g.target): g for g in b.item_groups(arn)}
+    assert {k: g.items for k, g in groups.items()} == {
+        ("PREPARE", "SUCCEEDED", None): 1,
+        ("TRANSFER", "READY", None): 4,
+        ("TRANSFER", "SUSPENDED", None): 1,
+        ("REMOVE", "PENDING", None): 1,
+    }
+    assert groups[("TRANSFER", "READY", None)].updated == NOW + 2
+    assert groups[("TRANSFER", "READY", None)].retries == 0
+    first = b.items_page(arn, "TRANSFER", None, 2)
+    rest = b.items_page(arn, "TRANSFER", first[-1].item, 10)
+    assert [r.item for r in first] == [1, 2] and [r.item for r in rest] == [3, 4, 5]
+    assert b.items_page(arn, "REMOVE", None, 10)[0].item == 6
+    assert b.items_page(arn, "TRANSFER", 5, 10) == []
