@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 
-from api import lifecycle, workitems
+from api import item_pacing, lifecycle, workitems
 from api.errors import (
     InvalidRequestException,
     InvalidStateTransitionException,
@@ -139,7 +139,8 @@ class Jobs:
     def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
         """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
         running = workitems.running_indexes(self.store, doc["TaskExecutionArn"])
-        limit = int(doc["Options"]["BytesPerSecond"])
+        # the execution's limit, paced by what it actually moved (api.item_pacing)
+        limit = item_pacing.paced_limit(doc, self.backend.now())
         out = {RATE_KEY: str(workitems.rate_share(limit, running, item.index))}
         if item.target == workitems.SUSPENDED:
             out[SUSPEND_KEY] = "true"

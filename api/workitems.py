@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from api import lifecycle
+from api import item_pacing, lifecycle
 from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
@@ -338,7 +338,7 @@ def set_target(
         change_item(store, execution_arn, index, apply)
     # an operator's change moves no counter: settled as a report that changed none (the sums
     # stay, the end rule and the waiting items' turn are decided on counts per status)
-    settle(store, execution_arn, now, Progress({}, {}, None, final=True))
+    settle(store, execution_arn, now, Progress({}, {}, None, final=True, by_agent=False))
     after = {i: get_item(store, execution_arn, i) for i in chosen}  # as settled
     # running items' agents hear their wish; the agents running the execution's other items
     # and its own agent hear of READY items (a resume)
@@ -459,6 +459,7 @@ class Progress:
     after: Mapping[str, Any]
     phase: str | None
     final: bool = False
+    by_agent: bool = True  # False: an operator's change (no counter moved, nothing observed)
 
 
 def _beneath(scope: ItemScope, other: ItemScope) -> bool:
@@ -603,6 +604,8 @@ def settle(
             changed = _add(doc, delta)
         if phase is not None:
             changed = lifecycle.advance_phase(doc, phase, now) or changed
+        if progress is not None and progress.by_agent:  # the execution's pace (its shares)
+            changed = item_pacing.observe(doc, now) or changed
         if outcome is not None and items is not None:
             reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
             lifecycle.end_items(
