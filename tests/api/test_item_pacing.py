@@ -35,7 +35,7 @@ def test_the_pace_starts_with_the_first_bytes_and_pays_a_deficit_back() -> None:
     assert paced_limit(doc, 102.5) == int(expected)
     # ahead of the limit: less, never below the bound
     doc["BytesTransferred"] = 50_000 + 9_000_000
-    assert paced_limit(doc, 102.5) == int(LIMIT * (1 - MAX_CORRECTION))
+    assert paced_limit(doc, 102.5) == max(1, int(LIMIT * (1 - MAX_CORRECTION)))
     # exactly on pace: the limit itself
     doc["BytesTransferred"] = 50_000 + 2_000_000
     assert paced_limit(doc, 102.5) == LIMIT
