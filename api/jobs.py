@@ -51,6 +51,7 @@ from contract.jobs import (
     SLOTS_KEY,
 )
 from contract.workitems import (
+    INTERRUPTED_KEY,
     MAX_JOURNAL_BATCH,
     SUSPEND_KEY,
     ItemAssignment,
@@ -416,6 +417,16 @@ class Jobs:
     def _update_item(self, thing: str, job_id: str, body: Doc) -> Doc:
         """UpdateJobExecution on a work item: fenced by holder and epoch, then settled."""
         status = body["status"]
+        interrupted = (body.get("statusDetails") or {}).get(INTERRUPTED_KEY)
+        if status != "IN_PROGRESS" and interrupted == workitems.SUSPENDED.value:
+            # a suspend's acknowledgement: its counters reach the execution's sums first (as a
+            # report of a running item), and only then is the item SUSPENDED, so that whoever
+            # sees it suspended sees counters that no longer move (the item's row and the
+            # execution's are two writes: a reader between them saw the sums move afterwards)
+            self._update_item(
+                thing, job_id, {**body, "status": "IN_PROGRESS", "includeJobExecutionState": False}
+            )
+            body = {k: v for k, v in body.items() if k != "expectedVersion"}  # checked just now
         doc, seen = self._held(thing, job_id, body.get("executionNumber"))
         agent = seen.agent_arn
         epoch = seen.execution_number
