@@ -107,6 +107,8 @@ def plan_scopes(source: str, assignment: ItemAssignment) -> list[ItemScope] | No
         budget.max_bytes,
         min_items=ITEMS_PER_AGENT * max(1, budget.agents),
         max_items=MAX_ITEMS,
+        min_files=budget.min_files,
+        min_bytes=budget.min_bytes,
     )
     if len(parts) == 1 and parts[0].path == "" and parts[0].recursive:
         return None

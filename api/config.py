@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES
+
 __all__ = ["ServerConfig"]
 
 
@@ -38,6 +40,10 @@ class ServerConfig:
     log_retention_days: float = 30.0
     # the shortest interval a task schedule may have, seconds (`serve --min-schedule-interval`)
     min_schedule_interval: float = 60.0
+    # a tree holding fewer files and fewer bytes than these is not split into work items
+    # (`serve --split-min-files/--split-min-bytes`; see contract.workitems)
+    split_min_files: int = DEFAULT_SPLIT_MIN_FILES
+    split_min_bytes: int = DEFAULT_SPLIT_MIN_BYTES
 
     @property
     def unclaimed_wait(self) -> float:

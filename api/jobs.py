@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import base64
 
-from api import lifecycle, workitems
+from api import item_pacing, lifecycle, workitems
 from api.domain import repository
 from api.domain.agent import Agent
 from api.domain.execution import Execution
@@ -54,6 +54,7 @@ from contract.jobs import (
     SLOTS_KEY,
 )
 from contract.workitems import (
+    INTERRUPTED_KEY,
     MAX_JOURNAL_BATCH,
     SUSPEND_KEY,
     ItemAssignment,
@@ -139,7 +140,8 @@ class Jobs:
     def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
         """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
         running = workitems.running_indexes(self.store, doc["TaskExecutionArn"])
-        limit = int(doc["Options"]["BytesPerSecond"])
+        # the execution's limit, paced by what it actually moved (api.item_pacing)
+        limit = item_pacing.paced_limit(doc, self.backend.now())
         out = {RATE_KEY: str(workitems.rate_share(limit, running, item.index))}
         if item.target == workitems.SUSPENDED:
             out[SUSPEND_KEY] = "true"
@@ -385,6 +387,16 @@ class Jobs:
     def _update_item(self, thing: str, job_id: str, body: Doc) -> Doc:
         """UpdateJobExecution on a work item: fenced by holder and epoch, then settled."""
         status = body["status"]
+        interrupted = (body.get("statusDetails") or {}).get(INTERRUPTED_KEY)
+        if status != "IN_PROGRESS" and interrupted == workitems.SUSPENDED.value:
+            # a suspend's acknowledgement: its counters reach the execution's sums first (as a
+            # report of a running item), and only then is the item SUSPENDED, so that whoever
+            # sees it suspended sees counters that no longer move (the item's row and the
+            # execution's are two writes: a reader between them saw the sums move afterwards)
+            self._update_item(
+                thing, job_id, {**body, "status": "IN_PROGRESS", "includeJobExecutionState": False}
+            )
+            body = {k: v for k, v in body.items() if k != "expectedVersion"}  # checked just now
         doc, seen = self._held(thing, job_id, body.get("executionNumber"))
         agent = seen.agent_arn
         epoch = seen.execution_number
@@ -503,11 +515,11 @@ class Jobs:
                 after = base64.urlsafe_b64decode(next_token.encode("ascii")).decode("utf-8")
             except (ValueError, UnicodeError):
                 raise InvalidRequestException("nextToken is not one this server gave.") from None
-        done = self.store.journal_page(arn, index, after, MAX_JOURNAL_BATCH)
+        rows = self.store.journal_keyed_page(arn, index, after, MAX_JOURNAL_BATCH)
         token = None
-        if len(done) == MAX_JOURNAL_BATCH:
-            token = base64.urlsafe_b64encode(done[-1].encode("utf-8")).decode("ascii")
-        return JournalPage(done, token).to_json()
+        if len(rows) == MAX_JOURNAL_BATCH:  # the last key (a long path's is its hash)
+            token = base64.urlsafe_b64encode(rows[-1][0].encode("utf-8")).decode("ascii")
+        return JournalPage([path for _key, path in rows], token).to_json()
 
     # housekeeping -----------------------------------------------------------------------------
     def reap(self) -> int:

@@ -261,7 +261,11 @@ class Scheduler:
                 doc["AgentArn"] = agent_arn
                 lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
                 online = [a for a in self._execution_candidates(doc) if self.online(a)]
-                doc["_Budget"] = ItemBudget(agents=max(1, len(online))).to_json()
+                doc["_Budget"] = ItemBudget(
+                    agents=max(1, len(online)),
+                    min_files=self.config.split_min_files,
+                    min_bytes=self.config.split_min_bytes,
+                ).to_json()
                 if details:
                     doc["Job"]["statusDetails"] = details
                 return True
@@ -333,10 +337,14 @@ class Scheduler:
                 lease_expires=job.get("leaseExpiresAt"),
             ).to_row()
         ]
+        # the operator suspended the execution before its plan existed: its items start so
+        suspended = doc.get(workitems.PLAN_TARGET_KEY) == workitems.SUSPENDED.value
         for index, scope in enumerate(plan.items, 1):
             # the files directly in a directory wait for the items beneath it, so that its own
             # metadata (mtime) is set and verified last, never while they create entries in it
             status = workitems.PENDING if workitems.waits(scope, plan.items) else workitems.READY
+            if suspended:
+                status = workitems.SUSPENDED
             rows.append(workitems.new_row(arn, index, ItemKind.TRANSFER, scope, status, now))
         if doc["Options"].get("PreserveDeletedFiles") == "REMOVE":
             rows.append(
@@ -357,13 +365,18 @@ class Scheduler:
 
             def mark(current: Doc) -> bool:
                 current["_Plan"] = len(rows)
+                wished = current.pop(workitems.PLAN_TARGET_KEY, None)
+                late[0] = wished == workitems.SUSPENDED.value and not suspended
                 # from now on the counters are the items' sums (item 0's planning is not counted)
                 current.update(dict.fromkeys(lifecycle.COUNTERS, 0))
                 for name in NESTED_COUNTERS:
                     current.pop(name, None)
                 return True
 
+            late = [False]  # a suspend that came between reading `doc` and this mark
             change_execution(self.store, arn, mark)
+            if late[0]:
+                workitems.set_target(self.store, arn, None, workitems.SUSPENDED.value, now)
             for agent in self._execution_candidates(doc):
                 if self.online(agent):
                     self._notify(agent)

@@ -39,9 +39,12 @@ The interface (every method is one short transaction; call from any thread):
   `item(execution_arn, index)`, `items_with_status(statuses, agent_arn=)` (oldest execution
   first, lowest index first), `item_counts(execution_arn)` (per kind and status),
   `item_indexes(execution_arn, statuses, kinds)`, `executions_with_items(statuses)`,
+  `item_groups(execution_arn)` (summed per kind, status, target), `items_page(execution_arn,
+  kind, after, limit)` (by index range),
   compare-and-swap `update_item(row, expected_version) -> bool`;
   the journal: `journal_add(execution_arn, item, paths) -> added`, `journal_page(execution_arn,
-  item, after, limit)` (in path order, after the path `after`)
+  item, after, limit)` and `journal_keyed_page(...)` (in key order, after the key `after`; a
+  path too long for an index is keyed by its hash)
 - tags: `tags(arn)`, `set_tags(arn, tags)`, `remove_tags(arn, keys)`
 - meta: `meta(key)`, `meta_items(prefix)`, `set_meta(key, value)`, `delete_meta(key)`
 - leases: `acquire_lease(name, holder, ttl_seconds) -> epoch | None`, `renew_lease(name, holder,
@@ -58,6 +61,7 @@ The interface (every method is one short transaction; call from any thread):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -66,7 +70,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -95,6 +99,7 @@ __all__ = [
     "JOURNAL_PATH_BYTES",
     "STORE_ENV",
     "TERMINAL_STATUSES",
+    "ItemGroup",
     "ItemRow",
     "Lease",
     "Store",
@@ -188,11 +193,22 @@ _journal = Table(
     _metadata,
     Column("execution_arn", String(256), primary_key=True),
     Column("item", Integer, primary_key=True),
-    Column("path", Text, primary_key=True),
+    Column("path", Text, primary_key=True),  # the path, or LONG_PATH_KEY + its SHA-256
+    Column("long_path", Text, nullable=True),  # the whole path when it is too long to be a key
 )
 _ITEM_KEY = ("execution_arn", "item")
-# the longest journaled path: a PostgreSQL btree entry holds at most ~2.7 kB (with the ARN)
+# the longest path that is its own journal key: a PostgreSQL btree entry holds at most ~2.7 kB
+# (with the ARN); a longer one is keyed by its hash (never a relative path: \x01 leads it)
 JOURNAL_PATH_BYTES = 2048
+LONG_PATH_KEY = "\x01sha256:"
+
+
+def _journal_key(path: str) -> tuple[str, str | None]:
+    """(key, long_path) of a journaled path."""
+    raw = path.encode("utf-8", "surrogatepass")
+    if len(raw) <= JOURNAL_PATH_BYTES:
+        return path, None
+    return LONG_PATH_KEY + hashlib.sha256(raw).hexdigest(), path
 
 
 @dataclass(frozen=True)
@@ -223,6 +239,19 @@ class ItemRow:
 
     def columns(self) -> dict[str, Any]:
         return {c.name: getattr(self, c.name) for c in _work_items.columns}
+
+
+class ItemGroup(NamedTuple):
+    """The items of one execution that share a kind, status and target, summed up."""
+
+    kind: str
+    status: str
+    target: str | None
+    items: int  # how many
+    retries: int  # sum of failure_retry_count
+    started: float | None  # the earliest started_at
+    ended: float | None  # the latest ended_at
+    updated: float | None  # the latest updated_at
 
 
 def _item_row(row: Any) -> ItemRow:
@@ -608,6 +637,48 @@ class Store:
         with self._read.connect() as conn:
             return {(str(k), str(s)): int(n) for k, s, n in conn.execute(query)}
 
+    def item_groups(self, execution_arn: str) -> list[ItemGroup]:
+        """An execution's items summed up per (kind, status, target) in one query: what the
+        Deadline job and step views show (counts, retries, first start, last end), without
+        reading every item."""
+        c = _work_items.c
+        query = (
+            select(
+                c.kind,
+                c.status,
+                c.target,
+                func.count(),
+                func.sum(c.failure_retry_count),
+                func.min(c.started_at),
+                func.max(c.ended_at),
+                func.max(c.updated_at),
+            )
+            .where(c.execution_arn == execution_arn)
+            .group_by(c.kind, c.status, c.target)
+        )
+        with self._read.connect() as conn:
+            return [
+                ItemGroup(str(k), str(s), t, int(n), int(r or 0), a, e, u)
+                for k, s, t, n, r, a, e, u in conn.execute(query)
+            ]
+
+    def items_page(
+        self, execution_arn: str, kind: str, after: int | None, limit: int
+    ) -> list[ItemRow]:
+        """Up to `limit` items of one kind in index order, those after index `after` if given
+        (a page of a Deadline step's tasks, read by key range)."""
+        c = _work_items.c
+        query = (
+            select(_work_items)
+            .where(c.execution_arn == execution_arn, c.kind == kind)
+            .order_by(c.item)
+            .limit(limit)
+        )
+        if after is not None:
+            query = query.where(c.item > after)
+        with self._read.connect() as conn:
+            return [_item_row(row) for row in conn.execute(query)]
+
     def item_indexes(
         self, execution_arn: str, statuses: tuple[str, ...], kinds: tuple[str, ...]
     ) -> list[int]:
@@ -661,19 +732,21 @@ class Store:
     def journal_add(self, execution_arn: str, item: int, paths: list[str]) -> int:
         """Record finished files of an item; returns how many were new (a path is kept once).
 
-        A path longer than `JOURNAL_PATH_BYTES` (UTF-8) is not recorded: PostgreSQL cannot index
-        it, and the journal only spares work (such a file is compared again on a resume)."""
-        unique = sorted(
-            {p for p in paths if len(p.encode("utf-8", "surrogatepass")) <= JOURNAL_PATH_BYTES}
-        )
-        if not unique:
+        A path longer than `JOURNAL_PATH_BYTES` (UTF-8) is keyed by its hash and kept whole
+        beside it: PostgreSQL cannot index it."""
+        keyed = dict(_journal_key(p) for p in paths)
+        if not keyed:
             return 0
         dialect: Any = sqlite if self.dialect == "sqlite" else postgresql
+        values = [
+            {"execution_arn": execution_arn, "item": item, "path": key, "long_path": keyed[key]}
+            for key in sorted(keyed)
+        ]
         with self._tx() as conn:
             # RETURNING, not rowcount: psycopg reports no rowcount for ON CONFLICT DO NOTHING
             added = conn.execute(
                 dialect.insert(_journal)
-                .values([{"execution_arn": execution_arn, "item": item, "path": p} for p in unique])
+                .values(values)
                 .on_conflict_do_nothing(index_elements=["execution_arn", "item", "path"])
                 .returning(_journal.c.path)
             ).all()
@@ -682,9 +755,16 @@ class Store:
     def journal_page(
         self, execution_arn: str, item: int, after: str | None, limit: int
     ) -> list[str]:
-        """Up to `limit` finished paths of an item in path order, those after `after` if given."""
+        """Up to `limit` finished paths of an item in key order, those after the key `after`."""
+        return [path for _key, path in self.journal_keyed_page(execution_arn, item, after, limit)]
+
+    def journal_keyed_page(
+        self, execution_arn: str, item: int, after: str | None, limit: int
+    ) -> list[tuple[str, str]]:
+        """(key, path) of up to `limit` finished paths of an item in key order (a key is the
+        path itself unless it is too long: see `journal_add`), those after the key `after`."""
         query = (
-            select(_journal.c.path)
+            select(_journal.c.path, _journal.c.long_path)
             .where(_journal.c.execution_arn == execution_arn, _journal.c.item == item)
             .order_by(_journal.c.path)
             .limit(limit)
@@ -692,7 +772,7 @@ class Store:
         if after is not None:
             query = query.where(_journal.c.path > after)
         with self._read.connect() as conn:
-            return [str(p) for p in conn.execute(query).scalars()]
+            return [(str(k), str(p if p is not None else k)) for k, p in conn.execute(query)]
 
     # tags -------------------------------------------------------------------------------------
     def tags(self, arn: str) -> dict[str, str]:

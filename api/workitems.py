@@ -37,7 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from api import lifecycle
+from api import item_pacing, lifecycle
 from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
@@ -49,6 +49,7 @@ from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 __all__ = [
     "ACTIVE",
     "ENDED",
+    "PLAN_TARGET_KEY",
     "TARGETS",
     "ConflictEnded",
     "ItemNotFound",
@@ -70,6 +71,7 @@ __all__ = [
     "settle",
     "sum_counters",
     "waits",
+    "wish_before_plan",
 ]
 
 ItemStatus = StrEnum(  # type: ignore[misc]
@@ -309,16 +311,19 @@ def set_target(
     doc = store.execution(execution_arn)
     if doc is None:
         raise ItemNotFound(f"Task execution {execution_arn} is not found.")
-    items = {item.index: item for item in list_items(store, execution_arn)}
     if indexes is None:
+        items = {item.index: item for item in list_items(store, execution_arn)}
         chosen = [i for i, item in items.items() if item.kind != ItemKind.PREPARE]
     else:
-        missing = sorted(set(indexes) - set(items))
+        # the items named, each by its key (UpdateTask costs O(1) whatever the plan's size)
+        chosen = sorted(set(indexes))
+        rows = {i: store.item(execution_arn, i) for i in chosen}
+        missing = [i for i, row in rows.items() if row is None]
         if missing:
             raise ItemNotFound(
                 f"Task execution {execution_arn} has no work item {', '.join(map(str, missing))}."
             )
-        chosen = sorted(set(indexes))
+        items = {i: WorkItem.from_row(row) for i, row in rows.items() if row is not None}
     ended = doc["Status"] in TERMINAL_STATUSES
     if ended and any(_retarget(items[i], wish, now) is not None for i in chosen):
         raise ConflictEnded(
@@ -331,12 +336,54 @@ def set_target(
 
     for index in chosen:
         change_item(store, execution_arn, index, apply)
-    settle(store, execution_arn, now)
-    after = {item.index: item for item in list_items(store, execution_arn)}
-    # running items' agents hear their wish; agents that ran this execution hear of READY items
-    for agent in sorted({i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}):
+    # an operator's change moves no counter: settled as a report that changed none (the sums
+    # stay, the end rule and the waiting items' turn are decided on counts per status)
+    settle(store, execution_arn, now, Progress({}, {}, None, final=True, by_agent=False))
+    after = {i: get_item(store, execution_arn, i) for i in chosen}  # as settled
+    # running items' agents hear their wish; the agents running the execution's other items
+    # and its own agent hear of READY items (a resume)
+    holders = {i.agent_arn for i in after.values() if i.agent_arn} | {doc["AgentArn"]}
+    holders |= {
+        row.agent_arn
+        for row in store.items_with_status(tuple(sorted(s.value for s in HELD | {RUNNING})))
+        if row.execution_arn == execution_arn and row.agent_arn
+    }
+    for agent in sorted(holders):
         store.notify(f"agent:{agent}")
     return [after[i] for i in chosen]
+
+
+PLAN_TARGET_KEY = "_PlanTarget"  # on the execution: the operator's wish before its plan exists
+# the wishes an execution without items keeps for its plan (the others need items to act on)
+BEFORE_PLAN = frozenset({SUSPENDED, READY, PENDING})
+
+
+def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
+    """UpdateJob on an execution whose plan has not arrived yet: keep the wish on the execution,
+    so that its items are created SUSPENDED (`Scheduler.accept_plan`); READY/PENDING withdraw
+    it. False when it cannot be kept: the plan arrived meanwhile (then the items take it, by
+    `set_target`), the execution has ended, or `target` needs items to act on. A tree that
+    turns out too small to split runs whole in item 0: it is never suspended, and the wish is
+    dropped when the execution ends."""
+    wish = ItemStatus(target) if target in TARGETS else None
+    if wish not in BEFORE_PLAN:
+        return False
+
+    def keep(doc: Doc) -> bool:
+        if doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES:
+            return False  # planned meanwhile, or over: nothing kept (see below)
+        if wish == SUSPENDED:
+            if doc.get(PLAN_TARGET_KEY) == SUSPENDED.value:
+                return False
+            doc[PLAN_TARGET_KEY] = SUSPENDED.value
+            return True
+        return doc.pop(PLAN_TARGET_KEY, None) is not None
+
+    done = change_execution(store, execution_arn, keep)
+    if done is None:
+        return False
+    doc = done[0]
+    return not (doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES)
 
 
 def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:
@@ -412,6 +459,7 @@ class Progress:
     after: Mapping[str, Any]
     phase: str | None
     final: bool = False
+    by_agent: bool = True  # False: an operator's change (no counter moved, nothing observed)
 
 
 def _beneath(scope: ItemScope, other: ItemScope) -> bool:
@@ -556,6 +604,8 @@ def settle(
             changed = _add(doc, delta)
         if phase is not None:
             changed = lifecycle.advance_phase(doc, phase, now) or changed
+        if progress is not None and progress.by_agent:  # the execution's pace (its shares)
+            changed = item_pacing.observe(doc, now) or changed
         if outcome is not None and items is not None:
             reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
             lifecycle.end_items(

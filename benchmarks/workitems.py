@@ -14,6 +14,7 @@
   fresh destination each run; the ratio of medians (wall, and CPU of agent + server).
 
     .venv/bin/python -m benchmarks.workitems [--scale 0.1] [--d3-scale 0.05] [--runs 3] [--out DIR]
+        [--only d3_cost ...] [--cost-split-min FILES,BYTES]
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ from botocore.config import Config
 from api.store import Store
 from api.workitems import list_items
 from benchmarks.datasets import generate
-from contract.workitems import ItemKind
+from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES, ItemKind
 from tests.agents.remote import AgentProcess, activate
 from tests.api.harness import Server, wait_for
 
 LEASE = 3.0
 FILE = 256 * 1024
 TERMINAL = ("SUCCESS", "ERROR")
+STEPS = (
+    "suspend_resume",
+    "takeover",
+    "throttle_2_agents",
+    "throttle_4_agents",
+    "d2_cost",
+    "d3_cost",
+)
 
 
 def _tree(root: Path, dirs: int, files: int, size: int = FILE) -> int:
@@ -102,12 +111,18 @@ class Sampler:
 
 
 class Bench:
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, split_min: tuple[int, int] = (0, 0)) -> None:
+        """`split_min`: the server's smallest split tree (files, bytes); the suspend, takeover
+        and throttle trees are small, so they are split whatever their size (0, 0)."""
         self.base = base
         self.root = base / "root"
         self.root.mkdir(parents=True)
         self.server = Server(
-            str(base / "data"), [], embedded_agent=False, agent_timeout=LEASE
+            str(base / "data"),
+            [],
+            embedded_agent=False,
+            agent_timeout=LEASE,
+            split_min=split_min,
         ).start()
         self.agents: list[AgentProcess] = []
         self.arns: list[str] = []
@@ -368,24 +383,49 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=4 * 1024 * 1024)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument(
+        "--cost-split-min",
+        default=f"{DEFAULT_SPLIT_MIN_FILES},{DEFAULT_SPLIT_MIN_BYTES}",
+        metavar="FILES,BYTES",
+        help="the server's smallest split tree for d2_cost/d3_cost (default: serve's own; "
+        "0,0 splits any tree, to see the cost per item)",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        choices=STEPS,
+        help="run only this measurement (repeatable; default: all of them)",
+    )
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="dsl-workitems-"))
     results: dict[str, Any] = {}
-    bench = Bench(base)
+    files, size = (int(x) for x in args.cost_split_min.split(","))
+    benches: dict[str, Bench] = {}
+
+    def bench_for(step: str) -> Bench:
+        kind = "cost" if step.endswith("_cost") else "items"
+        if kind not in benches:
+            split_min = (files, size) if kind == "cost" else (0, 0)
+            benches[kind] = Bench(base / kind, split_min)
+        return benches[kind]
+
     try:
         steps: list[tuple[str, Callable[[], dict[str, Any]]]] = [
-            ("suspend_resume", lambda: suspend_resume(bench, args.rate)),
-            ("takeover", lambda: takeover(bench, args.rate)),
-            ("throttle_2_agents", lambda: throttle(bench, 2, args.rate)),
-            ("throttle_4_agents", lambda: throttle(bench, 4, args.rate)),
-            ("d2_cost", lambda: d2_cost(bench, args.scale, args.runs)),
-            ("d3_cost", lambda: d2_cost(bench, args.d3_scale, args.runs, "D3")),
+            ("suspend_resume", lambda: suspend_resume(bench_for("items"), args.rate)),
+            ("takeover", lambda: takeover(bench_for("items"), args.rate)),
+            ("throttle_2_agents", lambda: throttle(bench_for("items"), 2, args.rate)),
+            ("throttle_4_agents", lambda: throttle(bench_for("items"), 4, args.rate)),
+            ("d2_cost", lambda: d2_cost(bench_for("d2_cost"), args.scale, args.runs)),
+            ("d3_cost", lambda: d2_cost(bench_for("d3_cost"), args.d3_scale, args.runs, "D3")),
         ]
         for name, step in steps:
+            if args.only and name not in args.only:
+                continue
             results[name] = step()
             print(name, json.dumps(results[name]), flush=True)
     finally:
-        bench.close()
+        for bench in benches.values():
+            bench.close()
         shutil.rmtree(base, ignore_errors=True)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)

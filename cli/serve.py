@@ -45,6 +45,7 @@ from api.server import (
 )
 from cli.engine_flags import add_engine_flags
 from contract.buckets import parse_buckets, split_env
+from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES
 
 __all__ = [
     "HEADER_TIMEOUT_SECONDS",
@@ -118,6 +119,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=float(_env("MIN_SCHEDULE_INTERVAL", "60") or 60),
         metavar="SECONDS",
         help="refuse task schedules that can run more often than this (60; at least 60)",
+    )
+    parser.add_argument(
+        "--split-min-files",
+        type=int,
+        default=int(_env("SPLIT_MIN_FILES", str(DEFAULT_SPLIT_MIN_FILES)) or 0),
+        metavar="N",
+        help="an execution's tree is split into work items only when it holds at least this "
+        f"many files or --split-min-bytes bytes ({DEFAULT_SPLIT_MIN_FILES}; 0: split any tree)",
+    )
+    parser.add_argument(
+        "--split-min-bytes",
+        type=int,
+        default=int(_env("SPLIT_MIN_BYTES", str(DEFAULT_SPLIT_MIN_BYTES)) or 0),
+        metavar="BYTES",
+        help=f"see --split-min-files ({DEFAULT_SPLIT_MIN_BYTES}; 0: split any tree)",
     )
     parser.add_argument(
         "--log-retention-days",
@@ -225,6 +241,9 @@ class ServeConfig:
     buckets: dict[str, str] = field(default_factory=dict)  # bucket name → directory
     log_retention_days: float = 30.0
     min_schedule_interval: float = 60.0
+    # the smallest tree split into work items (contract/workitems.py)
+    split_min_files: int = DEFAULT_SPLIT_MIN_FILES
+    split_min_bytes: int = DEFAULT_SPLIT_MIN_BYTES
     registration_rate: float = 0.5  # agent registrations per second, sustained
     registration_burst: float = 30.0
     host: str = "127.0.0.1"
@@ -269,6 +288,8 @@ def config_from_args(args: argparse.Namespace) -> ServeConfig:
         buckets=parse_buckets(args.bucket or args._env_buckets),
         log_retention_days=args.log_retention_days,
         min_schedule_interval=max(60.0, args.min_schedule_interval),
+        split_min_files=max(0, args.split_min_files),
+        split_min_bytes=max(0, args.split_min_bytes),
         registration_rate=args.registration_rate,
         registration_burst=args.registration_burst,
         host=args.host,
@@ -316,6 +337,8 @@ def build(config: ServeConfig) -> Served:
             buckets=dict(config.buckets),
             log_retention_days=config.log_retention_days,
             min_schedule_interval=config.min_schedule_interval,
+            split_min_files=config.split_min_files,
+            split_min_bytes=config.split_min_bytes,
             registration_rate=config.registration_rate,
             registration_burst=config.registration_burst,
         ),

@@ -54,6 +54,8 @@ from typing import Any
 __all__ = [
     "DEFAULT_ITEM_BYTES",
     "DEFAULT_ITEM_FILES",
+    "DEFAULT_SPLIT_MIN_BYTES",
+    "DEFAULT_SPLIT_MIN_FILES",
     "INTERRUPTED_KEY",
     "ITEMS_PER_AGENT",
     "MAX_ITEMS",
@@ -82,6 +84,11 @@ MAX_JOURNAL_BATCH = 1000  # paths in one journal batch or page
 DEFAULT_ITEM_FILES = 20_000  # a directory holding more than this is split further
 DEFAULT_ITEM_BYTES = 8 * 1024**3  # … or more than this many bytes
 ITEMS_PER_AGENT = 4  # aim for at least this many items per candidate agent (fast ones take more)
+# a tree holding fewer files than this and fewer bytes than that is not split at all (runs whole
+# in item 0): each item costs ~30-60 ms of fixed CPU, which a tree this small does not repay
+# (`serve --split-min-files/--split-min-bytes`; 0 splits any tree, as tests of tiny trees do)
+DEFAULT_SPLIT_MIN_FILES = 2_000
+DEFAULT_SPLIT_MIN_BYTES = 1024**3
 
 _ITEM_JOB = re.compile(r"^(exec-[0-9a-f]{17})-i([1-9][0-9]{0,4})$")
 
@@ -166,14 +173,24 @@ class ItemScope:
 
 @dataclass(frozen=True)
 class ItemBudget:
-    """How big a TRANSFER item may be, given with item 0's job document to the planner."""
+    """How big a TRANSFER item may be, given with item 0's job document to the planner; and
+    how big a tree must be to be split at all (`min_files`/`min_bytes`: a tree below both runs
+    whole; 0 = any tree is split)."""
 
     max_files: int = DEFAULT_ITEM_FILES
     max_bytes: int = DEFAULT_ITEM_BYTES
     agents: int = 1  # candidate agents ONLINE when the plan was asked for
+    min_files: int = DEFAULT_SPLIT_MIN_FILES
+    min_bytes: int = DEFAULT_SPLIT_MIN_BYTES
 
     def to_json(self) -> dict[str, int]:
-        return {"MaxFiles": self.max_files, "MaxBytes": self.max_bytes, "Agents": self.agents}
+        return {
+            "MaxFiles": self.max_files,
+            "MaxBytes": self.max_bytes,
+            "Agents": self.agents,
+            "MinFiles": self.min_files,
+            "MinBytes": self.min_bytes,
+        }
 
     @classmethod
     def from_json(cls, raw: Mapping[str, Any]) -> ItemBudget:
@@ -181,6 +198,8 @@ class ItemBudget:
             int(raw.get("MaxFiles", DEFAULT_ITEM_FILES)),
             int(raw.get("MaxBytes", DEFAULT_ITEM_BYTES)),
             max(1, int(raw.get("Agents", 1))),
+            max(0, int(raw.get("MinFiles", DEFAULT_SPLIT_MIN_FILES))),
+            max(0, int(raw.get("MinBytes", DEFAULT_SPLIT_MIN_BYTES))),
         )
 
 

@@ -29,20 +29,21 @@ from api.deadline.errors import (
     ValidationException,
 )
 from api.deadline.ids import Farm, IdIndex, derive, parse_task_id, task_id
-from api.deadline.pages import page
+from api.deadline.pages import DEFAULT_MAX_RESULTS, key_after, page, token_for
 from api.deadline.resources import (
     CREATED_BY,
     JobView,
     StepView,
     TaskView,
+    find_task,
     job_view,
-    one_task,
-    task_doc,
+    step_indexes,
+    step_tasks,
 )
 from api.deadline.tokens import ClientTokens, fingerprint
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
-from api.workitems import ConflictEnded, ItemNotFound, set_target
+from api.workitems import ConflictEnded, ItemNotFound, set_target, wish_before_plan
 
 __all__ = ["OPERATIONS", "DeadlineApi"]
 
@@ -127,6 +128,13 @@ class DeadlineApi:
             raise _not_found("job", p["jobId"])
         return execution
 
+    def _execution_now(self, arn: str) -> Mapping[str, Any]:
+        """The execution as stored now (after a write of ours), for a fresh view."""
+        execution = self.store.execution(arn)
+        if execution is None:
+            raise _not_found("job", derive("job", arn))
+        return execution
+
     def _job(self, p: Doc) -> JobView:
         return job_view(self.store, self._execution(p))
 
@@ -142,7 +150,7 @@ class DeadlineApi:
         parsed = parse_task_id(p["taskId"])
         task = None
         if parsed is not None and parsed[0] == step.step_id:
-            task = step.task(parsed[1])
+            task = find_task(self.store, job, step, parsed[1])
         if task is None:
             raise _not_found("task", p["taskId"])
         return job, step, task
@@ -261,7 +269,8 @@ class DeadlineApi:
     def update_step(self, p: Doc) -> Doc:
         def effect() -> Doc:
             job, step = self._step(p)
-            if not step.tasks:
+            indexes = step_indexes(self.store, job, step)
+            if not indexes:
                 raise ConflictException(
                     f"Step {step.name} has no tasks yet (the execution is "
                     f"{job.execution['Status']}); update the job or try again once it is planned.",
@@ -269,7 +278,6 @@ class DeadlineApi:
                     step.step_id,
                     "step",
                 )
-            indexes = [t.index for t in step.tasks]
             self._set(job, indexes, p["targetTaskRunStatus"], "step", step.step_id)
             return {}
 
@@ -277,24 +285,23 @@ class DeadlineApi:
 
     # tasks ------------------------------------------------------------------------------------
     def list_tasks(self, p: Doc) -> Doc:
-        _job, step = self._step(p)
-        chosen, token = page(
-            list(step.tasks),
-            lambda t: f"{t.index:010d}",
-            f"tasks/{step.step_id}",
-            p.get("nextToken"),
-            p.get("maxResults"),
-        )
+        job, step = self._step(p)
+        scope = f"tasks/{step.step_id}"
+        after = None
+        if p.get("nextToken"):
+            key = key_after(scope, p["nextToken"])
+            after = int(key) if key.isdigit() else None
+        limit = p.get("maxResults") or DEFAULT_MAX_RESULTS
+        # a page by key range: one more row than asked says whether another page follows
+        tasks = step_tasks(self.store, job, step, after, limit + 1)
+        chosen = tasks[:limit]
+        token = None
+        if len(tasks) > limit and chosen:
+            token = token_for(scope, f"{chosen[-1].index:010d}")
         return {"tasks": [step.task_doc(t) for t in chosen], "nextToken": token}
 
     def get_task(self, p: Doc) -> Doc:
-        execution = self._execution(p)
-        parsed = parse_task_id(p["taskId"])
-        if parsed is not None and parsed[0] == p["stepId"]:
-            found = one_task(self.store, execution, p["stepId"], parsed[1])
-            if found is not None:
-                return task_doc(p["stepId"], float(execution["StartTime"]), found)
-        _job, step, task = self._task_of_step(p)  # no such row: the whole view decides
+        _job, step, task = self._task_of_step(p)
         return step.task_doc(task)
 
     def update_task(self, p: Doc) -> Doc:
@@ -328,6 +335,12 @@ class DeadlineApi:
                 resource_id,
                 kind,
             )
+        if not job.itemized and indexes is None and not ended:
+            # UpdateJob before the plan: kept for it (its items are created SUSPENDED); if
+            # the plan landed meanwhile, its items take the wish below
+            if wish_before_plan(self.store, job.arn, target):
+                return
+            job = job_view(self.store, self._execution_now(job.arn))
         if not job.itemized:
             raise ConflictException(
                 f"Cannot set {target} on this {kind}: "

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from api.deadline.errors import FieldProblem, ValidationException
 
-__all__ = ["DEFAULT_MAX_RESULTS", "page"]
+__all__ = ["DEFAULT_MAX_RESULTS", "key_after", "page", "token_for"]
 
 DEFAULT_MAX_RESULTS = 100
 _SEPARATOR = "\x00"
@@ -65,3 +65,13 @@ def page(
     chunk = list(ordered[start : start + limit])
     more = start + limit < len(ordered)
     return chunk, _token(scope, key(chunk[-1])) if more and chunk else None
+
+
+def token_for(scope: str, key: str) -> str:
+    """The nextToken after `key` of a listing paged by the store itself (a key range)."""
+    return _token(scope, key)
+
+
+def key_after(scope: str, token: str) -> str:
+    """The key a nextToken of `token_for` carries (ValidationException if not one of ours)."""
+    return _after(scope, token)

@@ -34,8 +34,8 @@ from typing import Any
 
 from api.deadline.ids import step_id, task_id
 from api.deadline.wire import iso
-from api.store import TERMINAL_STATUSES, Store
-from api.workitems import ItemNotFound, WorkItem, get_item, list_items
+from api.store import TERMINAL_STATUSES, ItemGroup, Store
+from api.workitems import PLAN_TARGET_KEY, ItemNotFound, WorkItem, get_item
 from contract.model import enum_values
 from contract.workitems import ItemKind
 
@@ -43,11 +43,14 @@ __all__ = [
     "CREATED_BY",
     "STEP_NAMES",
     "JobView",
+    "Stats",
     "StepView",
     "TaskView",
     "aggregate",
+    "find_task",
     "job_view",
-    "one_task",
+    "step_indexes",
+    "step_tasks",
     "task_doc",
 ]
 
@@ -109,51 +112,108 @@ def aggregate(statuses: Sequence[str]) -> str | None:
     return next((s for s in _PRECEDENCE if s in present), None)
 
 
-def _counts(tasks: Sequence[TaskView]) -> dict[str, int]:
-    counted = Counter(t.status for t in tasks)
-    return {status: counted.get(status, 0) for status in RUN_STATUSES}
+@dataclass(frozen=True)
+class Stats:
+    """Some tasks summed up: from the store's per-(kind, status, target) groups, so that a job
+    or step of 10,000 items is shown without reading its items (or from a few TaskViews)."""
 
+    groups: tuple[ItemGroup, ...]
 
-def _shared_target(tasks: Sequence[TaskView]) -> str | None:
-    targets = {t.target for t in tasks}
-    return targets.pop() if len(targets) == 1 and tasks else None
+    @classmethod
+    def of_tasks(cls, tasks: Sequence[TaskView]) -> Stats:
+        return cls(
+            tuple(
+                ItemGroup(
+                    t.kind.value, t.status, t.target, 1, t.retries, t.started, t.ended, t.updated
+                )
+                for t in tasks
+            )
+        )
+
+    def __add__(self, other: Stats) -> Stats:
+        return Stats(self.groups + other.groups)
+
+    def of_kind(self, kind: ItemKind) -> Stats:
+        return Stats(tuple(g for g in self.groups if g.kind == kind.value and g.items))
+
+    @property
+    def count(self) -> int:
+        return sum(g.items for g in self.groups)
+
+    @property
+    def status(self) -> str | None:
+        return aggregate([g.status for g in self.groups if g.items])
+
+    @property
+    def counts(self) -> dict[str, int]:
+        counted: Counter[str] = Counter()
+        for g in self.groups:
+            counted[g.status] += g.items
+        return {status: counted.get(status, 0) for status in RUN_STATUSES}
+
+    @property
+    def retries(self) -> int:
+        return sum(g.retries for g in self.groups)
+
+    @property
+    def target(self) -> str | None:
+        """The one target every task shares (None: none, or not the same)."""
+        targets = {g.target for g in self.groups if g.items}
+        return targets.pop() if len(targets) == 1 else None
+
+    @property
+    def started(self) -> float | None:
+        return min((g.started for g in self.groups if g.started is not None), default=None)
+
+    @property
+    def ended(self) -> float | None:
+        return max((g.ended for g in self.groups if g.ended is not None), default=None)
+
+    @property
+    def updated(self) -> float | None:
+        return max((g.updated for g in self.groups if g.updated is not None), default=None)
 
 
 @dataclass(frozen=True)
 class StepView:
     step_id: str
     name: str
-    tasks: tuple[TaskView, ...]
+    stats: Stats  # its tasks summed up (the tasks themselves: `step_tasks`, `find_task`)
     status: str
     created: float
 
     @property
+    def kind(self) -> ItemKind:
+        return _STEP_KIND[self.name]
+
+    @property
+    def count(self) -> int:
+        return self.stats.count
+
+    @property
     def started(self) -> float | None:
-        return min((t.started for t in self.tasks if t.started is not None), default=None)
+        return self.stats.started
 
     @property
     def ended(self) -> float | None:
-        if not self.tasks or self.status not in _TERMINAL_RUN:
+        if not self.count or self.status not in _TERMINAL_RUN:
             return None
-        return max((t.ended for t in self.tasks if t.ended is not None), default=None)
+        return self.stats.ended
 
     @property
     def updated(self) -> float | None:
-        return max((t.updated for t in self.tasks if t.updated is not None), default=None)
-
-    def task(self, index: int) -> TaskView | None:
-        return next((t for t in self.tasks if t.index == index), None)
+        return self.stats.updated
 
     def summary(self) -> dict[str, Any]:
         return {
             "stepId": self.step_id,
             "name": self.name,
             "lifecycleStatus": "CREATE_COMPLETE",
-            "lifecycleStatusMessage": f"{len(self.tasks)} work item(s)",
+            "lifecycleStatusMessage": f"{self.count} work item(s)",
             "taskRunStatus": self.status,
-            "taskRunStatusCounts": _counts(self.tasks),
-            "taskFailureRetryCount": sum(t.retries for t in self.tasks),
-            "targetTaskRunStatus": _shared_target(self.tasks),
+            "taskRunStatusCounts": self.stats.counts,
+            "taskFailureRetryCount": self.stats.retries,
+            "targetTaskRunStatus": self.stats.target,
             "createdAt": iso(self.created),
             "createdBy": CREATED_BY,
             "updatedAt": iso(self.updated),
@@ -193,21 +253,38 @@ def task_doc(step: str, created: float, task: TaskView) -> dict[str, Any]:
     }
 
 
-def one_task(
-    store: Store, execution: Mapping[str, Any], wanted_step: str, index: int
-) -> TaskView | None:
-    """One task read from its one row, for GetTask (polled: a plan of thousands of items need
-    not be decoded for it). None when that step has no such item row; the caller then falls
-    back to `job_view` (which also covers item 0 synthesized for an execution without items)."""
-    arn = str(execution["TaskExecutionArn"])
-    name = next((n for n in STEP_NAMES if step_id(arn, n) == wanted_step), None)
-    if name is None:
+def find_task(store: Store, job: JobView, step: StepView, index: int) -> TaskView | None:
+    """One task of a step, read from its one row (GetTask and UpdateTask are O(1) whatever the
+    plan's size); item 0 of an execution without items is synthesized. None if there is none."""
+    if not job.itemized:
+        if step.name == "Prepare" and index == 0:
+            return _synthesized_item_zero(job.execution)
         return None
     try:
-        item = get_item(store, arn, index)
+        item = get_item(store, job.arn, index)
     except ItemNotFound:
         return None
-    return TaskView.of(item) if item.kind == _STEP_KIND[name] else None
+    return TaskView.of(item) if item.kind == step.kind else None
+
+
+def step_tasks(
+    store: Store, job: JobView, step: StepView, after: int | None, limit: int
+) -> list[TaskView]:
+    """Up to `limit` tasks of a step in index order, after index `after`: one page, read by
+    key range (ListTasks)."""
+    if not job.itemized:
+        zero = _synthesized_item_zero(job.execution)
+        wanted = step.name == "Prepare" and (after is None or after < 0) and limit > 0
+        return [zero] if wanted else []
+    rows = store.items_page(job.arn, step.kind.value, after, limit)
+    return [TaskView.of(WorkItem.from_row(row)) for row in rows]
+
+
+def step_indexes(store: Store, job: JobView, step: StepView) -> list[int]:
+    """Every task index of a step (UpdateStep changes them all)."""
+    if not job.itemized:
+        return []
+    return store.item_indexes(job.arn, RUN_STATUSES, (step.kind.value,))
 
 
 _STEP_DESCRIPTIONS = {
@@ -253,26 +330,20 @@ class JobView:
     execution: Mapping[str, Any]
     steps: tuple[StepView, ...]
     itemized: bool  # False: no item rows (not planned yet, or no plan): item 0 is synthesized
+    stats: Stats  # every task of the job summed up
 
     @property
     def arn(self) -> str:
         return str(self.execution["TaskExecutionArn"])
 
-    @property
-    def tasks(self) -> list[TaskView]:
-        return [t for s in self.steps for t in s.tasks]
-
     def step(self, wanted: str) -> StepView | None:
         return next((s for s in self.steps if s.step_id == wanted), None)
 
     def doc(self, job_id: str) -> dict[str, Any]:
-        tasks = self.tasks
-        status = aggregate([t.status for t in tasks]) or "PENDING"
-        started = min((t.started for t in tasks if t.started is not None), default=None)
-        ended = None
-        if status in _TERMINAL_RUN:
-            ended = max((t.ended for t in tasks if t.ended is not None), default=None)
-        updated = max((t.updated for t in tasks if t.updated is not None), default=None)
+        stats = self.stats
+        status = stats.status or "PENDING"
+        ended = stats.ended if status in _TERMINAL_RUN else None
+        started = stats.started
         return {
             "jobId": job_id,
             "name": self.arn,
@@ -281,43 +352,49 @@ class JobView:
             "priority": 50,
             "createdAt": iso(self.execution["StartTime"]),
             "createdBy": CREATED_BY,
-            "updatedAt": iso(updated),
+            "updatedAt": iso(stats.updated),
             "startedAt": iso(started if started is not None else self.execution.get("LaunchTime")),
             "endedAt": iso(ended if ended is not None else self.execution.get("EndTime")),
             "taskRunStatus": status,
-            "targetTaskRunStatus": _shared_target(tasks),
-            "taskRunStatusCounts": _counts(tasks),
-            "taskFailureRetryCount": sum(t.retries for t in tasks),
+            # before its plan, the wish kept for it (api.workitems.wish_before_plan)
+            "targetTaskRunStatus": stats.target
+            if self.itemized
+            else self.execution.get(PLAN_TARGET_KEY),
+            "taskRunStatusCounts": stats.counts,
+            "taskFailureRetryCount": stats.retries,
             "maxRetriesPerTask": None,
             "description": f"DataSync task execution {self.arn}",
         }
 
 
 def job_view(store: Store, execution: Mapping[str, Any]) -> JobView:
-    """The job of one execution, with its steps and their tasks, read now."""
+    """The job of one execution with its steps, summed up from one grouped query (O(1) in the
+    number of items; the tasks themselves are read by `step_tasks` / `find_task`)."""
     arn = str(execution["TaskExecutionArn"])
-    items = [TaskView.of(i) for i in list_items(store, arn)]
-    itemized = bool(items)
-    if not any(t.index == 0 for t in items):
-        items.insert(0, _synthesized_item_zero(execution))
-    item_zero = next(t for t in items if t.index == 0)
-    planned = any(t.index != 0 for t in items)
+    stats = Stats(tuple(store.item_groups(arn)))
+    itemized = bool(stats.count)
+    prepare = stats.of_kind(ItemKind.PREPARE)
+    if not prepare.count:  # no row for item 0: synthesized from the DataSync state
+        prepare = Stats.of_tasks([_synthesized_item_zero(execution)])
+        stats = stats + prepare
+    item_zero_status = prepare.status
+    planned = bool(stats.count - prepare.count)
     ended = execution["Status"] in TERMINAL_STATUSES
     remove = execution.get("Options", {}).get("PreserveDeletedFiles") == "REMOVE"
     created = float(execution["StartTime"])
     steps: list[StepView] = []
     for name in STEP_NAMES:
         kind = _STEP_KIND[name]
-        tasks = tuple(sorted((t for t in items if t.kind == kind), key=lambda t: t.index))
-        if name == "Remove" and not (remove or tasks):
+        mine = stats.of_kind(kind)
+        if name == "Remove" and not (remove or mine.count):
             continue
-        status = aggregate([t.status for t in tasks])
+        status = mine.status
         if status is None:  # a step without tasks (see the module docstring)
-            if not planned and item_zero.status in _TERMINAL_RUN:
-                status = item_zero.status
+            if not planned and item_zero_status in _TERMINAL_RUN:
+                status = item_zero_status
             elif ended:
                 status = "CANCELED"
             else:
                 status = "PENDING"
-        steps.append(StepView(step_id(arn, name), name, tasks, status, created))
-    return JobView(execution, tuple(steps), itemized)
+        steps.append(StepView(step_id(arn, name), name, mine, status, created))
+    return JobView(execution, tuple(steps), itemized, stats)

@@ -12,6 +12,7 @@ Revisions (`versions/`):
           fencing epoch, lease and counters) and item_journal (the files an item finished),
           issue 12
     0007  deadline_ids, deadline_client_tokens (the Deadline routes, api/deadline: issue 12)
+    0008  item_journal.long_path (journal paths too long to be a key: keyed by their hash)
 
 A database made by the first release has the baseline tables but no `alembic_version`: it is
 stamped at 0001 and upgraded in place. Several processes opening one PostgreSQL at once
@@ -33,7 +34,7 @@ from sqlalchemy.engine import Connection, Engine
 __all__ = ["BASELINE", "HEAD", "upgrade"]
 
 BASELINE = "0001"
-HEAD = "0007"
+HEAD = "0008"
 _LOCK_KEY = 0x64736C6D  # "dslm": the advisory lock that serializes migrations on PostgreSQL
 
 

@@ -253,6 +253,10 @@ class ServeProcess:
             ACCOUNT,
             "--agent-timeout",
             str(agent_timeout),
+            "--split-min-files",  # tests split their tiny trees into work items
+            "0",
+            "--split-min-bytes",
+            "0",
         ]
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -235,11 +235,14 @@ def test_kill_9_of_one_of_two_agents_the_other_finishes_nothing_torn(fleet: Flee
     arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     victim = fleet.arns[1]
 
-    def victim_running() -> bool:
-        return any(i.running and i.agent_arn == victim for i in list_items(fleet.store, arn))
+    def victim_running() -> bool:  # a part of the tree (not item 0's planning)
+        return any(
+            i.running and i.agent_arn == victim and i.kind == ItemKind.TRANSFER
+            for i in list_items(fleet.store, arn)
+        )
 
     wait_for(victim_running, timeout=60, interval=0.05)
-    time.sleep(0.5)  # mid-item
+    time.sleep(0.3)  # mid-item (an item of 640 KiB takes over a second at this rate)
     fleet.agents[1].kill()
     assert _torn(dst, files) == []
     done = finished(ds, arn, timeout=120)
@@ -315,3 +318,27 @@ def test_remove_deletes_extras_once_after_every_item(fleet: Fleet) -> None:
     assert [i.kind for i in items].count(ItemKind.REMOVE) == 1 and items[-1].kind == ItemKind.REMOVE
     assert done["FilesDeleted"] == len(extras)
     assert done["FilesTransferred"] == len(files) and done["FilesVerified"] == len(files)
+
+
+def test_a_tree_below_the_split_minimum_runs_whole_without_items(tmp_path: Path) -> None:
+    """serve's split minimum (--split-min-files/--split-min-bytes): a small tree of several
+    top-level directories is not split (each item would cost more than it copies)."""
+    root = location_root(tmp_path)
+    server = Server(
+        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
+        split_min=(1000, 1 << 30),
+    ).start()  # fmt: skip
+    fleet = Fleet(server, root)
+    try:
+        files = _tree(root / "src", dirs=6, files=4)
+        fleet.add_agent("one")
+        arn = fleet.ds.start_task_execution(TaskArn=fleet.task())["TaskExecutionArn"]
+        done = finished(fleet.ds, arn, timeout=60)
+        assert done["Status"] == "SUCCESS", done.get("Result")
+        assert _real_files(root / "dst") == files
+        assert list_items(fleet.store, arn) == []  # ran whole in the execution's own job
+        assert done["FilesTransferred"] == len(files)
+    finally:
+        for agent in fleet.agents:
+            agent.stop()
+        server.stop()

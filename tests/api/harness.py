@@ -46,7 +46,11 @@ class Server:
         buckets: dict[str, str] | None = None,
         metrics_token: str | None = None,
         registration_burst: float = 30.0,
+        split_min: tuple[int, int] = (0, 0),
     ) -> None:
+        # (files, bytes) below which a tree is not split into work items: tests split their
+        # tiny trees (0, 0); a benchmark passes the server's defaults
+        self.split_min = split_min
         self.metrics_token = metrics_token
         self.registration_burst = registration_burst
         self.data_dir = data_dir
@@ -78,6 +82,8 @@ class Server:
                 buckets=self.buckets,
                 metrics_token=self.metrics_token,
                 registration_burst=self.registration_burst,
+                split_min_files=self.split_min[0],
+                split_min_bytes=self.split_min[1],
             )
         )
         config = uvicorn.Config(

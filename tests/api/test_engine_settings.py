@@ -87,3 +87,22 @@ def test_flags_and_their_environment_variables(monkeypatch: pytest.MonkeyPatch) 
     assert config_from_args(parse()).allow_empty_source is False
     monkeypatch.setenv("DATASYNC_LOCAL_ALLOW_EMPTY_SOURCE", "true")
     assert config_from_args(parse()).allow_empty_source is True
+
+
+def test_the_split_minimum_flags_and_their_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES
+
+    def parse(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser()
+        add_arguments(parser)
+        return parser.parse_args(list(argv))
+
+    config = config_from_args(parse())
+    assert (config.split_min_files, config.split_min_bytes) == (
+        DEFAULT_SPLIT_MIN_FILES,
+        DEFAULT_SPLIT_MIN_BYTES,
+    )
+    config = config_from_args(parse("--split-min-files", "0", "--split-min-bytes", "5"))
+    assert (config.split_min_files, config.split_min_bytes) == (0, 5)
+    monkeypatch.setenv("DATASYNC_LOCAL_SPLIT_MIN_FILES", "7")
+    assert config_from_args(parse()).split_min_files == 7

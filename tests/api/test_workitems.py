@@ -382,13 +382,19 @@ def test_a_suspend_acknowledged_after_the_wish_was_withdrawn_offers_the_item_aga
     assert acked.status.value == "SUSPENDED"
 
 
-def test_an_over_long_path_is_not_journaled(stores: tuple[Store, Store]) -> None:
+def test_an_over_long_path_is_journaled_by_its_hash(stores: tuple[Store, Store]) -> None:
     a, b = stores
     arn = _execution(a, 1)
     _plan(a, arn, ["a"])
-    long = "a/" + "x" * 2100
-    assert a.journal_add(arn, 1, [long, "a/short"]) == 1  # PostgreSQL could not index it
-    assert b.journal_page(arn, 1, None, 10) == ["a/short"]
+    long = "a/" + "x" * 2100  # too long for a PostgreSQL index entry
+    longer = "a/" + "é" * 3000
+    assert a.journal_add(arn, 1, [long, "a/short", longer]) == 3
+    assert a.journal_add(arn, 1, [long, longer]) == 0  # each kept once
+    assert sorted(b.journal_page(arn, 1, None, 10)) == sorted([long, "a/short", longer])
+    # paged by key: every path once, whatever its length
+    first = b.journal_keyed_page(arn, 1, None, 2)
+    rest = b.journal_keyed_page(arn, 1, first[-1][0], 2)
+    assert sorted(p for _k, p in first + rest) == sorted([long, "a/short", longer])
 
 
 def test_the_files_of_a_directory_wait_for_the_items_beneath_it(
@@ -418,3 +424,27 @@ def test_the_files_of_a_directory_wait_for_the_items_beneath_it(
     _run(a, arn, 4)
     _finish(a, arn, 4, "SUCCEEDED")
     assert _status(b, arn)[1] == "READY"
+
+
+def test_items_summed_up_per_group_and_paged_by_key(stores: tuple[Store, Store]) -> None:
+    """The Deadline views' queries: one grouped read for a job's or step's counts, one key
+    range for a page of tasks (never every item)."""
+    a, b = stores
+    arn = _execution(a, 1)
+    _plan(a, arn, [f"d{i}" for i in range(5)], remove=True)
+    set_target(a, arn, [2, 3], "SUSPENDED", NOW + 1)
+    set_target(a, arn, [2], "READY", NOW + 2)  # resumed: READY again, one group with item 1
+    groups = {(g.kind, g.status, g.target): g for g in b.item_groups(arn)}
+    assert {k: g.items for k, g in groups.items()} == {
+        ("PREPARE", "SUCCEEDED", None): 1,
+        ("TRANSFER", "READY", None): 4,
+        ("TRANSFER", "SUSPENDED", None): 1,
+        ("REMOVE", "PENDING", None): 1,
+    }
+    assert groups[("TRANSFER", "READY", None)].updated == NOW + 2
+    assert groups[("TRANSFER", "READY", None)].retries == 0
+    first = b.items_page(arn, "TRANSFER", None, 2)
+    rest = b.items_page(arn, "TRANSFER", first[-1].item, 10)
+    assert [r.item for r in first] == [1, 2] and [r.item for r in rest] == [3, 4, 5]
+    assert b.items_page(arn, "REMOVE", None, 10)[0].item == 6
+    assert b.items_page(arn, "TRANSFER", 5, 10) == []

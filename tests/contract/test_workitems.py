@@ -6,6 +6,8 @@ from __future__ import annotations
 import pytest
 
 from contract.workitems import (
+    DEFAULT_SPLIT_MIN_BYTES,
+    DEFAULT_SPLIT_MIN_FILES,
     MAX_JOURNAL_BATCH,
     ItemAssignment,
     ItemBudget,
@@ -44,6 +46,11 @@ def test_scopes_and_assignments_round_trip() -> None:
     first = ItemAssignment(0, ItemKind.PREPARE, budget=ItemBudget(10, 20, 2))
     assert ItemAssignment.from_json(first.to_json()) == first
     assert ItemAssignment.from_json({}).kind is ItemKind.PREPARE
+    tiny = ItemAssignment(0, ItemKind.PREPARE, budget=ItemBudget(10, 20, 2, 0, 0))
+    assert ItemAssignment.from_json(tiny.to_json()) == tiny
+    # a budget without a minimum (a control plane from before it) gets the default one
+    old = ItemBudget.from_json({"MaxFiles": 10, "MaxBytes": 20, "Agents": 1})
+    assert (old.min_files, old.min_bytes) == (DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES)
 
 
 def test_a_plan_refuses_duplicates_bad_numbers_and_emptiness() -> None:

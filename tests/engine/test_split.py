@@ -75,6 +75,16 @@ def test_small_tree_is_one_whole_part(tmp_path: Path) -> None:
     assert plan(empty, 100, 1 << 30) == [Part("", True, 0, 0)]
 
 
+def test_a_tree_below_the_split_minimum_is_one_whole_part(tmp_path: Path) -> None:
+    tree(tmp_path)  # 28 files, ~7 KB, four top-level entries
+    whole = [Part("", True, 28, 100 + 3000 + 3 * (6 * 200 + 50) + 70 + 33)]
+    assert plan(tmp_path, 1000, 1 << 30, min_files=29, min_bytes=1 << 20) == whole
+    # at the minimum of either (files or bytes) it is split as usual
+    assert len(plan(tmp_path, 1000, 1 << 30, min_files=28, min_bytes=1 << 20)) == 4
+    assert len(plan(tmp_path, 1000, 1 << 30, min_files=29, min_bytes=100)) == 4
+    assert len(plan(tmp_path, 1000, 1 << 30, min_files=0, min_bytes=0)) == 4
+
+
 def test_each_top_level_directory_and_the_root_files(tmp_path: Path) -> None:
     tree(tmp_path)
     parts = plan(tmp_path, 1000, 1 << 30)

@@ -51,6 +51,11 @@ class ServeProcess:
             ACCESS_KEY,
             "--secret-access-key",
             SECRET_KEY,
+            # tests split their tiny trees into work items (tests/api/harness.Server does too)
+            "--split-min-files",
+            "0",
+            "--split-min-bytes",
+            "0",
             *[a for r in self.roots for a in ("--root", str(r))],
             *self.extra,
         ]
