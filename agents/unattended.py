@@ -11,8 +11,8 @@ writes the other, in its own mapped bucket directories (``agent --bucket``, cont
 
   The engine calls `on_event` from its worker threads inside each file's critical path, so it
   only appends the event and its time to a deque (atomic: no lock, about 1 µs); a writer thread
-  of the report's own turns them into items and writes them, a batch at a time, while the
-  workers wait on their system calls. Before, each event cost the copying thread about 20 µs
+  of the report's own hands them to `TaskReportWriter.record_events`, a batch at a time (each
+  success straight to its JSON text), while the workers wait on their system calls. Before, each event cost the copying thread about 20 µs
   of Python (benchmarks/unattended_stages.py measures the stages). Memory stays bounded: past
   `_MAX_PENDING` unwritten events `on_event` waits for the writer (backpressure, never a
   dropped item: a report lists every file), unless the writer has failed, which fails the
@@ -34,14 +34,12 @@ from typing import Any, BinaryIO
 
 from contract.buckets import bucket_dir, bucket_name
 from engine import FilterRules
-from engine.events import FileEvent, FileEventKind
+from engine.events import FileEvent
 from engine.manifest import ManifestError, ManifestFilter, open_manifest
 from engine.report import (
     ExecutionSummary,
-    ItemList,
     ReportConfig,
     ReportError,
-    ReportItem,
     TaskReportWriter,
     open_report_dir,
 )
@@ -74,48 +72,6 @@ def manifest_filters(
         return open_manifest(directory, key)
 
     return ManifestFilter(base, opener, f"manifest {key!r}")
-
-
-_LISTS = {
-    FileEventKind.TRANSFERRED: ItemList.TRANSFERRED,
-    FileEventKind.VERIFIED: ItemList.VERIFIED,
-    FileEventKind.DELETED: ItemList.DELETED,
-    FileEventKind.SKIPPED: ItemList.SKIPPED,
-}
-_FAILED_LISTS = {"Verify": ItemList.VERIFIED, "Delete": ItemList.DELETED}
-
-
-def report_item(event: FileEvent, now: datetime) -> ReportItem:
-    """The task-report item for one engine event (a failure goes to the list of what failed:
-    verifying, deleting, else transferring)."""
-    kind = "DIRECTORY" if event.folder else "FILE"
-    if event.kind is FileEventKind.FAILED:
-        phase = event.phase or "Transfer"
-        src, dst = event.source, event.destination
-        return ReportItem(
-            _FAILED_LISTS.get(phase, ItemList.TRANSFERRED),
-            event.path,
-            kind,
-            size=event.size or (src.size if src else 0),
-            ok=False,
-            error_code=f"{phase}Failed",
-            error_detail=event.reason,
-            src_checksum=src.checksum if src else None,
-            dst_checksum=dst.checksum if dst else None,
-            timestamp=now,
-        )
-    item_list = _LISTS[event.kind]
-    return ReportItem(
-        item_list,
-        event.path,
-        kind,
-        size=event.size or 0,
-        transfer_type="CONTENT_AND_METADATA" if item_list is ItemList.TRANSFERRED else None,
-        reason=event.reason if item_list is ItemList.SKIPPED else None,
-        src_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
-        dst_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
-        timestamp=now,
-    )
 
 
 _BATCH = 512  # pending events that wake the writer before its timer
@@ -207,10 +163,8 @@ class TaskReport:
         with self._lock:
             if self._writer is None:
                 return
-            record = self._writer.record
             try:
-                for at, event in batch:
-                    record(report_item(event, datetime.fromtimestamp(at, UTC)))
+                self._writer.record_events(batch)
             except (OSError, ReportError) as exc:
                 self._fail("ReportError", f"writing the task report failed: {exc}")
             except Exception as exc:  # a bug must not kill the writer and stall the engine

@@ -10,8 +10,8 @@ every thread: the report's writer thread counts) is kept:
   SUCCESSES_AND_ERRORS into a temporary bucket);
 * `ship`: EventShipper.sink for every event (LogLevel TRANSFER), then flush, through a client
   that only serialises each batch as the real one does (its HTTP and SigV4 are not counted);
-* `ingest`: the server's side of those batches: api.edge.parse_object of each body, then
-  ExecutionLog.ingest into a real SQLite store.
+* `ingest`: the server's side of those batches: api.execution_log.parse_batch of each body,
+  then ExecutionLog.ingest into a real SQLite store.
 
     .venv/bin/python -m benchmarks.unattended_stages [--files 10000] [--repeat 5]
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
 import tempfile
 import time
@@ -33,8 +32,7 @@ from typing import Any
 
 from agents.event_shipper import EventShipper
 from agents.unattended import TaskReport
-from api.edge import parse_object
-from api.execution_log import ExecutionLog
+from api.execution_log import ExecutionLog, parse_batch
 from api.store import Store
 from api.store_logs import LogStore
 from engine.events import FileEvent, FileEventKind
@@ -54,17 +52,15 @@ def _events(files: int) -> list[FileEvent]:
 
 
 class _Serialising:
-    """Stands in for agents.client.JobsClient's post_events: the body serialised as httpx does
-    (json.dumps), kept for the ingest stage; no network."""
+    """Stands in for agents.client.JobsClient's post_events: the body (serialised by the
+    shipper) is kept for the ingest stage; no network."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
 
-    async def post_events(
-        self, thing: str, job_id: str, events: list[dict[str, Any]], dropped: int = 0
-    ) -> dict[str, Any]:
-        self.bodies.append(json.dumps({"events": events, "dropped": dropped}).encode())
-        return {"stored": len(events)}
+    async def post_events(self, thing: str, job_id: str, body: bytes) -> dict[str, Any]:
+        self.bodies.append(body)
+        return {"stored": 0}
 
 
 def _cpu(run: Callable[[], object]) -> float:
@@ -120,8 +116,7 @@ def main() -> None:
             def ingest(bodies: list[bytes] = client.bodies) -> None:
                 stored = 0
                 for body in bodies:
-                    params = parse_object(body)
-                    stored += ingest_log.ingest(execution, params["events"], params["dropped"])
+                    stored += ingest_log.ingest(execution, parse_batch(body))
                 assert stored == len(events), stored
 
             best["ingest"] = min(best["ingest"], _cpu(ingest))
