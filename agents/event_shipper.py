@@ -63,6 +63,19 @@ class EventShipper:
             return
         self._queue.append((time.time(), event))
 
+    def take(self, events: list[tuple[float, FileEvent]]) -> None:
+        """A batch of (time.time(), event) from another consumer of the engine's events (the
+        task report's writer thread, agents/unattended.py): the ones `wanted`, within the
+        queue's bound (the rest counted as dropped)."""
+        if self.log_level != "TRANSFER":
+            events = [item for item in events if wanted(self.log_level, item[1])]
+        room = max(0, MAX_QUEUED_EVENTS - len(self._queue))
+        if len(events) > room:
+            with self._lock:
+                self.dropped += len(events) - room
+            events = events[:room]
+        self._queue.extend(events)
+
     def _batch(self, dropped: int) -> tuple[list[tuple[float, FileEvent]], bytes]:
         """The next batch from the left of the queue (only the event loop takes from it) and
         its body: at most MAX_BATCH_EVENTS events, halved (the rest put back) while its JSON

@@ -17,8 +17,13 @@ writes the other, in its own mapped bucket directories (``agent --bucket``, cont
   `_MAX_PENDING` unwritten events `on_event` waits for the writer (backpressure, never a
   dropped item: a report lists every file), unless the writer has failed, which fails the
   report (ReportResult ERROR), never the transfer. The thread starts with the first event and
-  ends in `finish` or `discard`; it is a daemon, so a job that dies without either cannot keep
-  the agent from exiting.
+  ends in `drain`, `finish` or `discard`; it is a daemon, so a job that dies without either
+  cannot keep the agent from exiting.
+
+  One record per file, two consumers: with `forward` set (the execution log's
+  `EventShipper.take`), the writer hands each batch on after writing it, so the engine's
+  threads pay one append per event for the report and the log together, and both carry the
+  same instant. A report that fails keeps forwarding: the log never loses events to it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -95,6 +100,8 @@ class TaskReport:
         self._closing = False
         self._writer: TaskReportWriter | None = None
         self._error: tuple[str, str] | None = None
+        # where each batch goes once written (set before the first event; see the docstring)
+        self.forward: Callable[[list[tuple[float, FileEvent]]], None] | None = None
         config = dict(document.get("TaskReportConfig") or {})
         s3 = (config.get("Destination") or {}).get("S3") or {}
         arn = str(s3.get("S3BucketArn", ""))
@@ -115,7 +122,7 @@ class TaskReport:
 
     def on_event(self, event: FileEvent) -> None:
         """The engine's sink (any worker thread): queue the event for the writer thread."""
-        if self._writer is None or self._closing:
+        if self._closing or (self._writer is None and self.forward is None):
             return
         pending = self._pending
         if len(pending) >= _MAX_PENDING:
@@ -140,8 +147,8 @@ class TaskReport:
         with self._room:
             while len(self._pending) >= _MAX_PENDING and not self._closing:
                 thread = self._thread
-                if self._writer is None or thread is None or not thread.is_alive():
-                    return  # nothing will drain it: on_event stops queueing (writer is None)
+                if thread is None or not thread.is_alive():
+                    return  # nothing will drain it (the thread died: a bug, logged)
                 self._room.wait(0.1)
 
     def _write_loop(self) -> None:
@@ -154,6 +161,7 @@ class TaskReport:
             with self._room:
                 self._room.notify_all()
             self._write(batch)
+            self._forward(batch)
             if closing:
                 return
 
@@ -171,9 +179,18 @@ class TaskReport:
                 log.exception("task report of %s", self.document.get("TaskExecutionArn"))
                 self._fail("ReportError", f"writing the task report failed: {exc!r}")
 
-    def _drain(self) -> None:
-        """Stop taking events, let the writer write what came (the engine has ended: nothing
-        more comes), and end it."""
+    def _forward(self, batch: list[tuple[float, FileEvent]]) -> None:
+        forward = self.forward
+        if forward is None or not batch:
+            return
+        try:
+            forward(batch)
+        except Exception:  # a bug must not kill the writer and stall the engine
+            log.exception("log events of %s", self.document.get("TaskExecutionArn"))
+
+    def drain(self) -> None:
+        """Stop taking events, let the writer write (and forward) what came (the engine has
+        ended: nothing more comes), and end it. Again later, it does nothing."""
         with self._room:
             self._closing = True
             thread = self._thread
@@ -182,7 +199,9 @@ class TaskReport:
         if thread is not None:
             thread.join()
         pending = self._pending
-        self._write([pending.popleft() for _ in range(len(pending))])
+        rest = [pending.popleft() for _ in range(len(pending))]
+        self._write(rest)
+        self._forward(rest)
 
     def _fail(self, code: str, detail: str) -> None:
         if self._writer is not None:
@@ -203,7 +222,7 @@ class TaskReport:
     def finish(self, final: Mapping[str, Any]) -> dict[str, str]:
         """Write the summary (the transfer has ended: `final` is its last snapshot) and return
         the ReportResult."""
-        self._drain()
+        self.drain()
         with self._lock:
             writer = self._writer
             if writer is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -168,3 +169,58 @@ def test_a_writer_that_fails_fails_the_report_not_the_engine(
     assert result["Status"] == "ERROR" and result["ErrorCode"] == "ReportError"
     assert "a bug" in result["ErrorDetail"]
     assert not [p for p in bucket.rglob("*") if p.is_file()]  # nothing half-written left
+
+
+@pytest.mark.parametrize("mapped", [True, False])  # a report that cannot be written forwards too
+@pytest.mark.parametrize("level", ["TRANSFER", "BASIC"])
+def test_one_record_per_file_reaches_the_report_and_the_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mapped: bool, level: str
+) -> None:
+    """With the shipper behind the report's writer (`forward`), the engine appends each event
+    once; the report lists every file and the log gets every event it wants, once, in order,
+    with the instant the report gives it."""
+    monkeypatch.setattr(unattended, "_MAX_PENDING", 500)  # backpressure at work too
+    bucket = tmp_path / "bucket"
+    bucket.mkdir()
+    report = TaskReport(_document(), {"reports": str(bucket)} if mapped else {})
+    client = _Recording()
+    shipper = EventShipper(client, "thing", "job", level)  # type: ignore[arg-type]
+    report.forward = shipper.take
+    paths = [f"/t{n}/f{i:04d}" for n in range(3) for i in range(1500)]
+
+    def worker(n: int) -> None:
+        for i in range(1500):
+            report.on_event(FileEvent(FileEventKind.TRANSFERRED, f"/t{n}/f{i:04d}", False, i))
+            if i % 500 == 0:
+                report.on_event(
+                    FileEvent(FileEventKind.FAILED, f"/t{n}/x{i}", False, phase="Transfer",
+                              reason="EIO")
+                )  # fmt: skip
+
+    running = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join(timeout=60)
+    report.drain()  # as the agent does before its last flush
+    assert anyio.run(shipper.flush)
+    shipped = [
+        (batch.timestamps[i], batch.event(i))
+        for batch in map(decode_batch, client.bodies)
+        for i in range(len(batch))
+    ]
+    failures = sorted(f"/t{n}/x{i}" for n in range(3) for i in (0, 500, 1000))
+    if level == "TRANSFER":
+        assert sorted(e.path for _, e in shipped if e.kind is FileEventKind.TRANSFERRED) == paths
+    assert sorted(e.path for _, e in shipped if e.kind is FileEventKind.FAILED) == failures
+    assert len(shipped) == (len(paths) if level == "TRANSFER" else 0) + len(failures)
+    result = report.finish(_final(len(paths)))
+    if not mapped:
+        assert result["Status"] == "ERROR" and result["ErrorCode"] == "BucketNotMapped"
+        return
+    assert result == {"Status": "SUCCESS"}
+    items = {str(i["RelativePath"]): i for i in _items(bucket, "transferred")}
+    assert sorted(p for p in items if "/f" in p) == paths
+    for at, event in shipped:  # the same record: the same instant, to the millisecond
+        stamp = datetime.fromtimestamp(at / 1000, UTC).isoformat(timespec="milliseconds")
+        assert items[event.path]["Timestamp"] == stamp[:-6] + "Z"
