@@ -276,6 +276,11 @@ class Agent:
                 except Exception as exc:  # unreachable: the files are compared instead
                     log.warning("agent %s: no journal for %s: %s", self.thing, job_id, exc)
             journal = Journal(self.client, self.thing, job_id, number, done)
+        # one record per file for the report and the log: the report's writer thread hands
+        # the shipper each batch it wrote (agents/unattended.py), the engine appends once
+        forwarded = report is not None and shipper.active
+        if forwarded and report is not None:
+            report.forward = shipper.take
         transfer = Transfer(
             source,
             destination,
@@ -287,7 +292,7 @@ class Agent:
             hash_cache_dir=self.engine.hash_cache_dir,
             on_event=_sinks(
                 report.on_event if report else None,
-                shipper.sink if shipper.active else None,
+                shipper.sink if shipper.active and not forwarded else None,
                 journal.sink if journal else None,
             ),
             scope=work.scope,
@@ -367,6 +372,8 @@ class Agent:
                 final = await transfer.run()
                 tg.cancel_scope.cancel()
             if shipper.active and not abandoned:  # the log's file events before the end
+                if forwarded and report is not None:
+                    await anyio.to_thread.run_sync(report.drain)  # the last ones it holds
                 await shipper.flush()
             if journal is not None and not abandoned and final.get("Status") != "SUCCESS":
                 for attempt in range(3):  # what a resume or a retry will not redo

@@ -74,7 +74,7 @@ class JobsClient:
         return self._bases[self._current]
 
     async def _call(
-        self, method: str, path: str, body: Doc | None = None, query: Doc | None = None
+        self, method: str, path: str, body: Doc | bytes | None = None, query: Doc | None = None
     ) -> Doc:
         for attempt in range(len(self._bases)):
             last = attempt == len(self._bases) - 1
@@ -90,12 +90,15 @@ class JobsClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def _call_one(
-        self, base: str, method: str, path: str, body: Doc | None, query: Doc | None
+        self, base: str, method: str, path: str, body: Doc | bytes | None, query: Doc | None
     ) -> Doc:
         url = base + quote(path, safe="/")
         if query:
             url += "?" + urlencode(query)
-        data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+        if isinstance(body, bytes):
+            data = body
+        else:
+            data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
         request = AWSRequest(
             method=method, url=url, data=data, headers={"Content-Type": "application/json"}
         )
@@ -156,11 +159,9 @@ class JobsClient:
         state = result.get("executionState")
         return state if isinstance(state, dict) else {}
 
-    async def post_events(
-        self, thing: str, job_id: str, events: list[Doc], dropped: int = 0
-    ) -> Doc:
-        """A batch of per-file log events (contract/log_events.py)."""
-        body: Doc = {"events": events, "dropped": dropped}
+    async def post_events(self, thing: str, job_id: str, body: bytes) -> Doc:
+        """A batch of per-file log events, its JSON made by the caller (contract/log_events.py
+        `EventBatch.to_json`; agents/event_shipper.py sizes batches by it)."""
         return await self._call("POST", f"/things/{thing}/jobs/{job_id}/events", body)
 
     async def upload_plan(self, thing: str, job_id: str, plan: PlanUpload) -> Doc:

@@ -11,14 +11,19 @@ writes the other, in its own mapped bucket directories (``agent --bucket``, cont
 
   The engine calls `on_event` from its worker threads inside each file's critical path, so it
   only appends the event and its time to a deque (atomic: no lock, about 1 µs); a writer thread
-  of the report's own turns them into items and writes them, a batch at a time, while the
-  workers wait on their system calls. Before, each event cost the copying thread about 20 µs
+  of the report's own hands them to `TaskReportWriter.record_events`, a batch at a time (each
+  success straight to its JSON text), while the workers wait on their system calls. Before, each event cost the copying thread about 20 µs
   of Python (benchmarks/unattended_stages.py measures the stages). Memory stays bounded: past
   `_MAX_PENDING` unwritten events `on_event` waits for the writer (backpressure, never a
   dropped item: a report lists every file), unless the writer has failed, which fails the
   report (ReportResult ERROR), never the transfer. The thread starts with the first event and
-  ends in `finish` or `discard`; it is a daemon, so a job that dies without either cannot keep
-  the agent from exiting.
+  ends in `drain`, `finish` or `discard`; it is a daemon, so a job that dies without either
+  cannot keep the agent from exiting.
+
+  One record per file, two consumers: with `forward` set (the execution log's
+  `EventShipper.take`), the writer hands each batch on after writing it, so the engine's
+  threads pay one append per event for the report and the log together, and both carry the
+  same instant. A report that fails keeps forwarding: the log never loses events to it.
 """
 
 from __future__ import annotations
@@ -28,20 +33,18 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from contract.buckets import bucket_dir, bucket_name
 from engine import FilterRules
-from engine.events import FileEvent, FileEventKind
+from engine.events import FileEvent
 from engine.manifest import ManifestError, ManifestFilter, open_manifest
 from engine.report import (
     ExecutionSummary,
-    ItemList,
     ReportConfig,
     ReportError,
-    ReportItem,
     TaskReportWriter,
     open_report_dir,
 )
@@ -76,48 +79,6 @@ def manifest_filters(
     return ManifestFilter(base, opener, f"manifest {key!r}")
 
 
-_LISTS = {
-    FileEventKind.TRANSFERRED: ItemList.TRANSFERRED,
-    FileEventKind.VERIFIED: ItemList.VERIFIED,
-    FileEventKind.DELETED: ItemList.DELETED,
-    FileEventKind.SKIPPED: ItemList.SKIPPED,
-}
-_FAILED_LISTS = {"Verify": ItemList.VERIFIED, "Delete": ItemList.DELETED}
-
-
-def report_item(event: FileEvent, now: datetime) -> ReportItem:
-    """The task-report item for one engine event (a failure goes to the list of what failed:
-    verifying, deleting, else transferring)."""
-    kind = "DIRECTORY" if event.folder else "FILE"
-    if event.kind is FileEventKind.FAILED:
-        phase = event.phase or "Transfer"
-        src, dst = event.source, event.destination
-        return ReportItem(
-            _FAILED_LISTS.get(phase, ItemList.TRANSFERRED),
-            event.path,
-            kind,
-            size=event.size or (src.size if src else 0),
-            ok=False,
-            error_code=f"{phase}Failed",
-            error_detail=event.reason,
-            src_checksum=src.checksum if src else None,
-            dst_checksum=dst.checksum if dst else None,
-            timestamp=now,
-        )
-    item_list = _LISTS[event.kind]
-    return ReportItem(
-        item_list,
-        event.path,
-        kind,
-        size=event.size or 0,
-        transfer_type="CONTENT_AND_METADATA" if item_list is ItemList.TRANSFERRED else None,
-        reason=event.reason if item_list is ItemList.SKIPPED else None,
-        src_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
-        dst_checksum=event.checksum if item_list is ItemList.VERIFIED else None,
-        timestamp=now,
-    )
-
-
 _BATCH = 512  # pending events that wake the writer before its timer
 _MAX_PENDING = 20_000  # unwritten events before on_event waits for the writer
 _WAKE_SECONDS = 0.2  # the writer's longest sleep while a few events wait
@@ -139,6 +100,8 @@ class TaskReport:
         self._closing = False
         self._writer: TaskReportWriter | None = None
         self._error: tuple[str, str] | None = None
+        # where each batch goes once written (set before the first event; see the docstring)
+        self.forward: Callable[[list[tuple[float, FileEvent]]], None] | None = None
         config = dict(document.get("TaskReportConfig") or {})
         s3 = (config.get("Destination") or {}).get("S3") or {}
         arn = str(s3.get("S3BucketArn", ""))
@@ -159,7 +122,7 @@ class TaskReport:
 
     def on_event(self, event: FileEvent) -> None:
         """The engine's sink (any worker thread): queue the event for the writer thread."""
-        if self._writer is None or self._closing:
+        if self._closing or (self._writer is None and self.forward is None):
             return
         pending = self._pending
         if len(pending) >= _MAX_PENDING:
@@ -184,8 +147,8 @@ class TaskReport:
         with self._room:
             while len(self._pending) >= _MAX_PENDING and not self._closing:
                 thread = self._thread
-                if self._writer is None or thread is None or not thread.is_alive():
-                    return  # nothing will drain it: on_event stops queueing (writer is None)
+                if thread is None or not thread.is_alive():
+                    return  # nothing will drain it (the thread died: a bug, logged)
                 self._room.wait(0.1)
 
     def _write_loop(self) -> None:
@@ -198,6 +161,7 @@ class TaskReport:
             with self._room:
                 self._room.notify_all()
             self._write(batch)
+            self._forward(batch)
             if closing:
                 return
 
@@ -207,19 +171,26 @@ class TaskReport:
         with self._lock:
             if self._writer is None:
                 return
-            record = self._writer.record
             try:
-                for at, event in batch:
-                    record(report_item(event, datetime.fromtimestamp(at, UTC)))
+                self._writer.record_events(batch)
             except (OSError, ReportError) as exc:
                 self._fail("ReportError", f"writing the task report failed: {exc}")
             except Exception as exc:  # a bug must not kill the writer and stall the engine
                 log.exception("task report of %s", self.document.get("TaskExecutionArn"))
                 self._fail("ReportError", f"writing the task report failed: {exc!r}")
 
-    def _drain(self) -> None:
-        """Stop taking events, let the writer write what came (the engine has ended: nothing
-        more comes), and end it."""
+    def _forward(self, batch: list[tuple[float, FileEvent]]) -> None:
+        forward = self.forward
+        if forward is None or not batch:
+            return
+        try:
+            forward(batch)
+        except Exception:  # a bug must not kill the writer and stall the engine
+            log.exception("log events of %s", self.document.get("TaskExecutionArn"))
+
+    def drain(self) -> None:
+        """Stop taking events, let the writer write (and forward) what came (the engine has
+        ended: nothing more comes), and end it. Again later, it does nothing."""
         with self._room:
             self._closing = True
             thread = self._thread
@@ -228,7 +199,9 @@ class TaskReport:
         if thread is not None:
             thread.join()
         pending = self._pending
-        self._write([pending.popleft() for _ in range(len(pending))])
+        rest = [pending.popleft() for _ in range(len(pending))]
+        self._write(rest)
+        self._forward(rest)
 
     def _fail(self, code: str, detail: str) -> None:
         if self._writer is not None:
@@ -249,7 +222,7 @@ class TaskReport:
     def finish(self, final: Mapping[str, Any]) -> dict[str, str]:
         """Write the summary (the transfer has ended: `final` is its last snapshot) and return
         the ReportResult."""
-        self._drain()
+        self.drain()
         with self._lock:
             writer = self._writer
             if writer is not None:

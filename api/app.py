@@ -55,7 +55,7 @@ from api.errors import (
     InvalidSignatureException,
     UnknownOperationException,
 )
-from api.execution_log import ExecutionLog
+from api.execution_log import ExecutionLog, parse_batch
 from api.health import operational_routes
 from api.jobs import Jobs
 from api.logs_api import TARGET_PREFIX, LogsApi
@@ -67,7 +67,6 @@ from api.responses import dispatch
 from api.schedule_runner import ScheduleRunner
 from api.store_logs import LogStore
 from api.ui import ui_routes, wants_page
-from contract.log_events import MAX_BATCH_EVENTS
 from contract.model import load_service_model
 from contract.workitems import MAX_PLAN_BODY
 
@@ -180,16 +179,9 @@ def create_app(
         call.operation = "PutJobExecutionEvents"
         body = await read_body(request, body_timeout)
         await authenticate(request, body, "iot-jobs-data")
-        params = parse_object(body)
-        events, dropped = params.get("events") or [], params.get("dropped") or 0
-        if not isinstance(events, list) or len(events) > MAX_BATCH_EVENTS:
-            raise InvalidRequestException(
-                f"events must be a list of at most {MAX_BATCH_EVENTS} events."
-            )
-        if isinstance(dropped, bool) or not isinstance(dropped, int):
-            raise InvalidRequestException("dropped must be an integer.")
+        batch = parse_batch(body)  # one json.loads, columns checked (contract/log_events)
         doc = await blocking(jobs.job, request.path_params["thing"], request.path_params["job_id"])
-        stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, events, dropped)
+        stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, batch)
         return Reply({"stored": stored})
 
     async def things(request: Request, call: Call) -> Reply:

@@ -9,8 +9,11 @@ one stream per task (its `task-…` id), as DataSync publishes them.
   execution's start and end lines (with the error, if any) in its log group. The count of
   states logged so far rides in the execution document (`_LoggedStates`), written by the same
   compare-and-swap, so a state is logged once whichever process wrote it.
-* `ingest` formats a batch of an agent's file events (contract/log_events.py) with
-  api.logs_query's DataSync line formats, keeping what `should_log` lets through.
+* `ingest` formats a batch of an agent's file events (contract/log_events.EventBatch, by
+  column) with api.logs_query's DataSync line formats, keeping what `should_log` lets through,
+  and stores them with one `executemany`. The common kinds (transferred, verified, deleted,
+  skipped) go straight from the columns to their line, no `FileEvent` in between; a failure,
+  or an event with extras, goes through `file_lines`. `parse_batch` reads the request body.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 from api.domain import repository
 from api.domain.task import Task
+from api.errors import InvalidRequestException, SerializationException
 from api.logs_query import (
     FileMeta,
     LogCategory,
@@ -39,10 +43,10 @@ from api.logs_query import (
 from api.store import Store
 from api.store_logs import LogStore
 from contract import Doc
-from contract.log_events import decode_event
+from contract.log_events import EventBatch, decode_batch
 from engine.events import FileEvent, FileEventKind, FileFacts
 
-__all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name", "task_log_group"]
+__all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name", "parse_batch", "task_log_group"]
 
 DEFAULT_GROUP = "/aws/datasync"
 events_log = logging.getLogger("datasync_local.executions")
@@ -61,6 +65,17 @@ def task_log_group(store: Store, task_arn: str) -> str:
     """The log group a task's executions write to (the default one once the task is gone)."""
     task = repository.get(store, Task, task_arn)
     return group_name(None if task is None else task.cloud_watch_log_group_arn)
+
+
+def parse_batch(body: bytes) -> EventBatch:
+    """The event batch of a request body: SerializationException if it is not JSON,
+    InvalidRequestException if it is not a batch (saying what is wrong)."""
+    try:
+        return decode_batch(body)
+    except ValueError as exc:
+        if "not valid JSON" in str(exc):
+            raise SerializationException("The request body is not valid JSON.") from None
+        raise InvalidRequestException(f"Invalid event batch: {exc}.") from None
 
 
 def _stream(doc: Doc) -> str:
@@ -186,27 +201,39 @@ class ExecutionLog:
 
         return after
 
-    def ingest(self, doc: Doc, events: list[Any], dropped: int) -> int:
+    def ingest(self, doc: Doc, batch: EventBatch) -> int:
         """Store an agent's batch of file events for execution `doc`; returns how many lines."""
         level = str((doc.get("Options") or {}).get("LogLevel", "OFF"))
         if level == "OFF":
             return 0
-        lines: list[tuple[int, str]] = []
         arn = doc["TaskExecutionArn"]
         suffix = f" ({arn.rsplit('/', 1)[-1]})"  # once per batch: this runs once per file
-        for raw in events:
-            try:
-                ts, event = decode_event(raw)
-            except ValueError:
-                continue  # a malformed event from an agent is dropped, not the batch
-            category, messages = file_lines(event)
-            if should_log(level, category):
-                lines.extend((ts, m + suffix) for m in messages)
-        if dropped > 0:
+        files = should_log(level, LogCategory.FILE)
+        lines: list[tuple[int, str]] = []
+        add = lines.append
+        extras = batch.extras
+        columns = zip(batch.timestamps, batch.kinds, batch.paths, batch.sizes, batch.checksums,
+                      batch.reasons, strict=True)  # fmt: skip
+        for index, (ts, kind, path, size, checksum, reason) in enumerate(columns):
+            if kind == "F" or index in extras:
+                category, messages = file_lines(batch.event(index))
+                if should_log(level, category):
+                    lines.extend((ts, m + suffix) for m in messages)
+            elif not files:
+                continue
+            elif kind == "T":
+                add((ts, file_transferred(path, size or 0, checksum) + suffix))
+            elif kind == "V":
+                add((ts, file_verified(path, checksum) + suffix))
+            elif kind == "D":
+                add((ts, file_deleted(path) + suffix))
+            else:
+                add((ts, file_skipped(path, reason or "skipped") + suffix))
+        if batch.dropped > 0:
             lines.append(
                 (
                     lines[-1][0] if lines else int(time.time() * 1000),
-                    f"[WARN] Execution {arn}: {dropped} log events were dropped by the agent",
+                    f"[WARN] Execution {arn}: {batch.dropped} log events were dropped by the agent",
                 )
             )
         group = doc.get("_LogGroup") or task_log_group(self.store, doc["TaskArn"])

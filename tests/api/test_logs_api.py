@@ -5,6 +5,7 @@ the default group."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -176,3 +177,54 @@ def test_describe_calls_page_with_limit_and_next_token(srv: Server) -> None:
     with pytest.raises(ClientError) as caught:
         logs.describe_log_groups(limit=51)
     assert caught.value.response["Error"]["Code"] == "InvalidParameterException"
+
+
+def test_logs_and_a_report_together_name_every_file(tmp_path: Path) -> None:
+    """TRANSFER logs with a STANDARD report: the engine's events reach both through the
+    report's writer (agents/unattended.TaskReport.forward), every file in each, the log's
+    lines all in before the execution's end line."""
+    with serving(tmp_path, {"reports": tmp_path / "bucket"}) as server:
+        root: Path = server.root  # type: ignore[attr-defined]
+        names = [f"d{i % 3}/f{i:03d}.txt" for i in range(300)]
+        for name in names:
+            (root / "src" / name).parent.mkdir(exist_ok=True)
+            (root / "src" / name).write_text(name)
+        ds, logs = server.client(), server.client("logs")
+        report = {
+            "Destination": {
+                "S3": {
+                    "S3BucketArn": "arn:aws:s3:::reports",
+                    "BucketAccessRoleArn": "arn:aws:iam::111122223333:role/r",
+                }
+            },
+            "OutputType": "STANDARD",
+            "ReportLevel": "SUCCESSES_AND_ERRORS",
+        }
+        _, _, task = nfs_task(
+            ds,
+            server.agent_arn,
+            root / "src",
+            root / "dst",
+            CloudWatchLogGroupArn=GROUP_ARN,
+            Options={"LogLevel": "TRANSFER"},
+            TaskReportConfig=report,
+        )
+        final = run(ds, task)
+        assert final["Status"] == "SUCCESS", final["Result"]
+        assert final["ReportResult"] == {"Status": "SUCCESS"}
+
+        def complete() -> list[str] | None:  # the end line follows the execution's last write
+            found = messages(logs, GROUP)
+            return found if any("ended with status SUCCESS" in m for m in found) else None
+
+        found = wait_for(complete, 10)
+        assert "ended with status SUCCESS" in found[-1]  # every file line came before it
+        for name in names:
+            assert f"[INFO] Transferred file /{name}, {len(name)} bytes" in "\n".join(found)
+            assert sum(m.startswith(f"[INFO] Verified file /{name},") for m in found) == 1
+        reported = [
+            item["RelativePath"]
+            for path in (tmp_path / "bucket").rglob("*.transferred.json")
+            for item in json.loads(path.read_text())["Items"]
+        ]
+        assert sorted(p for p in reported if p.endswith(".txt")) == sorted(f"/{n}" for n in names)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.events import FileEvent, FileEventKind, FileFacts
 from engine.report import (
     ExecutionSummary,
     ItemList,
@@ -18,6 +19,7 @@ from engine.report import (
     ReportError,
     ReportItem,
     TaskReportWriter,
+    event_item,
     open_report_dir,
 )
 
@@ -392,3 +394,73 @@ def test_summary_for_another_execution_is_refused(report_dir: int) -> None:
     other = ARN.replace(EXEC, "exec-11111111111111111")
     with TaskReportWriter(report_dir, ReportConfig(), ARN) as writer, pytest.raises(ReportError):
         writer.finish(summary(task_execution_arn=other))
+
+
+EVENTS = [
+    FileEvent(FileEventKind.TRANSFERRED, "/photos/a.jpg", False, 100, "ab" * 16),
+    FileEvent(FileEventKind.TRANSFERRED, "/photos", True),
+    FileEvent(FileEventKind.VERIFIED, "/photos/a.jpg", False, 100, "ab" * 16),
+    FileEvent(FileEventKind.VERIFIED, "/photos", True, None),
+    FileEvent(FileEventKind.SKIPPED, "/photos/c.jpg", False, 5, reason="UNCHANGED"),
+    FileEvent(FileEventKind.SKIPPED, "/photos/e.jpg", False, None),
+    FileEvent(FileEventKind.DELETED, "/old.txt", False, 3),
+    FileEvent(FileEventKind.TRANSFERRED, '/quote"back\\slash/\x01\t\n', False, 2**63),
+    FileEvent(FileEventKind.TRANSFERRED, "/é/日本/🙂", False, 0),
+    FileEvent(FileEventKind.FAILED, "/photos/b.jpg", False, 200, phase="Transfer", reason="EACCES"),
+    FileEvent(
+        FileEventKind.FAILED,
+        "/photos/d.jpg",
+        False,
+        phase="Verify",
+        reason="checksum mismatch",
+        source=FileFacts(7, 1, 0o644, 0, 0, "01" * 16),
+        destination=FileFacts(7, 2, 0o644, 0, 0, "02" * 16),
+    ),
+    FileEvent(FileEventKind.FAILED, "/gone", False, phase="Delete", reason="EBUSY"),
+]
+# instants across second boundaries, one exactly on a second, one before 1970's end
+TIMES = [1767261600.2504, 1767261600.9999, 1767261601.0, 1767261601.001, 86399.5]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        ReportConfig(output_type="STANDARD", report_level="SUCCESSES_AND_ERRORS"),
+        ReportConfig(
+            output_type="STANDARD",
+            report_level="ERRORS_ONLY",
+            overrides={ItemList.VERIFIED: "SUCCESSES_AND_ERRORS"},
+        ),
+        ReportConfig(output_type="SUMMARY_ONLY"),
+    ],
+)
+def test_record_events_writes_what_record_writes(tmp_path: Path, config: ReportConfig) -> None:
+    """The batch path (each success straight to its JSON text) and the general one
+    (`record(event_item(...))`) write byte-identical files and the same counts."""
+    batch = [(TIMES[i % len(TIMES)], event) for i, event in enumerate(EVENTS * 3)]
+    written: list[dict[str, str]] = []
+    counts = []
+    for fast in (True, False):
+        bucket = tmp_path / ("fast" if fast else "general")
+        bucket.mkdir()
+        fd = open_report_dir(str(bucket), "")
+        try:
+            writer = TaskReportWriter(fd, config, ARN)
+            if fast:
+                writer.record_events(batch[:7])
+                writer.record_events(batch[7:])
+            else:
+                for at, event in batch:
+                    writer.record(event_item(event, datetime.fromtimestamp(at, UTC)))
+            writer.finish(summary(end_time=START))
+        finally:
+            os.close(fd)
+        detail = bucket / "Detailed-Reports" / TASK / EXEC
+        written.append({p.name: p.read_text() for p in detail.glob("*")} if detail.exists() else {})
+        counts.append({k: vars(v) for k, v in writer.counts.items()})
+    assert written[0] == written[1]
+    assert counts[0] == counts[1]
+    if config.report_level == "SUCCESSES_AND_ERRORS":
+        items = json.loads(written[0][f"{EXEC}.transferred.json"])["Items"]
+        assert items[0]["Timestamp"] == "2026-01-01T10:00:00.250Z"
+        assert any(i["RelativePath"] == '/quote"back\\slash/\x01\t\n' for i in items)
