@@ -7,7 +7,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from cli.main import build_parser
+from tests.api.harness import free_port
 
 REPO = Path(__file__).parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -30,13 +30,6 @@ def instruction(name: str) -> list[str]:
     assert match, name
     parsed: list[str] = json.loads(match[1])
     return parsed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_the_image_entrypoint_serves_and_its_healthcheck_sees_it(tmp_path: Path) -> None:
