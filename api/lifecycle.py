@@ -137,6 +137,9 @@ def describe(doc: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def claim(doc: Doc, now: float, step_timeout_minutes: int | None, lease_seconds: float) -> None:
     """The agent took the job: QUEUED → IN_PROGRESS, execution → LAUNCHING."""
+    # `now` is read when the agent's poll began, which can be before StartTime: the execution
+    # was started while the poll ran (seen under load). LaunchTime never precedes StartTime.
+    now = max(now, float(doc["StartTime"]))
     job = doc["Job"]
     job.update(status="IN_PROGRESS", startedAt=int(now), lastUpdatedAt=int(now))
     job["versionNumber"] += 1
