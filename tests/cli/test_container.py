@@ -30,6 +30,8 @@ from botocore.config import Config
 
 from tests.api.harness import free_port
 
+pytestmark = pytest.mark.slow  # builds and installs the wheel, then runs it
+
 REPO = Path(__file__).parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 STATE, ROOT = "/var/lib/datasync-local", "/srv/datasync"  # the image's two volumes

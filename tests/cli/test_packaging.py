@@ -14,6 +14,7 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cli.main import build_parser
@@ -89,6 +90,7 @@ def test_licence_matches_pyproject() -> None:
     assert "Apache License" in head and "Version 2.0, January 2004" in head
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_four_packages_and_no_benchmarks(tmp_path: Path) -> None:
     src = tmp_path / "src"  # a copy, so the build leaves nothing in the working tree
     src.mkdir()
