@@ -54,8 +54,12 @@ run: $(RUNTIME_STAMP)
 	$(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
 
 ## The whole test suite (unit, end to end through boto3, reliability).
+# In TEST_WORKERS parallel pytest-xdist workers (0: in this process, serially): the suite mostly
+# waits on real servers, agents, throttled transfers and a real schedule minute, so more workers
+# than cores pay. --dist loadgroup keeps each xdist_group on one worker.
+TEST_WORKERS ?= 3
 test: $(DEV_STAMP) debian-tools
-	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)  # the slowest tests named in every run: the suite has a 12-minute budget
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)  # the slowest tests named in every run: the suite has a 12-minute budget
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .

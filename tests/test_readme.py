@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.api.harness import free_port
+
 REPO = Path(__file__).parents[1]
 README = (REPO / "README.md").read_text()
 
@@ -26,13 +28,6 @@ def block(after: str, language: str) -> str:
     match = re.compile(rf"^```{language}\n(.*?)^```$", re.M | re.S).search(README, start)
     assert match, (after, language)
     return match[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture

@@ -384,6 +384,9 @@ class Execution:
         self, now: float, step_timeout_minutes: int | None, lease_seconds: float
     ) -> Execution:
         """Its agent took the job: the job is IN_PROGRESS, a QUEUED execution LAUNCHING."""
+        # `now` is read when the agent's poll began, which can be before StartTime: the execution
+        # was started while the poll ran (seen under load). LaunchTime never precedes StartTime.
+        now = max(now, self.start_time)
         job = self.job.moved(now, status=JobExecutionStatus("IN_PROGRESS"), started_at=int(now))
         claimed = replace(
             self,

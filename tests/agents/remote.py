@@ -276,7 +276,11 @@ class ServeProcess:
                 return False
             return True
 
-        wait_for(up, timeout=20)
+        try:
+            wait_for(up, timeout=60)  # bounds a hung start; a loaded machine takes many seconds
+        except AssertionError:
+            self.stop()  # not left running after the test
+            raise
         return self
 
     def kill(self) -> None:

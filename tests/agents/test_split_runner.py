@@ -10,6 +10,7 @@ destination directory (`chattr +i`) is retried once that is lifted."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import subprocess
@@ -235,14 +236,18 @@ def test_kill_9_of_one_of_two_agents_the_other_finishes_nothing_torn(fleet: Flee
     arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
     victim = fleet.arns[1]
 
-    def victim_running() -> bool:  # a part of the tree (not item 0's planning)
-        return any(
-            i.running and i.agent_arn == victim and i.kind == ItemKind.TRANSFER
-            for i in list_items(fleet.store, arn)
-        )
+    def victim_mid_item() -> bool:
+        """The victim runs an item and has reported some of its bytes, under half of them: the
+        kill then falls mid-item even when the machine is slow between this look and the kill
+        (a fixed sleep after the item started sometimes let the item finish first)."""
+        for item in list_items(fleet.store, arn):
+            if item.running and item.agent_arn == victim and item.kind == ItemKind.TRANSFER:
+                written = json.loads(item.details.get("counters", "{}")).get("BytesWritten", 0)
+                if 0 < written < 5 * FILE:  # an item of a directory holds 10 files
+                    return True
+        return False
 
-    wait_for(victim_running, timeout=60, interval=0.05)
-    time.sleep(0.3)  # mid-item (an item of 640 KiB takes over a second at this rate)
+    wait_for(victim_mid_item, timeout=60, interval=0.02)
     fleet.agents[1].kill()
     assert _torn(dst, files) == []
     done = finished(ds, arn, timeout=120)

@@ -56,7 +56,10 @@ def root(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def server(tmp_path: Path, root: Path) -> Iterator[Server]:
-    srv = Server(str(tmp_path / "data"), [str(root)], embedded_agent=False, agent_timeout=2.0)
+    # agent_timeout is also the items' lease: 5 s lets the tests' steps between two reports of
+    # one agent take a few seconds on a loaded machine (parallel test workers) without the lease
+    # running out under them; the takeover tests wait the lease out (their waits allow 15 s)
+    srv = Server(str(tmp_path / "data"), [str(root)], embedded_agent=False, agent_timeout=5.0)
     srv.start()
     try:
         yield srv

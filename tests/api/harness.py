@@ -4,6 +4,7 @@ and real boto3 clients signed with the test credentials."""
 from __future__ import annotations
 
 import os
+import random
 import socket
 import threading
 import time
@@ -27,11 +28,67 @@ _CONFIG = Config(
 )
 
 
+_PORT_BLOCK = 2000  # ports each test process hands out in turn
+_FIRST_PORT = 10000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def _port_block() -> range | None:
+    """The ports this test process hands out: a block of its own below the kernel's ephemeral
+    range, chosen by its pytest-xdist worker number (gw0, gw1, …; 0 without xdist).
+
+    Why not bind port 0: the kernel hands that port back to the next bind(0) or client
+    connect() once our probe socket closes, and a server started a moment later finds it taken
+    (or, worse, a test talks to another test's server). Under the ephemeral range no client
+    socket is ever given one of these ports, and workers never share a block."""
+    low = _ephemeral_low()
+    blocks = (low - _FIRST_PORT) // _PORT_BLOCK
+    if blocks < 1:
+        return None  # an unusual ephemeral range: fall back to the kernel's choice
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) % blocks if worker.isdigit() else 0
+    first = _FIRST_PORT + index * _PORT_BLOCK
+    return range(first, first + _PORT_BLOCK)
+
+
+_BLOCK = _port_block()
+# a random start: two pytest sessions of one worker number (two checkouts tested at once) rarely
+# walk the same ports at the same time; the bind probe skips any port already in use
+_NEXT = random.randrange(_PORT_BLOCK)
+_PORT_LOCK = threading.Lock()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:  # no SO_REUSEADDR: a port in TIME_WAIT counts as taken too
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A 127.0.0.1 port no one listens on, that this process has not handed out recently (it
+    walks its block in turn, so a port picked for a server not yet bound is not picked again)."""
+    global _NEXT
+    if _BLOCK is None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+            return port
+    with _PORT_LOCK:
+        for _ in range(len(_BLOCK)):
+            candidate = _BLOCK[_NEXT % len(_BLOCK)]
+            _NEXT += 1
+            if _bindable(candidate):
+                return candidate
+    raise RuntimeError(f"no free port in {_BLOCK}")
 
 
 class Server:
@@ -92,7 +149,7 @@ class Server:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # bounds a hung start; under parallel workers it is slow
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("server did not start")

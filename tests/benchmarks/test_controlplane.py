@@ -67,6 +67,7 @@ def test_attribute_charges_the_innermost_known_layer() -> None:
     assert sum(got.values()) == 7
 
 
+@pytest.mark.slow
 def test_openloop_scenario(tmp_path: Path) -> None:
     res, md = _run(tmp_path, "describe-openloop")
     runs = res["extra"]["runs"]
@@ -85,6 +86,7 @@ def test_openloop_scenario(tmp_path: Path) -> None:
     assert "open loop (Poisson)" in md
 
 
+@pytest.mark.slow
 def test_signcost_scenario(tmp_path: Path) -> None:
     res, md = _run(tmp_path, "sign-cost")
     run = res["extra"]["runs"]["serve"]
@@ -99,6 +101,7 @@ def test_signcost_scenario(tmp_path: Path) -> None:
     assert "CPU of one signed DescribeTaskExecution" in md
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_fleet_scenario(tmp_path: Path) -> None:
     res, md = _run(tmp_path, "fleet")

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -28,6 +27,10 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config
+
+from tests.api.harness import free_port
+
+pytestmark = pytest.mark.slow  # builds and installs the wheel, then runs it
 
 REPO = Path(__file__).parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -92,13 +95,6 @@ def build_context_copy(dest: Path) -> None:
                     out = goal / file.relative_to(path)
                     out.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(file, out)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @pytest.fixture(scope="module")

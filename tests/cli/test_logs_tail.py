@@ -18,9 +18,19 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, Server, finished, nfs_task, serving
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Server,
+    finished,
+    nfs_task,
+    serving,
+    wait_for,
+)
 
 AWS_V2 = Path("/usr/bin/aws")
 GROUP = "/datasync/tail"
@@ -77,6 +87,14 @@ def test_aws_logs_tail_follow_names_every_file_while_it_runs(srv: Server) -> Non
     threading.Thread(target=_reader, args=(tail.stdout, lines), daemon=True).start()
     seen: list[str] = []
     try:
+        # the execution starts once tail polls (its first FilterLogEvents counted in /metrics):
+        # the CLI's own start took longer than the ~6 s run when parallel test workers load
+        # the machine, and the run had ended before tail printed anything
+        wait_for(
+            lambda: 'operation="FilterLogEvents"' in httpx.get(f"{srv.url}/metrics").text,
+            timeout=60,
+            interval=0.2,
+        )
         arn = ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
         running_while_tailing = False
         deadline = time.monotonic() + 60

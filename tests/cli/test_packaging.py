@@ -7,7 +7,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,9 +14,11 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 import yaml
 
 from cli.main import build_parser
+from tests.api.harness import free_port
 
 REPO = Path(__file__).parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
@@ -30,13 +31,6 @@ def instruction(name: str) -> list[str]:
     assert match, name
     parsed: list[str] = json.loads(match[1])
     return parsed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def test_the_image_entrypoint_serves_and_its_healthcheck_sees_it(tmp_path: Path) -> None:
@@ -96,6 +90,7 @@ def test_licence_matches_pyproject() -> None:
     assert "Apache License" in head and "Version 2.0, January 2004" in head
 
 
+@pytest.mark.slow
 def test_the_wheel_ships_the_four_packages_and_no_benchmarks(tmp_path: Path) -> None:
     src = tmp_path / "src"  # a copy, so the build leaves nothing in the working tree
     src.mkdir()

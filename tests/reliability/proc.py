@@ -31,7 +31,9 @@ class ServeProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / f"serve-{self.port}.log"
 
-    def start(self, timeout: float = 30) -> ServeProcess:
+    def start(self, timeout: float = 60) -> ServeProcess:
+        """Start it and wait until it answers; `timeout` only bounds a start that hangs (a start
+        takes a second or two, many more on a machine loaded by parallel test workers)."""
         args = [
             sys.executable,
             "-m",
@@ -70,7 +72,9 @@ class ServeProcess:
                 return self
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"serve did not start: {self.output()}") from None
+                    said = self.output()
+                    self.stop()  # not left running (and holding its port) after the test
+                    raise AssertionError(f"serve did not start: {said}") from None
                 time.sleep(0.05)
 
     def output(self) -> str:

@@ -59,6 +59,9 @@ class Target:
 
 
 TARGET = Target()
+# one worker runs the whole file, in order: its tests share one live server (`live`), and the
+# last ones check that it still answers after the fuzzing
+pytestmark = pytest.mark.xdist_group("fuzz")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -400,6 +403,7 @@ if SEED is not None:
     _fuzz = seed(int(SEED))(_fuzz)
 
 
+@pytest.mark.slow
 @_settings()
 @given(requests())
 def test_fuzz_every_operation_never_5xx(request: tuple[str | None, Any]) -> None:
@@ -449,6 +453,7 @@ def job_requests(draw: st.DrawFn) -> tuple[str, str, bytes]:
     return method, path, json.dumps(body).encode()
 
 
+@pytest.mark.slow
 @_settings_n(max(100, EXAMPLES // 4))
 @given(job_requests())
 def test_fuzz_jobs_endpoint_never_5xx(request: tuple[str, str, bytes]) -> None:

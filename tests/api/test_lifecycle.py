@@ -1,0 +1,42 @@
+"""api.lifecycle's execution document transitions, on plain documents."""
+
+from __future__ import annotations
+
+from api import lifecycle
+
+
+def _queued(start: float) -> lifecycle.Doc:
+    location = {"LocationArn": "arn:loc", "LocationUri": "nfs://h/x/", "ServerHostname": "h",
+                "Subdirectory": "/x"}  # fmt: skip
+    return lifecycle.new_execution(
+        arn="arn:aws:datasync:us-east-1:111122223333:task/task-1/execution/exec-1",
+        task={
+            "TaskArn": "arn:aws:datasync:us-east-1:111122223333:task/task-1",
+            "TaskMode": "BASIC",
+        },
+        agent_arn="arn:aws:datasync:us-east-1:111122223333:agent/agent-1",
+        options={},
+        includes=[],
+        excludes=[],
+        filters_key="[[], []]",
+        source=location,
+        destination=location,
+        queued=True,
+        now=start,
+    )
+
+
+def test_a_claim_read_before_the_start_never_launches_before_it() -> None:
+    """An agent's poll reads its clock, then finds an execution started after that instant:
+    LaunchTime (and the LAUNCHING entry of History) is not earlier than StartTime."""
+    doc = _queued(1000.0)
+    lifecycle.claim(doc, 999.997, None, 30.0)
+    assert doc["StartTime"] <= doc["LaunchTime"] == 1000.0
+    assert doc["History"][-1] == ["LAUNCHING", 1000.0]
+    assert doc["Job"]["leaseExpiresAt"] == 1030.0
+
+
+def test_a_claim_after_the_start_launches_at_its_own_time() -> None:
+    doc = _queued(1000.0)
+    lifecycle.claim(doc, 1002.5, None, 30.0)
+    assert doc["LaunchTime"] == 1002.5 and doc["History"][-1] == ["LAUNCHING", 1002.5]
