@@ -51,7 +51,9 @@ EXAMPLES = {
     "aws datasync create-agent": "test_readme_on_prem_agent_walk_through",
     "aws datasync create-location-nfs": "test_readme_on_prem_agent_walk_through",
     "datasync-local sync SRC DST": "test_readme_sync_synopsis",
-    "docker build -t datasync-local .": "needs a container engine: tests/cli/test_container.py",
+    "docker build -t datasync-local .": "docker has no daemon here: tests/cli/test_container_image.py "
+    "runs the same image with podman",
+    "podman build --format docker": "tests/cli/test_container_image.py",
     "mkdir -p data && sudo chown 10001 data": "needs docker compose: tests/cli/test_container.py",
     "make lint    # ruff check": "CI runs make lint",
 }
