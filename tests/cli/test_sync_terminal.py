@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.progress import ProgressView, fit_line
+from cli.progress import ProgressView, fit_files, fit_line
 from cli.sizes import format_size, parse_size
 from tests.engine.trees import temporaries, write
 
@@ -92,11 +92,21 @@ def test_progress_fits_the_terminal_width(tmp_path: Path, cols: int) -> None:
     assert any("%" in line for line in drawn)
     if cols == 200:  # room for everything: percentage, bytes, rate, elapsed, ETA, items
         full = drawn[-1]
-        assert re.search(
-            r"\d+% .*MiB/3\.0 MiB .*/s \d:\d\d:\d\d ETA \d:\d\d:\d\d \d+/2 items", full
-        )
+        assert re.search(r"\d+% \S+/3\.0 MiB .*/s \d:\d\d:\d\d ETA \d:\d\d:\d\d \d+/2 items", full)
+    # the file in flight, on its own line under the counters (3 s at 1 MiB/s: seen at every width)
+    assert any(line.startswith("↳ /big.bin (3.0 MiB)") for line in live), live
     assert lines[-1].startswith("SUCCESS: 2 items, 3.0 MiB in ")
     assert (tmp_path / "dst/big.bin").read_bytes() == (tmp_path / "src/big.bin").read_bytes()
+
+
+def test_the_file_in_flight_is_cut_from_the_left_to_fit() -> None:
+    path = "/photos/2024/summer/holiday-in-the-mountains/IMG_0001.jpg"
+    assert fit_files([], 60) == ""
+    assert fit_files([(path, 3 << 20)], 200) == f"↳ {path} (3.0 MiB)"
+    assert fit_files([(path, 3 << 20), ("/b", 1)], 200) == f"↳ {path} (3.0 MiB) +1 more"
+    narrow = fit_files([(path, 3 << 20), ("/b", 1)], 40)
+    assert len(narrow) == 40 and narrow.startswith("↳ …") and narrow.endswith("(3.0 MiB) +1 more")
+    assert fit_files([(path, 5)], 12) == "↳ …_0001.jpg"  # too narrow for the size: the name only
 
 
 def test_ctrl_c_in_a_terminal_exits_130_and_keeps_the_destination(tmp_path: Path) -> None:
