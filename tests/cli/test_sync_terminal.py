@@ -240,3 +240,17 @@ def test_help_shows_defaults_and_examples_and_hides_what_a_local_sync_ignores(
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_verifying_has_a_percentage_and_an_eta_from_the_items_verified() -> None:
+    snap = {
+        "Status": "VERIFYING", "BytesWritten": 8 << 20, "EstimatedBytesToTransfer": 8 << 20,
+        "FilesTransferred": 200, "EstimatedFilesToTransfer": 200, "FilesVerified": 50,
+        "FilesListed": {"AtSource": 200}, "Result": {"TotalDuration": 12_000},
+    }  # fmt: skip
+    # ONLY_FILES_TRANSFERRED re-reads what was written: 50 of 200 in 3 s, so 9 s to go
+    view = ProgressView.of(snap, 0.0, "ONLY_FILES_TRANSFERRED", phase_elapsed=3.0)
+    assert view.fraction == 0.25 and view.eta == 9.0
+    line = fit_line(view, 60).plain
+    assert line.startswith("verifying") and " 25%" in line and "ETA 0:00:09" in line
+    assert len(line) <= 60
