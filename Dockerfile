@@ -3,7 +3,10 @@
 #   docker run -p 8080:8080 -v dsl-state:/var/lib/datasync-local -v /srv/data:/srv/datasync datasync-local
 # The first start generates an operator key pair, stores it in the state volume and prints it once
 # (docker logs); set DATASYNC_LOCAL_ACCESS_KEY_ID / DATASYNC_LOCAL_SECRET_ACCESS_KEY to choose one.
-FROM python:3.11-slim
+# BASE: where no registry is reachable, a local stand-in (deploy/container-base.sh, make
+# container-base) built from Debian bookworm; tests/cli/test_container_image.py builds with it.
+ARG BASE=python:3.11-slim
+FROM ${BASE}
 
 # The package only (the wheel ships engine, contract, api, agents, cli; no benchmarks, no dev
 # tools). tests/cli/test_container.py builds the wheel from exactly these COPYs and runs it.

@@ -3,16 +3,16 @@
 On a terminal one line is redrawn in place with `rich` (it knows the terminal's width and how to
 redraw without scrolling); the line is cut to the width by dropping the least useful fields, so
 it never wraps. Elsewhere (a pipe, a log file, CI) a plain line is printed every few seconds and at
-each phase change, as rclone's `--stats` does. What is shown is what the snapshot holds: phase,
-bytes written against the estimate, items, items verified; the engine does not say which file is
-in flight, so no file name is shown.
+each phase change, as rclone's `--stats` does. What is shown is what the snapshot holds (phase,
+bytes written against the estimate, items, items verified) and, on a second line, the file(s) in
+flight (`Transfer.in_flight()`: being copied or verified), the path cut from the left to fit.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -22,7 +22,15 @@ if TYPE_CHECKING:  # rich is imported where a line is drawn: ~50 ms a `sync --no
     from rich.console import Console, ConsoleOptions, RenderResult
     from rich.text import Text
 
-__all__ = ["PLAIN_INTERVAL", "ProgressView", "RateMeter", "Watcher", "fit_line", "summary_line"]
+__all__ = [
+    "PLAIN_INTERVAL",
+    "ProgressView",
+    "RateMeter",
+    "Watcher",
+    "fit_files",
+    "fit_line",
+    "summary_line",
+]
 
 PLAIN_INTERVAL = 5.0  # seconds between two plain lines (a phase change prints one at once)
 LIVE_INTERVAL = 0.2
@@ -117,7 +125,7 @@ class ProgressView:
         if self.phase in ("LAUNCHING", "PREPARING"):
             out.append((8, f"{listed:,} listed"))
         else:
-            out.append((7, f"{format_size(self.bytes_done)}/{format_size(self.bytes_total)}"))
+            out.append((7, _of(self.bytes_done, self.bytes_total)))
             if self.phase == "TRANSFERRING":
                 out.append((6, f"{format_size(self.rate)}/s"))
         out.append((4, clock(self.elapsed)))
@@ -128,6 +136,28 @@ class ProgressView:
         elif self.phase not in ("LAUNCHING", "PREPARING"):
             out.append((3, f"{self.items_done:,}/{self.items_total:,} items"))
         return out
+
+
+def _of(done: int, total: int) -> str:
+    """`4.0/9.0 MiB` (one unit when both share it, to save room), else `512.0 KiB/9.0 MiB`."""
+    a, b = format_size(done), format_size(total)
+    unit_a, unit_b = a.rsplit(" ", 1)[-1], b.rsplit(" ", 1)[-1]
+    return f"{a.rsplit(' ', 1)[0]}/{b}" if unit_a == unit_b else f"{a}/{b}"
+
+
+def fit_files(files: Sequence[tuple[str, int]], width: int) -> str:
+    """The file(s) in flight on one line of at most `width` cells: the first one's path (cut
+    from the left, where the least telling part of a path is), its size, and how many more."""
+    if not files or width < 8:
+        return ""
+    (path, size), more = files[0], len(files) - 1
+    tail = f" ({format_size(size)})" + (f" +{more} more" if more else "")
+    room = width - 2 - len(tail)
+    if room < 8:
+        tail, room = "", width - 2
+    if len(path) > room:
+        path = "…" + path[len(path) - room + 1 :]
+    return f"↳ {path}{tail}"[:width]
 
 
 def _label(phase: str) -> str:
@@ -177,6 +207,8 @@ def summary_line(result: Mapping[str, Any]) -> str:
 class _Snapshots(Protocol):
     def snapshot(self) -> dict[str, Any]: ...
 
+    def in_flight(self) -> list[tuple[str, int]]: ...
+
 
 class _LiveLine:
     """A renderable that fits itself to whatever width rich gives it at draw time."""
@@ -184,10 +216,16 @@ class _LiveLine:
     def __init__(self) -> None:
         self.view: ProgressView | None = None
         self.listed = 0
+        self.files: list[tuple[str, int]] = []
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.view is not None:
             yield fit_line(self.view, options.max_width, self.listed)
+            files = fit_files(self.files, options.max_width)
+            if files and self.view.phase in ("TRANSFERRING", "VERIFYING"):
+                from rich.text import Text
+
+                yield Text(files, style="dim", no_wrap=True, overflow="crop")
 
 
 class Watcher:
@@ -226,6 +264,7 @@ class Watcher:
                 phase, phase_started = snap["Status"], now
             rate = meter.update(snap["BytesWritten"], now)
             line.listed = snap["FilesListed"]["AtSource"]
+            line.files = self._transfer.in_flight()
             return ProgressView.of(snap, rate, self._verify_mode, now - phase_started), changed
 
         if self.live:
@@ -242,6 +281,8 @@ class Watcher:
             now = time.monotonic()
             if changed or now - last_print >= PLAIN_INTERVAL:
                 text = fit_line(view, 1000, line.listed, bar=False).plain
+                if line.files and view.phase in ("TRANSFERRING", "VERIFYING"):
+                    text += "  " + fit_files(line.files, 1000)
                 self._stream.write(text + "\n")
                 self._stream.flush()
                 last_print = now

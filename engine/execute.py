@@ -271,6 +271,7 @@ class Executor:
     def _copy_at(self, action: Action, src_dir: int, dst_dir: int, name: str) -> None:
         if self.cancelled():
             return
+        self.progress.working(action.rel, action.size)
         try:
             size, digest = self.copier.copy(src_dir, dst_dir, name, action.replace)
         except TransferCancelled:
@@ -279,6 +280,8 @@ class Executor:
             self._failed_copies.add(action.rel)
             self._fail(action.rel, exc)
             return
+        finally:
+            self.progress.worked(action.rel)
         self._done(action, size, digest)
 
     # -- other items -----------------------------------------------------------------------------

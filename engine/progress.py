@@ -78,6 +78,7 @@ class Progress:
             k: dict.fromkeys(v, 0) for k, v in nested.items()
         }
         self._status = "LAUNCHING"
+        self._in_flight: dict[str, int] = {}  # files being copied or hashed: path -> size
         self._phase_status = dict.fromkeys(PHASES, "PENDING")
         self._phase_started: dict[str, float] = {}
         self._phase_ms = dict.fromkeys(PHASES, 0)
@@ -86,6 +87,22 @@ class Progress:
         self._error_code: str | None = None
         self._error_detail: str | None = None
         self.failures: list[FileFailure] = []
+
+    # -- files in flight (what `sync`'s progress names; not part of the API's snapshot) -----------
+    def working(self, path: str, size: int) -> None:
+        """A file's data is being copied or hashed from now until `worked(path)`."""
+        with self._lock:
+            self._in_flight[path] = size
+
+    def worked(self, path: str) -> None:
+        with self._lock:
+            self._in_flight.pop(path, None)
+
+    def in_flight(self, limit: int = 8) -> list[tuple[str, int]]:
+        """Up to `limit` (path, size) being worked on, the longest-running first. Files that copy
+        helper processes copy are not seen here (they are small and quick by design)."""
+        with self._lock:
+            return [item for item, _ in zip(self._in_flight.items(), range(limit), strict=False)]
 
     # -- counters --------------------------------------------------------------------------------
     def add(self, name: str, n: int = 1, folder: bool = False) -> None:

@@ -153,6 +153,10 @@ class Transfer:
     def snapshot(self) -> dict[str, Any]:
         return self.progress.snapshot()
 
+    def in_flight(self) -> list[tuple[str, int]]:
+        """(path, size) of the files being copied or verified now (engine/progress.py)."""
+        return self.progress.in_flight()
+
     @property
     def failures(self) -> list[FileFailure]:
         return list(self.progress.failures)

@@ -79,7 +79,11 @@ def _verify_one(
     rel, kind, size, digest = record
     try:
         if kind == REG and digest is not None:
-            got_size, got_digest = hash_file(name, dir_fd)
+            progress.working(rel, size)
+            try:
+                got_size, got_digest = hash_file(name, dir_fd)
+            finally:
+                progress.worked(rel)
             if got_size != size:
                 progress.fail("Verify", rel, f"size mismatch: wrote {size}, found {got_size}")
                 return
@@ -261,8 +265,12 @@ class WholeTreeVerifier:
             if s.st.st_size != d.st.st_size:
                 self.mismatch(rel, f"size differs: {s.st.st_size} != {d.st.st_size}", sides=sides)
                 return False, None
-            _, src_digest = self.digest(name, src_dir, s.st)
-            _, dst_digest = self.digest(name, dst_dir, d.st)
+            self.progress.working(rel, s.st.st_size)
+            try:
+                _, src_digest = self.digest(name, src_dir, s.st)
+                _, dst_digest = self.digest(name, dst_dir, d.st)
+            finally:
+                self.progress.worked(rel)
             if src_digest != dst_digest:
                 self.mismatch(
                     rel,

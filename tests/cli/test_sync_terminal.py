@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.progress import ProgressView, fit_line
+from cli.progress import ProgressView, fit_files, fit_line
 from cli.sizes import format_size, parse_size
 from tests.engine.trees import temporaries, write
 
@@ -92,11 +92,21 @@ def test_progress_fits_the_terminal_width(tmp_path: Path, cols: int) -> None:
     assert any("%" in line for line in drawn)
     if cols == 200:  # room for everything: percentage, bytes, rate, elapsed, ETA, items
         full = drawn[-1]
-        assert re.search(
-            r"\d+% .*MiB/3\.0 MiB .*/s \d:\d\d:\d\d ETA \d:\d\d:\d\d \d+/2 items", full
-        )
+        assert re.search(r"\d+% \S+/3\.0 MiB .*/s \d:\d\d:\d\d ETA \d:\d\d:\d\d \d+/2 items", full)
+    # the file in flight, on its own line under the counters (3 s at 1 MiB/s: seen at every width)
+    assert any(line.startswith("↳ /big.bin (3.0 MiB)") for line in live), live
     assert lines[-1].startswith("SUCCESS: 2 items, 3.0 MiB in ")
     assert (tmp_path / "dst/big.bin").read_bytes() == (tmp_path / "src/big.bin").read_bytes()
+
+
+def test_the_file_in_flight_is_cut_from_the_left_to_fit() -> None:
+    path = "/photos/2024/summer/holiday-in-the-mountains/IMG_0001.jpg"
+    assert fit_files([], 60) == ""
+    assert fit_files([(path, 3 << 20)], 200) == f"↳ {path} (3.0 MiB)"
+    assert fit_files([(path, 3 << 20), ("/b", 1)], 200) == f"↳ {path} (3.0 MiB) +1 more"
+    narrow = fit_files([(path, 3 << 20), ("/b", 1)], 40)
+    assert len(narrow) == 40 and narrow.startswith("↳ …") and narrow.endswith("(3.0 MiB) +1 more")
+    assert fit_files([(path, 5)], 12) == "↳ …_0001.jpg"  # too narrow for the size: the name only
 
 
 def test_ctrl_c_in_a_terminal_exits_130_and_keeps_the_destination(tmp_path: Path) -> None:
@@ -230,3 +240,17 @@ def test_help_shows_defaults_and_examples_and_hides_what_a_local_sync_ignores(
         capture_output=True, text=True, timeout=60, cwd=REPO,
     )  # fmt: skip
     assert accepted.returncode == 0, accepted.stderr
+
+
+def test_verifying_has_a_percentage_and_an_eta_from_the_items_verified() -> None:
+    snap = {
+        "Status": "VERIFYING", "BytesWritten": 8 << 20, "EstimatedBytesToTransfer": 8 << 20,
+        "FilesTransferred": 200, "EstimatedFilesToTransfer": 200, "FilesVerified": 50,
+        "FilesListed": {"AtSource": 200}, "Result": {"TotalDuration": 12_000},
+    }  # fmt: skip
+    # ONLY_FILES_TRANSFERRED re-reads what was written: 50 of 200 in 3 s, so 9 s to go
+    view = ProgressView.of(snap, 0.0, "ONLY_FILES_TRANSFERRED", phase_elapsed=3.0)
+    assert view.fraction == 0.25 and view.eta == 9.0
+    line = fit_line(view, 60).plain
+    assert line.startswith("verifying") and " 25%" in line and "ETA 0:00:09" in line
+    assert len(line) <= 60
