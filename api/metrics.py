@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from api.domain import repository
 from api.domain.agent import Agent
 from api.domain.enums import AgentStatus
+from api.domain.execution import Execution
 from api.request_counts import RequestCounts, RequestMeter
 from api.store import Store
 
@@ -75,7 +76,7 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         store = self.backend.store
-        executions = store.executions()
+        executions = [Execution.from_row(row) for row in store.executions()]
         yield self._executions_by_status(executions)
         yield self._agents_by_status(repository.every(store, Agent))
         yield self._queue_depth(executions)
@@ -86,11 +87,11 @@ class StoreCollector(Collector):
         if self.requests is not None:
             yield from _requests(self.requests.read())
 
-    def _executions_by_status(self, executions: Iterable[dict[str, object]]) -> Metric:
+    def _executions_by_status(self, executions: Iterable[Execution]) -> Metric:
         family = GaugeMetricFamily(
             f"{PREFIX}_executions", "Task executions by DataSync status.", labels=["status"]
         )
-        for status, count in sorted(Counter(str(e["Status"]) for e in executions).items()):
+        for status, count in sorted(Counter(e.status.value for e in executions).items()):
             family.add_metric([status], count)
         return family
 
@@ -103,31 +104,30 @@ class StoreCollector(Collector):
             family.add_metric([status.value], counts.get(status, 0))
         return family
 
-    def _queue_depth(self, executions: Iterable[dict[str, object]]) -> Metric:
+    def _queue_depth(self, executions: Iterable[Execution]) -> Metric:
         family = GaugeMetricFamily(
             f"{PREFIX}_queue_depth",
             "Executions QUEUED behind another on the same agent.",
             labels=["agent_arn"],
         )
-        depth = Counter(str(e["AgentArn"]) for e in executions if e["Status"] == "QUEUED")
+        depth = Counter(e.agent_arn for e in executions if e.status == "QUEUED")
         for agent_arn, count in sorted(depth.items()):
             family.add_metric([agent_arn], count)
         return family
 
-    def _rate_limit(self, executions: Iterable[dict[str, object]]) -> Metric:
+    def _rate_limit(self, executions: Iterable[Execution]) -> Metric:
         family = GaugeMetricFamily(
             f"{PREFIX}_execution_bytes_per_second_limit",
             "Options.BytesPerSecond of each running execution (-1: unlimited).",
             labels=["task_execution_arn"],
         )
         for e in executions:
-            if e["Status"] in ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING"):
-                options = e.get("Options")
-                limit = options.get("BytesPerSecond", -1) if isinstance(options, dict) else -1
-                family.add_metric([str(e["TaskExecutionArn"])], float(limit))
+            if e.status in ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING"):
+                limit = e.options.get("BytesPerSecond", -1)
+                family.add_metric([e.arn], float(limit))
         return family
 
-    def _rate(self, executions: Iterable[dict[str, object]]) -> Metric:
+    def _rate(self, executions: Iterable[Execution]) -> Metric:
         """The store holds counters, not a speedometer: the rate is BytesTransferred over the
         time since the execution entered TRANSFERRING (its average so far)."""
         family = GaugeMetricFamily(
@@ -137,28 +137,25 @@ class StoreCollector(Collector):
         )
         now = self.backend.now()
         for e in executions:
-            if e["Status"] != "TRANSFERRING":
+            if e.status != "TRANSFERRING":
                 continue
-            history = e.get("History")
-            since = (
-                [t for s, t in history if s == "TRANSFERRING"] if isinstance(history, list) else []
-            )
-            moved = e.get("BytesTransferred", 0)
-            if since and isinstance(moved, int) and now > float(since[-1]):
-                family.add_metric([str(e["TaskExecutionArn"])], moved / (now - float(since[-1])))
+            since = [t for s, t in e.history if s == "TRANSFERRING"]
+            moved = e.counters.get("BytesTransferred", 0)
+            if since and isinstance(moved, int) and now > since[-1]:
+                family.add_metric([e.arn], moved / (now - since[-1]))
         return family
 
-    def _task_counters(self, executions: Iterable[dict[str, object]]) -> Iterator[Metric]:
+    def _task_counters(self, executions: Iterable[Execution]) -> Iterator[Metric]:
         totals: dict[str, Counter[str]] = {name: Counter() for name in _TASK_COUNTERS}
         failed: Counter[str] = Counter()
         for e in executions:
             for name in _TASK_COUNTERS:
-                value = e.get(name, 0)
-                totals[name][str(e["TaskArn"])] += int(value) if isinstance(value, int) else 0
-            by_phase = e.get("FilesFailed")  # nested: {"Prepare": n, "Transfer": n, ...}
+                value = e.counters.get(name, 0)
+                totals[name][e.task_arn] += int(value) if isinstance(value, int) else 0
+            by_phase = e.counters.get("FilesFailed")  # nested: {"Prepare": n, "Transfer": n, ...}
             phases = by_phase.values() if isinstance(by_phase, dict) else ()
             # += even of 0: every task gets a sample, so a rate() over it starts at zero
-            failed[str(e["TaskArn"])] += sum(v for v in phases if isinstance(v, int))
+            failed[e.task_arn] += sum(v for v in phases if isinstance(v, int))
         for name, snake in _TASK_COUNTERS.items():
             family = CounterMetricFamily(
                 f"{PREFIX}_task_{snake}",

@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 from api import bucket_configs, lifecycle, workitems
+from api.cas import update_execution
 from api.domain import repository
 from api.domain.execution import Execution
 from api.listing import page_by
@@ -23,7 +24,6 @@ from api.resources.base import (
     _options_error,
 )
 from api.resources.tasks import TaskHandlers
-from api.scheduler import change_execution
 from api.store import TERMINAL_STATUSES
 from contract import Doc
 from contract.jobs import InvalidBytesPerSecond, check_bytes_per_second
@@ -125,27 +125,26 @@ class ExecutionHandlers(TaskHandlers):
         return {"TaskExecutions": [e.list_entry() for e in items], "NextToken": token}
 
     def cancel_task_execution(self, p: Doc) -> Doc:
-        def cancel(doc: Doc) -> bool:
-            if doc["Status"] in TERMINAL_STATUSES:
+        def cancel(execution: Execution) -> Execution:
+            if execution.status in TERMINAL_STATUSES:
                 raise _invalid(
-                    f"Task execution {doc['TaskExecutionArn']} cannot be cancelled in its "
-                    f"current status: {doc['Status']}.",
+                    f"Task execution {execution.arn} cannot be cancelled in its "
+                    f"current status: {execution.status}.",
                     "InvalidExecutionStatus",
                 )
-            lifecycle.request_cancel(doc, self.now())
-            return True
+            return execution.cancel_requested(self.now())
 
-        changed = change_execution(self.store, p["TaskExecutionArn"], cancel)
+        changed = update_execution(self.store, p["TaskExecutionArn"], cancel)
         if changed is None:
             raise _execution_not_found(p["TaskExecutionArn"])
-        if changed[0].get("_Plan"):
+        if changed[0].plan:
             # every item is cancelled: those nobody runs at once, running ones by their agents
             # (the reply's control:cancel); the execution ends ERROR / Cancelled once all stop
             with contextlib.suppress(workitems.ConflictEnded):
                 workitems.set_target(
                     self.store, p["TaskExecutionArn"], None, "CANCELED", self.now()
                 )
-        self._notify(changed[0]["AgentArn"])
+        self._notify(changed[0].agent_arn)
         return {}
 
     def update_task_execution(self, p: Doc) -> Doc:
@@ -164,25 +163,25 @@ class ExecutionHandlers(TaskHandlers):
         except InvalidBytesPerSecond as exc:
             raise _invalid(str(exc), "InvalidOptions") from None
 
-        def set_rate(doc: Doc) -> bool:
+        def set_rate(execution: Execution) -> Execution:
             try:
-                options = Options(doc["Options"], doc["TaskMode"]).merged(changes)
+                options = Options(dict(execution.options), execution.task_mode.value)
+                merged = options.merged(changes)
             except InvalidOptionsError as exc:
                 raise _options_error(exc) from None
-            if doc["Status"] in TERMINAL_STATUSES or doc["Status"] == "CANCELLING":
+            if execution.status in TERMINAL_STATUSES or execution.status == "CANCELLING":
                 raise _invalid(
-                    f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: only a queued "
+                    f"Task execution {execution.arn} is {execution.status}: only a queued "
                     "or running execution can be updated.",
                     "InvalidExecutionStatus",
                 )
-            lifecycle.set_rate(doc, options.to_dict())
-            return True
+            return execution.rate_set(merged.to_dict())
 
-        changed = change_execution(self.store, p["TaskExecutionArn"], set_rate)
+        changed = update_execution(self.store, p["TaskExecutionArn"], set_rate)
         if changed is None:
             raise _execution_not_found(p["TaskExecutionArn"])
-        self._notify(changed[0]["AgentArn"])
-        if changed[0].get("_Plan"):  # each running item's share changed: its agent hears now
+        self._notify(changed[0].agent_arn)
+        if changed[0].plan:  # each running item's share changed: its agent hears now
             items = workitems.list_items(self.store, p["TaskExecutionArn"])
             for agent in sorted({i.agent_arn for i in items if i.running and i.agent_arn}):
                 self._notify(agent)
