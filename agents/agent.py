@@ -60,7 +60,7 @@ from contract.jobs import (
     compact,
     encode_report,
 )
-from contract.workitems import INTERRUPTED_KEY, SUSPEND_KEY, ItemKind
+from contract.workitems import INTERRUPTED_KEY, SUSPEND_KEY, WHOLE_KEY, ItemKind
 from engine import DataSyncLocalError, FilterRules, Options
 from engine.events import EventSink, FileEvent
 from engine.transfer import Transfer
@@ -252,11 +252,13 @@ class Agent:
                 number,
             )
             return
-        if work.assignment.kind is ItemKind.PREPARE and splittable(document):
-            planned = await self._prepare(job_id, source, work, version, number, session)
-            if planned is None:
-                return  # the plan is uploaded and item 0 reported (or the job was lost)
-            version = planned
+        if work.assignment.kind is ItemKind.PREPARE:
+            if splittable(document):
+                planned = await self._prepare(job_id, source, work, version, number, session)
+                if planned is None:
+                    return  # the plan is uploaded and item 0 reported (or the job was lost)
+                version = planned
+            version = await self._mark_whole(job_id, version, session, number)
         # A work item is fenced by its executionNumber alone: a version conflict on it means it
         # was taken over (never that the control plane lost our reports), so no expectedVersion
         fenced = work.assignment.index > 0 and number is not None
@@ -491,6 +493,41 @@ class Agent:
         log.info("agent %s: %s split into %d items", self.thing, job_id, len(scopes))
         await self._report(job_id, "SUCCEEDED", details, version, session, number)
         return None
+
+    async def _mark_whole(
+        self, job_id: str, version: int | None, session: str, number: int | None
+    ) -> int | None:
+        """Tell the control plane that item 0 runs the whole tree itself (`WHOLE_KEY`), before
+        it copies anything: such a run cannot be suspended, so an operator's suspend wish kept
+        for the plan is withdrawn with its reason, and later ones are refused, instead of
+        being accepted and never applied. One request; a failure only leaves the wish to the
+        control plane's fallback (the phase moving past PREPARING)."""
+        details = {
+            PHASE_KEY: "PREPARING",
+            COUNTERS_KEY: "{}",
+            SESSION_KEY: session,
+            WHOLE_KEY: "true",
+        }
+        for _ in range(3):
+            try:
+                state = await self.client.update(
+                    self.thing, job_id, "IN_PROGRESS", details, version, number
+                )
+                new: int | None = state.get("versionNumber", version)
+                return new
+            except JobsError as exc:
+                state = exc.body.get("executionState") or {}
+                if exc.code == "VersionMismatch" and not _foreign(state, session):
+                    version = state.get("versionNumber", version)
+                    continue
+                log.warning(
+                    "agent %s: job %s: cannot say it runs whole: %s", self.thing, job_id, exc
+                )
+                return version
+            except Exception as exc:
+                log.warning("agent %s: cannot report: %s", self.thing, exc)
+                return version
+        return version
 
     def _apply(self, transfer: Transfer, details: dict[str, str]) -> None:
         """Carry out the control plane's wishes from a reply's statusDetails."""

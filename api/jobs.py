@@ -354,6 +354,7 @@ class Jobs:
             if doc.get("_Plan"):
                 lifecycle.report_planned(doc, status, details, now)
             else:
+                workitems.mark_whole(doc, details, self._whole_reason())
                 lifecycle.apply_report(doc, status, details, now)
             return True
 
@@ -369,6 +370,10 @@ class Jobs:
         if body.get("includeJobDocument"):
             out["jobDocument"] = lifecycle.job_document(doc).to_json()
         return out
+
+    def _whole_reason(self) -> str:
+        config = self.backend.config
+        return workitems.whole_reason(config.split_min_files, config.split_min_bytes)
 
     def _planner_reported(self, doc: Doc, status: str, details: dict[str, str], now: float) -> None:
         """Item 0's report, its plan in: its row takes the report and the items settle."""

@@ -42,15 +42,17 @@ from api.cas import CAS_ATTEMPTS, change_execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
 from contract import Doc
-from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, REPORT_KEY, decode_report
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASE_KEY, PHASES, REPORT_KEY, decode_report
 from contract.model import enum_values
-from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
+from contract.workitems import INTERRUPTED_KEY, WHOLE_KEY, ItemKind, ItemScope
 
 __all__ = [
     "ACTIVE",
     "ENDED",
     "PLAN_TARGET_KEY",
     "TARGETS",
+    "WHOLE",
+    "WITHDRAWN_KEY",
     "ConflictEnded",
     "ItemNotFound",
     "ItemStatus",
@@ -61,6 +63,7 @@ __all__ = [
     "execution_counters",
     "get_item",
     "list_items",
+    "mark_whole",
     "new_row",
     "poke_running",
     "rate_share",
@@ -71,6 +74,7 @@ __all__ = [
     "settle",
     "sum_counters",
     "waits",
+    "whole_reason",
     "wish_before_plan",
 ]
 
@@ -362,16 +366,15 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     """UpdateJob on an execution whose plan has not arrived yet: keep the wish on the execution,
     so that its items are created SUSPENDED (`Scheduler.accept_plan`); READY/PENDING withdraw
     it. False when it cannot be kept: the plan arrived meanwhile (then the items take it, by
-    `set_target`), the execution has ended, or `target` needs items to act on. A tree that
-    turns out too small to split runs whole in item 0: it is never suspended, and the wish is
-    dropped when the execution ends."""
+    `set_target`), the execution has ended or runs whole (`mark_whole`: the caller refuses),
+    or `target` needs items to act on."""
     wish = ItemStatus(target) if target in TARGETS else None
     if wish not in BEFORE_PLAN:
         return False
 
     def keep(doc: Doc) -> bool:
-        if doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES:
-            return False  # planned meanwhile, or over: nothing kept (see below)
+        if doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES:
+            return False  # planned meanwhile, running whole, or over: nothing kept (see below)
         if wish == SUSPENDED:
             if doc.get(PLAN_TARGET_KEY) == SUSPENDED.value:
                 return False
@@ -383,7 +386,41 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     if done is None:
         return False
     doc = done[0]
-    return not (doc.get("_Plan") or doc["Status"] in TERMINAL_STATUSES)
+    return not (doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES)
+
+
+WHOLE = "_Whole"  # on the execution: item 0 runs the whole tree itself (no items, no suspend)
+WITHDRAWN_KEY = "_PlanTargetWithdrawn"  # on the execution: why a kept suspend wish was dropped
+# the phases of an engine run past planning: item 0 reporting one without a plan runs whole
+_PAST_PLANNING = frozenset({"TRANSFERRING", "VERIFYING"})
+
+
+def whole_reason(min_files: int, min_bytes: int) -> str:
+    """Why an execution running whole cannot be suspended (the operator's ConflictException and
+    the note GetJob shows for a withdrawn wish)."""
+    return (
+        "the execution runs as one part (its tree is below serve's split minimum, "
+        f"--split-min-files {min_files} / --split-min-bytes {min_bytes}, or it has a manifest "
+        "or a task report), so it has no work items and cannot be suspended; cancel it with "
+        "CancelTaskExecution, or serve with a lower --split-min-files to split small trees"
+    )
+
+
+def mark_whole(doc: Doc, details: Mapping[str, str], reason: str) -> bool:
+    """Item 0's report on an execution without a plan: when it says it runs the whole tree
+    (`WHOLE_KEY`, or its phase is past planning: an agent that does not say), mark the
+    execution so, and withdraw a suspend wish kept for the plan, noting `reason` (GetJob's
+    description) so that the operator's SUSPENDED is never silently dropped. True if a wish
+    was withdrawn."""
+    if doc.get("_Plan") or doc.get(WHOLE):
+        return False
+    if details.get(WHOLE_KEY) != "true" and details.get(PHASE_KEY) not in _PAST_PLANNING:
+        return False
+    doc[WHOLE] = True
+    if doc.pop(PLAN_TARGET_KEY, None) != SUSPENDED.value:
+        return False
+    doc[WITHDRAWN_KEY] = f"UpdateJob SUSPENDED was withdrawn: {reason}."
+    return True
 
 
 def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:

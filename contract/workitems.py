@@ -62,6 +62,7 @@ __all__ = [
     "MAX_JOURNAL_BATCH",
     "MAX_PLAN_BODY",
     "SUSPEND_KEY",
+    "WHOLE_KEY",
     "ItemAssignment",
     "ItemBudget",
     "ItemKind",
@@ -76,6 +77,9 @@ __all__ = [
 # statusDetails keys ------------------------------------------------------------------------------
 SUSPEND_KEY = "control:suspend"  # reply: "true" when the operator suspended this item
 INTERRUPTED_KEY = "agent:interrupted"  # final report: "SUSPENDED" when it stopped on a suspend
+# report of item 0: "true" once it runs the whole tree itself (not split: below serve's split
+# minimum, a manifest, a task report); such an execution has no items and cannot be suspended
+WHOLE_KEY = "agent:whole"
 
 # limits ------------------------------------------------------------------------------------------
 MAX_ITEMS = 10_000  # items in one execution's plan (a bigger tree gets bigger items)

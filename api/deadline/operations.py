@@ -43,7 +43,14 @@ from api.deadline.resources import (
 from api.deadline.tokens import ClientTokens, fingerprint
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, Store
-from api.workitems import ConflictEnded, ItemNotFound, set_target, wish_before_plan
+from api.workitems import (
+    WHOLE,
+    ConflictEnded,
+    ItemNotFound,
+    set_target,
+    whole_reason,
+    wish_before_plan,
+)
 
 __all__ = ["OPERATIONS", "DeadlineApi"]
 
@@ -348,6 +355,9 @@ class DeadlineApi:
                     f"the execution has ended ({job.execution['Status']}). Start a new "
                     "execution: it skips what is already at the destination."
                     if ended
+                    else whole_reason(self.config.split_min_files, self.config.split_min_bytes)
+                    + "."
+                    if job.execution.get(WHOLE)
                     else f"the execution ({job.execution['Status']}) has no work items yet: "
                     "its agent plans them first, and a tree too small to split runs as one "
                     "piece (cancel it with CancelTaskExecution)."

@@ -35,7 +35,7 @@ from typing import Any
 from api.deadline.ids import step_id, task_id
 from api.deadline.wire import iso
 from api.store import TERMINAL_STATUSES, ItemGroup, Store
-from api.workitems import PLAN_TARGET_KEY, ItemNotFound, WorkItem, get_item
+from api.workitems import PLAN_TARGET_KEY, WITHDRAWN_KEY, ItemNotFound, WorkItem, get_item
 from contract.model import enum_values
 from contract.workitems import ItemKind
 
@@ -363,7 +363,12 @@ class JobView:
             "taskRunStatusCounts": stats.counts,
             "taskFailureRetryCount": stats.retries,
             "maxRetriesPerTask": None,
-            "description": f"DataSync task execution {self.arn}",
+            # a suspend wish withdrawn because the execution runs whole says so here
+            "description": ". ".join(
+                filter(
+                    None, (f"DataSync task execution {self.arn}", self.execution.get(WITHDRAWN_KEY))
+                )
+            ),
         }
 
 

@@ -22,10 +22,11 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from api.store import Store
 from api.workitems import list_items
-from contract.workitems import ItemKind
+from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES, ItemKind
 from engine.scan import is_temporary
 from tests.agents.remote import AgentProcess, activate
 from tests.api.harness import Server, finished, location_root, wait_for
@@ -323,6 +324,69 @@ def test_remove_deletes_extras_once_after_every_item(fleet: Fleet) -> None:
     assert [i.kind for i in items].count(ItemKind.REMOVE) == 1 and items[-1].kind == ItemKind.REMOVE
     assert done["FilesDeleted"] == len(extras)
     assert done["FilesTransferred"] == len(files) and done["FilesVerified"] == len(files)
+
+
+def test_a_whole_run_refuses_a_suspend_and_withdraws_one_kept_while_planning(
+    tmp_path: Path,
+) -> None:
+    """A tree below serve's default split minimum runs as one part and cannot be suspended:
+    boto3 deadline UpdateJob SUSPENDED kept while the execution waited for its plan is
+    withdrawn once the agent says it runs whole (GetJob's description says why), and one sent
+    while it runs is a ConflictException naming --split-min-files; nothing is dropped silently."""
+    root = location_root(tmp_path)
+    server = Server(
+        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
+        split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES),
+    ).start()  # fmt: skip
+    fleet = Fleet(server, root)
+    try:
+        files = _tree(root / "src", dirs=6, files=4)
+        fleet.add_agent("one")
+        task = fleet.task()
+        agent = fleet.agents[0]
+        agent.stop()  # nobody claims the execution: it waits for its plan
+        arn = fleet.ds.start_task_execution(TaskArn=task)["TaskExecutionArn"]
+        ids = fleet.job_ids(arn)
+        dl = fleet.dl
+        dl.update_job(**ids, targetTaskRunStatus="SUSPENDED")
+        assert dl.get_job(**ids)["targetTaskRunStatus"] == "SUSPENDED"  # kept for the plan
+        agent.start()
+        done = finished(fleet.ds, arn, timeout=60)
+        assert done["Status"] == "SUCCESS", done.get("Result")
+        assert _real_files(root / "dst") == files and list_items(fleet.store, arn) == []
+        job = dl.get_job(**ids)
+        assert job.get("targetTaskRunStatus") is None  # withdrawn, and the reason is shown
+        assert "UpdateJob SUSPENDED was withdrawn" in job["description"]
+        assert "--split-min-files 2000" in job["description"]
+
+        # while a whole run is under way, a suspend is refused (it would never be applied)
+        (root / "src" / "later.bin").write_bytes(os.urandom(4 << 20))
+        arn2 = fleet.ds.start_task_execution(
+            TaskArn=task, OverrideOptions={"BytesPerSecond": 1 << 20}
+        )["TaskExecutionArn"]
+        wait_for(
+            lambda: (
+                fleet.ds.describe_task_execution(TaskExecutionArn=arn2)["Status"]
+                in ("TRANSFERRING", "VERIFYING", "SUCCESS")
+            ),
+            timeout=60,
+            interval=0.1,
+        )
+        ids2 = fleet.job_ids(arn2)
+        with pytest.raises(ClientError) as info:
+            dl.update_job(**ids2, targetTaskRunStatus="SUSPENDED")
+        error = info.value.response
+        assert error["Error"]["Code"] == "ConflictException", error
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 409
+        assert "runs as one part" in error["Error"]["Message"]
+        assert "--split-min-files 2000" in error["Error"]["Message"]
+        assert dl.get_job(**ids2).get("targetTaskRunStatus") is None
+        fleet.ds.cancel_task_execution(TaskExecutionArn=arn2)
+        assert finished(fleet.ds, arn2, timeout=60)["Status"] in ("ERROR", "SUCCESS")
+    finally:
+        for process in fleet.agents:
+            process.stop()
+        server.stop()
 
 
 def test_a_tree_below_the_split_minimum_runs_whole_without_items(tmp_path: Path) -> None:

@@ -18,6 +18,9 @@ from api import lifecycle
 from api.migrations import HEAD
 from api.store import Store
 from api.workitems import (
+    PLAN_TARGET_KEY,
+    WHOLE,
+    WITHDRAWN_KEY,
     ConflictEnded,
     ItemNotFound,
     ItemStatus,
@@ -25,14 +28,16 @@ from api.workitems import (
     change_item,
     get_item,
     list_items,
+    mark_whole,
     new_row,
     report_item,
     set_target,
     settle,
     waits,
+    whole_reason,
 )
 from contract.model import enum_values
-from contract.workitems import ItemKind, ItemScope
+from contract.workitems import WHOLE_KEY, ItemKind, ItemScope
 
 TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
@@ -448,3 +453,22 @@ def test_items_summed_up_per_group_and_paged_by_key(stores: tuple[Store, Store])
     assert [r.item for r in first] == [1, 2] and [r.item for r in rest] == [3, 4, 5]
     assert b.items_page(arn, "REMOVE", None, 10)[0].item == 6
     assert b.items_page(arn, "TRANSFER", 5, 10) == []
+
+
+def test_a_whole_run_is_marked_once_and_withdraws_a_kept_suspend() -> None:
+    """Item 0's report saying it runs whole (or a phase past planning without a plan) marks the
+    execution and withdraws a suspend kept for the plan, with the reason; a planned execution
+    and a PREPARING report without the marker are left alone."""
+    reason = whole_reason(2000, 1 << 30)
+    planning = {"phase": "PREPARING"}
+    doc: dict[str, object] = {PLAN_TARGET_KEY: "SUSPENDED"}
+    assert mark_whole(doc, planning, reason) is False and WHOLE not in doc
+    assert mark_whole(doc, {**planning, WHOLE_KEY: "true"}, reason) is True
+    assert doc[WHOLE] is True and PLAN_TARGET_KEY not in doc
+    assert "--split-min-files 2000" in str(doc[WITHDRAWN_KEY])
+    assert mark_whole(doc, {"phase": "TRANSFERRING"}, reason) is False  # once
+    silent: dict[str, object] = {}
+    assert mark_whole(silent, {"phase": "TRANSFERRING"}, reason) is False  # no wish to withdraw
+    assert silent == {WHOLE: True}
+    planned: dict[str, object] = {"_Plan": 4, PLAN_TARGET_KEY: "SUSPENDED"}
+    assert mark_whole(planned, {WHOLE_KEY: "true"}, reason) is False and WHOLE not in planned
