@@ -24,7 +24,7 @@ from engine.events import EventSink
 from engine.execute import Executor
 from engine.fileio import hash_file
 from engine.filters import FilterRules
-from engine.lister import usable_cores
+from engine.lister import spare_core, usable_cores
 from engine.manifest import ManifestError, ManifestFilter
 from engine.metadata import MetadataPolicy
 from engine.options import Options
@@ -109,7 +109,8 @@ class Transfer:
         the totals. `on_event` hears of every counted item as it is counted
         (engine/events.py), from worker threads; a dry run sends it nothing. `copy_helpers`:
         processes that copy small files beside the transfer thread (engine/copyhelpers.py);
-        None: one per further core once a plan has enough files to repay their start, 0: none,
+        None: one per further core once a plan has enough files to repay their start and a core
+        is idle (engine/lister.spare_core: on a busy machine they cost CPU and gain no time), 0: none,
         N: N helpers, waited for before the first file (deterministic: tests).
 
         Work items (engine/split.py): `scope` limits the run to one part of the tree (listing,
@@ -401,8 +402,9 @@ class Transfer:
 
     def _start_copy_helpers(self, plan: Plan, hashing: bool) -> CopyHelpers | None:
         count = self._copy_helpers
-        if count is None:
-            count = auto_count(plan.files, usable_cores()) if self._workers > 0 else 0
+        if count is None:  # as the listing helpers: only beside an idle core (lister.spare_core)
+            cores = usable_cores()
+            count = auto_count(plan.files, cores) if self._workers > 0 and spare_core(cores) else 0
         if count <= 0 or not sys.executable or self._bucket.limited:
             return None
         helpers = CopyHelpers(
