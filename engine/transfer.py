@@ -13,10 +13,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Collection
-from typing import Any
-
-import anyio
-import anyio.to_thread
+from typing import TYPE_CHECKING, Any
 
 from engine.accounting import Accounting
 from engine.copier import Copier
@@ -27,9 +24,7 @@ from engine.events import EventSink
 from engine.execute import Executor
 from engine.fileio import hash_file
 from engine.filters import FilterRules
-from engine.hashcache import HashCache
-from engine.itemize import Totals, itemize
-from engine.lister import usable_cores
+from engine.lister import spare_core, usable_cores
 from engine.manifest import ManifestError, ManifestFilter
 from engine.metadata import MetadataPolicy
 from engine.options import Options
@@ -39,7 +34,13 @@ from engine.scan import REG, is_temporary
 from engine.split import Scope
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
-from engine.verify import WholeTreeVerifier, verify_transferred
+
+if TYPE_CHECKING:
+    from engine.hashcache import HashCache
+
+# Imported where used, not here: anyio (only `await run()` needs it), verification with its
+# cache (sqlite3) and the dry run's itemizer. A one-off `sync` that needs none of them starts
+# without paying for them (python -X importtime: ~12 ms of a 50k-file no-op's ~100 ms start).
 
 __all__ = ["Transfer"]
 
@@ -108,7 +109,8 @@ class Transfer:
         the totals. `on_event` hears of every counted item as it is counted
         (engine/events.py), from worker threads; a dry run sends it nothing. `copy_helpers`:
         processes that copy small files beside the transfer thread (engine/copyhelpers.py);
-        None: one per further core once a plan has enough files to repay their start, 0: none,
+        None: one per further core once a plan has enough files to repay their start and a core
+        is idle (engine/lister.spare_core: on a busy machine they cost CPU and gain no time), 0: none,
         N: N helpers, waited for before the first file (deterministic: tests).
 
         Work items (engine/split.py): `scope` limits the run to one part of the tree (listing,
@@ -189,6 +191,9 @@ class Transfer:
         """Run to the end on a thread of its own; cancelling the awaiting task cancels the
         transfer. (Its own thread, not one of anyio's shared workers, because `niceness` sticks
         to the thread.)"""
+        import anyio
+        import anyio.to_thread
+
         thread = threading.Thread(target=self._run_niced, name="dsl-transfer", daemon=True)
         thread.start()
         try:
@@ -319,6 +324,8 @@ class Transfer:
             )
 
     def _itemize(self, plan: Plan) -> None:
+        from engine.itemize import Totals, itemize
+
         totals = Totals()
         emit = self._on_item or (lambda _line: None)
         for line in itemize(plan.actions, plan.deletes, totals):
@@ -399,8 +406,9 @@ class Transfer:
 
     def _start_copy_helpers(self, plan: Plan, hashing: bool) -> CopyHelpers | None:
         count = self._copy_helpers
-        if count is None:
-            count = auto_count(plan.files, usable_cores()) if self._workers > 0 else 0
+        if count is None:  # as the listing helpers: only beside an idle core (lister.spare_core)
+            cores = usable_cores()
+            count = auto_count(plan.files, cores) if self._workers > 0 and spare_core(cores) else 0
         if count <= 0 or not sys.executable or self._bucket.limited:
             return None
         helpers = CopyHelpers(
@@ -423,6 +431,8 @@ class Transfer:
             self.progress.skip("Verify")
             return
         self._begin("Verify")
+        from engine.verify import WholeTreeVerifier, verify_transferred
+
         if mode == "ONLY_FILES_TRANSFERRED":
             assert self._verify_log is not None
             with self._verify_log:
@@ -435,7 +445,7 @@ class Transfer:
                     large_file_size=self._large_file_size,
                 )
         else:
-            cache = HashCache(self._hash_cache_dir) if self._hash_cache_dir else None
+            cache = self._open_hash_cache()
             try:
                 WholeTreeVerifier(
                     self.source,
@@ -454,6 +464,13 @@ class Transfer:
                 if cache is not None:
                     cache.close()
         self.progress.end("Verify", ok=self.progress.failed("Verify") == 0)
+
+    def _open_hash_cache(self) -> HashCache | None:
+        if not self._hash_cache_dir:
+            return None
+        from engine.hashcache import HashCache
+
+        return HashCache(self._hash_cache_dir)
 
     def _finish(self) -> None:
         p = self.progress

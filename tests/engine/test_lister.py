@@ -17,7 +17,7 @@ import pytest
 
 from engine import FilterRules, Options
 from engine.fileio import temporary_name
-from engine.lister import Lister
+from engine.lister import Lister, spare_core
 from engine.plan import Planner
 from engine.progress import Progress
 from engine.scan import list_dir, list_pair
@@ -311,3 +311,20 @@ def test_helpers_leave_when_the_planner_process_is_killed(tmp_path: Path) -> Non
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_helpers_are_started_only_beside_an_idle_core() -> None:
+    # one core: never; two: while the 1-minute load leaves one of them idle
+    assert not spare_core(1, 0.0)
+    assert spare_core(2, 0.0) and spare_core(2, 1.4)
+    assert not spare_core(2, 1.5) and not spare_core(2, 12.0)
+    assert spare_core(8, 6.0) and not spare_core(8, 7.5)
+
+
+def test_an_explicit_threshold_starts_helpers_whatever_the_load(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    for f in range(30):
+        write(src / "d" / f"f{f}", b"")
+    with Lister(str(src), str(tmp_path / "none"), None, helper_after=1) as lister:
+        lister.get("", False)
+        assert lister.helpers_started > 0  # the default (None) would ask spare_core first
