@@ -19,6 +19,7 @@ symlinks), never a path string walked by the kernel.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import threading
@@ -40,6 +41,11 @@ from engine.xattrs import at
 __all__ = ["Executor", "VerifyRecord"]
 
 VerifyRecord = tuple[str, str, int, bytes | None]  # (rel, kind, size, digest)
+
+# A copy that ran out of space is tried once more after every other copy has ended: the space
+# may have been held by another file's temporary (a big file failing on a full disk while small
+# ones were copied beside it), which is removed when that copy fails.
+_OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 class Executor:
@@ -73,6 +79,7 @@ class Executor:
         self.deletes_stopped = False
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
+        self._out_of_space: list[Action] = []  # to try again once the other copies have ended
         self._src = DirTree(source)
         self._dst = DirTree(destination)
         self._helpers = helpers
@@ -139,6 +146,7 @@ class Executor:
                 pool.shutdown(wait=True)
         if self.cancelled():
             raise TransferCancelled()
+        self._copy_out_of_space_again()
         for action in links:
             self._hardlink(action)
         if plan.deletes.count and plan.source_complete and self.progress.failed() == 0:
@@ -259,16 +267,25 @@ class Executor:
         future: Future[None] = pool.submit(job)
         future.add_done_callback(lambda _f: slots.release())
 
-    def _copy(self, action: Action) -> None:
+    def _copy(self, action: Action, last_try: bool = False) -> None:
         try:
             src_dir, dst_dir, name = self._dirs(action.rel)
         except OSError as exc:
             self._failed_copies.add(action.rel)
             self._fail(action.rel, exc)
             return
-        self._copy_at(action, src_dir, dst_dir, name)
+        self._copy_at(action, src_dir, dst_dir, name, last_try)
 
-    def _copy_at(self, action: Action, src_dir: int, dst_dir: int, name: str) -> None:
+    def _copy_out_of_space_again(self) -> None:
+        again, self._out_of_space = self._out_of_space, []
+        for action in again:
+            if self.cancelled():
+                raise TransferCancelled()
+            self._copy(action, last_try=True)
+
+    def _copy_at(
+        self, action: Action, src_dir: int, dst_dir: int, name: str, last_try: bool = False
+    ) -> None:
         if self.cancelled():
             return
         self.progress.working(action.rel, action.size)
@@ -277,6 +294,10 @@ class Executor:
         except TransferCancelled:
             return
         except OSError as exc:
+            if exc.errno in _OUT_OF_SPACE and not last_try:
+                with self._log_lock:
+                    self._out_of_space.append(action)
+                return
             self._failed_copies.add(action.rel)
             self._fail(action.rel, exc)
             return
