@@ -1,4 +1,5 @@
-"""api.lifecycle's execution document transitions, on plain documents."""
+"""api.lifecycle applies `Execution.claimed` to a stored document: LaunchTime never precedes
+StartTime."""
 
 from __future__ import annotations
 
@@ -10,10 +11,8 @@ def _queued(start: float) -> lifecycle.Doc:
                 "Subdirectory": "/x"}  # fmt: skip
     return lifecycle.new_execution(
         arn="arn:aws:datasync:us-east-1:111122223333:task/task-1/execution/exec-1",
-        task={
-            "TaskArn": "arn:aws:datasync:us-east-1:111122223333:task/task-1",
-            "TaskMode": "BASIC",
-        },
+        task_arn="arn:aws:datasync:us-east-1:111122223333:task/task-1",
+        task_mode="BASIC",
         agent_arn="arn:aws:datasync:us-east-1:111122223333:agent/agent-1",
         options={},
         includes=[],
