@@ -170,7 +170,7 @@ def create_app(
         _require_signed(request, "x-amz-target")
         params = parse_object(body)
         try:
-            return Reply(await anyio.to_thread.run_sync(logs_api.handle, target, params))
+            return Reply(await blocking(logs_api.handle, target, params))
         except LogsError as exc:
             return Reply(exc.to_body(), 400, exc.code)
 
@@ -181,7 +181,7 @@ def create_app(
         await authenticate(request, body, "iot-jobs-data")
         batch = parse_batch(body)  # one json.loads, columns checked (contract/log_events)
         doc = await blocking(jobs.job, request.path_params["thing"], request.path_params["job_id"])
-        stored = await anyio.to_thread.run_sync(execution_log.ingest, doc, batch)
+        stored = await blocking(execution_log.ingest, doc, batch)
         return Reply({"stored": stored})
 
     async def things(request: Request, call: Call) -> Reply:
@@ -290,7 +290,7 @@ def create_app(
             await anyio.sleep(SCHEDULE_TICK_SECONDS)
             try:
                 if leader():  # one process of a control plane starts scheduled runs
-                    await anyio.to_thread.run_sync(schedules.tick)
+                    await blocking(schedules.tick)
             except Exception:
                 log.exception("schedule runner failed")
 

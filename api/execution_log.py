@@ -3,10 +3,12 @@ per-file events, into the log group the task names (`CloudWatchLogGroupArn`) or 
 one stream per task (its `task-…` id), as DataSync publishes them.
 
 * `hook` is a store execution hook (api.store.Store.execution_hooks): every write of an
-  execution whose `History` grew since the last logged state emits, after the write succeeded,
-  one structured line on the `datasync_local.executions` logger (serve's own log: JSON with the
-  execution, task, old and new status, result) and, unless `Options.LogLevel` is OFF, the
-  execution's start and end lines (with the error, if any) in its log group. The count of
+  execution whose `History` grew since the last logged state writes, unless `Options.LogLevel`
+  is OFF, the execution's start and end lines (with the error, if any) in its log group, in the
+  same transaction as the execution (automation that polls DescribeTaskExecution until SUCCESS
+  and then reads the log must find the end line at once), and, after the write committed, one
+  structured line on the `datasync_local.executions` logger (serve's own log: JSON with the
+  execution, task, old and new status, result). The count of
   states logged so far rides in the execution document (`_LoggedStates`), written by the same
   compare-and-swap, so a state is logged once whichever process wrote it.
 * `ingest` formats a batch of an agent's file events (contract/log_events.EventBatch, by
@@ -21,8 +23,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
+
+from sqlalchemy import Connection
 
 from api.domain import repository
 from api.domain.task import Task
@@ -40,7 +43,7 @@ from api.logs_query import (
     should_log,
     verification_failed,
 )
-from api.store import Store
+from api.store import ExecutionEffect, Store
 from api.store_logs import LogStore
 from contract import Doc
 from contract.log_events import EventBatch, decode_batch
@@ -130,7 +133,11 @@ class ExecutionLog:
             doc["_LogGroup"] = task_log_group(self.store, doc["TaskArn"])
         return str(doc["_LogGroup"])
 
-    def hook(self, doc: Doc) -> Callable[[], None] | None:
+    def hook(self, doc: Doc) -> ExecutionEffect | None:
+        """The effect of writing `doc` on the logs: its new states' lines are inserted in the
+        execution write's own transaction (a reader who sees SUCCESS finds the end line, and a
+        lost compare-and-swap inserts nothing, so its retry logs each state once); the serve
+        log's lines follow the commit."""
         history = doc.get("History") or []
         logged = int(doc.get("_LoggedStates", 0))
         if len(history) <= logged:
@@ -193,13 +200,16 @@ class ExecutionLog:
                 )
         stream = _stream(doc)
 
+        def within(conn: Connection) -> None:
+            self.logs.insert(conn, group, stream, lines)
+
         def after() -> None:
             for line in serve_lines:
                 events_log.info(line)
             if lines:
-                self.logs.append(group, stream, lines)
+                self.logs.prune_due()
 
-        return after
+        return ExecutionEffect(within if lines else None, after)
 
     def ingest(self, doc: Doc, batch: EventBatch) -> int:
         """Store an agent's batch of file events for execution `doc`; returns how many lines."""

@@ -99,6 +99,7 @@ __all__ = [
     "JOURNAL_PATH_BYTES",
     "STORE_ENV",
     "TERMINAL_STATUSES",
+    "ExecutionEffect",
     "ItemGroup",
     "ItemRow",
     "Lease",
@@ -301,6 +302,21 @@ def _columns(doc: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class ExecutionEffect:
+    """What an execution hook adds to one write of an execution.
+
+    `within` runs inside the write's transaction, once the row is written: its rows commit with
+    the execution or not at all (a lost compare-and-swap, a failed write), so a reader that sees
+    the new state sees them too (the execution log's end line beside SUCCESS). `after` runs once
+    the write committed, for what cannot be rolled back (a line of the process's own log); its
+    failure is logged, never raised.
+    """
+
+    within: Callable[[Connection], None] | None = None
+    after: Callable[[], None] | None = None
+
+
 class Store:
     """The repository: one instance per process (a pool of connections), shared by threads."""
 
@@ -335,17 +351,25 @@ class Store:
         self._views_lock = threading.Lock()
         self._closed = False
         # called with an execution about to be written (it may add private members); what it
-        # returns runs once the write succeeded (execution logs: api/execution_log.py)
-        self.execution_hooks: list[Callable[[Doc], Callable[[], None] | None]] = []
+        # returns joins the write (execution logs: api/execution_log.py)
+        self.execution_hooks: list[Callable[[Doc], ExecutionEffect | None]] = []
 
-    def _before_write(self, doc: Doc) -> list[Callable[[], None]]:
-        return [after for hook in self.execution_hooks if (after := hook(doc)) is not None]
+    def _before_write(self, doc: Doc) -> list[ExecutionEffect]:
+        return [effect for hook in self.execution_hooks if (effect := hook(doc)) is not None]
 
     @staticmethod
-    def _after_write(pending: list[Callable[[], None]]) -> None:
-        for after in pending:
+    def _within_write(conn: Connection, pending: list[ExecutionEffect]) -> None:
+        for effect in pending:
+            if effect.within is not None:
+                effect.within(conn)
+
+    @staticmethod
+    def _after_write(pending: list[ExecutionEffect]) -> None:
+        for effect in pending:
+            if effect.after is None:
+                continue
             try:
-                after()
+                effect.after()
             except Exception:  # an execution log must never fail the write it describes
                 logging.getLogger("datasync_local.store").exception("execution hook failed")
 
@@ -439,6 +463,7 @@ class Store:
                     **_columns(doc),
                 )
             )
+            self._within_write(conn, pending)
         self._after_write(pending)
 
     def save_execution(self, doc: Doc) -> None:
@@ -453,8 +478,9 @@ class Store:
                     agent_arn=doc["AgentArn"], version=_executions.c.version + 1, **_columns(doc)
                 )
             )
-        if done.rowcount != 1:
-            raise KeyError(arn)
+            if done.rowcount != 1:
+                raise KeyError(arn)  # rolls back: nothing of the hooks is written either
+            self._within_write(conn, pending)
         self._after_write(pending)
 
     def update_execution(self, doc: Doc, expected_version: int) -> bool:
@@ -468,6 +494,8 @@ class Store:
                 .where(_executions.c.arn == arn, _executions.c.version == expected_version)
                 .values(agent_arn=doc["AgentArn"], version=expected_version + 1, **_columns(doc))
             )
+            if done.rowcount == 1:  # a lost swap writes nothing of the hooks: its retry will
+                self._within_write(conn, pending)
         if done.rowcount == 1:
             self._after_write(pending)
         return done.rowcount == 1

@@ -7,7 +7,7 @@ PostgreSQL, one process or several) but nothing else. Events are read as a strea
 the row's sequence number, zero-padded so that string order is numeric order.
 
 Retention is by event timestamp: `prune` deletes events older than `retention_days`; `append`
-calls it at most once a minute per process, so a log never grows past the retention by more
+(and the execution log's state lines) call it at most once a minute per process, so a log never grows past the retention by more
 than a minute's worth of events.
 """
 
@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Column,
+    Connection,
     Integer,
     MetaData,
     String,
@@ -83,22 +84,31 @@ class LogStore:
         dicts, for a named paramstyle): SQLAlchemy's per-row parameter processing cost more
         than the insert itself, several µs per event, and an agent ships one event per file.
         """
-        now = int(time.time() * 1000)
         batch = list(events)
         if batch:
             with self.store.engine.begin() as conn:
-                sql, positional = self._insert_sql(conn.dialect)
-                rows: list[Any]
-                if positional:
-                    rows = [(group, stream, ts, now, message) for ts, message in batch]
-                else:
-                    rows = [
-                        dict(zip(_INSERT_COLUMNS, (group, stream, ts, now, message), strict=True))
-                        for ts, message in batch
-                    ]
-                conn.exec_driver_sql(sql, rows)
-        self._maybe_prune()
+                self.insert(conn, group, stream, batch)
+        self.prune_due()
         return len(batch)
+
+    def insert(
+        self, conn: Connection, group: str, stream: str, events: Sequence[tuple[int, str]]
+    ) -> None:
+        """`append` inside the caller's transaction `conn` (no pruning): the execution log's
+        state lines commit with the execution write they describe (api/execution_log.py)."""
+        if not events:
+            return
+        now = int(time.time() * 1000)
+        sql, positional = self._insert_sql(conn.dialect)
+        rows: list[Any]
+        if positional:
+            rows = [(group, stream, ts, now, message) for ts, message in events]
+        else:
+            rows = [
+                dict(zip(_INSERT_COLUMNS, (group, stream, ts, now, message), strict=True))
+                for ts, message in events
+            ]
+        conn.exec_driver_sql(sql, rows)
 
     def _insert_sql(self, dialect: Dialect) -> tuple[str, bool]:
         """The INSERT of `_INSERT_COLUMNS` for `dialect`, and whether it takes positions."""
@@ -112,7 +122,8 @@ class LogStore:
             self._insert_cache[dialect.name] = cached
         return cached
 
-    def _maybe_prune(self) -> None:
+    def prune_due(self) -> None:
+        """Prune if this process last pruned a minute ago or more (`append` calls it)."""
         with self._lock:
             if time.monotonic() - self._pruned < _PRUNE_EVERY_SECONDS and self._pruned:
                 return

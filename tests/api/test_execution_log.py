@@ -4,7 +4,9 @@ batch (contract/log_events) and an older agent's per-event list become the very 
 
 from __future__ import annotations
 
+import copy
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +15,21 @@ import anyio
 import pytest
 
 from agents.client import JobsClient, JobsError
-from api.execution_log import file_lines
+from api.execution_log import DEFAULT_GROUP, file_lines
+from api.store import ExecutionEffect
+from api.store_logs import LogStore
 from contract.log_events import encode_batch, encode_event
 from engine.events import FileEvent, FileEventKind, FileFacts
-from tests.api.harness import ACCESS_KEY, REGION, SECRET_KEY, Server, location_root, nfs_task
+from tests.api.harness import (
+    ACCESS_KEY,
+    REGION,
+    SECRET_KEY,
+    Server,
+    finished,
+    location_root,
+    nfs_task,
+    serving,
+)
 
 EVENTS = [
     FileEvent(FileEventKind.TRANSFERRED, "/a.txt", False, 12, "0" * 32),
@@ -121,3 +134,72 @@ def test_a_malformed_batch_is_refused_saying_why(
     assert info.value.code == "InvalidRequestException"
     assert detail in json.dumps(info.value.body)
     assert _file_messages(job) == []
+
+
+def test_the_end_line_is_there_the_moment_the_terminal_status_is(tmp_path: Path) -> None:
+    """A hook registered ahead of the execution log's looks, right after each execution write
+    commits, at what any reader would now see: once the stored status is SUCCESS, the end line
+    is in the log (it is inserted by the very transaction that wrote SUCCESS; it used to be
+    appended after that commit, and this probe saw SUCCESS without it)."""
+    with serving(tmp_path) as server:
+        assert server.served is not None
+        store = server.served.app.state.backend.store
+        logs = LogStore(store)
+        seen: list[tuple[str, bool]] = []
+
+        def probe(doc: dict[str, Any]) -> ExecutionEffect:
+            arn = doc["TaskExecutionArn"]
+
+            def after() -> None:
+                status = store.execution(arn)["Status"]
+                ended = any(
+                    f"{arn} ended with status" in e.message for e in logs.events(DEFAULT_GROUP)
+                )
+                seen.append((status, ended))
+
+            return ExecutionEffect(after=after)
+
+        store.execution_hooks.insert(0, probe)
+        root: Path = server.root  # type: ignore[attr-defined]
+        (root / "src" / "a.txt").write_text("a")
+        ds = server.client()
+        task = nfs_task(ds, server.agent_arn, root / "src", root / "dst",
+                        Options={"LogLevel": "BASIC"})[2]  # fmt: skip
+        final = finished(ds, ds.start_task_execution(TaskArn=task)["TaskExecutionArn"])
+        assert final["Status"] == "SUCCESS", final["Result"]
+        terminal = [ended for status, ended in seen if status in ("SUCCESS", "ERROR")]
+        assert terminal and all(terminal), seen
+        assert not any(ended for status, ended in seen if status not in ("SUCCESS", "ERROR"))
+
+
+def test_a_lost_swap_logs_nothing_and_its_retry_logs_the_state_once(
+    job: dict[str, Any],
+) -> None:
+    """Two writers of one execution version: the loser's ERROR state is not logged with the
+    lost write (the lines are part of the write), and its retry on a fresh read logs it once."""
+    assert job["server"].served is not None
+    store = job["server"].served.app.state.backend.store
+    arn = job["arn"]
+    doc, version = store.execution_versioned(arn)
+    winner, loser = copy.deepcopy(doc), copy.deepcopy(doc)
+    winner["Result"] = {"TransferStatus": "PENDING"}
+    assert store.update_execution(winner, version)
+    loser["History"] = [*loser["History"], ["ERROR", time.time()]]
+    loser["Status"] = "ERROR"
+    loser["Result"] = {"ErrorCode": "Lost", "ErrorDetail": "the swap was lost"}
+
+    def ends() -> list[str]:
+        logs = job["server"].client("logs")
+        found = logs.filter_log_events(logGroupName=DEFAULT_GROUP)["events"]
+        return [e["message"] for e in found if f"{arn} ended with status" in e["message"]]
+
+    assert not store.update_execution(loser, version)
+    assert ends() == []
+    fresh, current = store.execution_versioned(arn)
+    fresh["History"] = [*fresh["History"], ["ERROR", time.time()]]
+    fresh["Status"] = "ERROR"
+    fresh["Result"] = loser["Result"]
+    assert store.update_execution(fresh, current)
+    assert store.update_execution(*store.execution_versioned(arn))  # no new state: no line
+    found = ends()
+    assert len(found) == 1 and "Lost: the swap was lost" in found[0], found

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.harness import Server, finished, nfs_task, serving, wait_for
+from tests.api.harness import Server, finished, nfs_task, serving
 
 GROUP = "/datasync/nightly"
 GROUP_ARN = f"arn:aws:logs:us-east-1:111122223333:log-group:{GROUP}:*"
@@ -54,11 +54,8 @@ def test_transfer_logs_name_every_file_and_read_back(srv: Server) -> None:
     assert final["Status"] == "SUCCESS", final["Result"]
     arn, task_id = final["TaskExecutionArn"], task.rsplit("/", 1)[1]
 
-    def complete() -> list[str] | None:
-        found = messages(logs, GROUP)
-        return found if any("ended with status SUCCESS" in m for m in found) else None
-
-    found = wait_for(complete, 10)
+    found = messages(logs, GROUP)  # at once: the end line commits with the SUCCESS it reports
+    assert any(f"{arn} ended with status SUCCESS" in m for m in found), found
     assert any(m.startswith(f"[INFO] Execution {arn} started") for m in found)
     for name in names:
         assert any(m.startswith(f"[INFO] Transferred file /{name}, ") for m in found), name
@@ -111,13 +108,40 @@ def test_off_logs_nothing_and_basic_goes_to_the_default_group(srv: Server) -> No
     )
     final = run(ds, basic)
     assert final["Status"] == "SUCCESS"
-    found = wait_for(
-        lambda: [m for m in messages(logs, "/aws/datasync") if "ended with status" in m], 10
-    )
-    assert final["TaskExecutionArn"] in found[0]
+    found = [m for m in messages(logs, "/aws/datasync") if "ended with status" in m]
+    assert len(found) == 1 and final["TaskExecutionArn"] in found[0], found
     every = messages(logs, "/aws/datasync")
     assert not any("Transferred file" in m for m in every)  # BASIC: no per-file lines
     assert messages(logs, GROUP) == []
+
+
+def test_a_terminal_status_is_seen_only_with_its_end_line_and_file_lines(srv: Server) -> None:
+    """What automation does: poll DescribeTaskExecution until the execution is terminal, then
+    read the log at once; the end line and every file's line must already be there (they used
+    to be appended just after the SUCCESS write). Ten short executions, each a new file."""
+    root: Path = srv.root  # type: ignore[attr-defined]
+    ds, logs = srv.client(), srv.client("logs")
+    _, _, task = nfs_task(
+        ds,
+        srv.agent_arn,
+        root / "src",
+        root / "dst",
+        CloudWatchLogGroupArn=GROUP_ARN,
+        Options={"LogLevel": "TRANSFER"},
+    )
+    stream = task.rsplit("/", 1)[1]
+    for i in range(10):
+        (root / "src" / f"n{i}.txt").write_text(str(i))
+        final = run(ds, task)
+        arn = final["TaskExecutionArn"]
+        found = messages(logs, GROUP, logStreamNames=[stream])
+        assert final["Status"] == "SUCCESS", final["Result"]
+        ends = [m for m in found if f"{arn} ended with status" in m]
+        assert len(ends) == 1 and "SUCCESS" in ends[0], (i, found)
+        mine = [m for m in found if m.endswith(f"({arn.rsplit('/', 1)[1]})")]
+        assert any(m.startswith(f"[INFO] Transferred file /n{i}.txt, ") for m in mine), (i, mine)
+        starts = [m for m in found if m.startswith(f"[INFO] Execution {arn} started")]
+        assert len(starts) == 1, (i, found)  # each state logged once
 
 
 def test_describe_calls_page_with_limit_and_next_token(srv: Server) -> None:
@@ -153,7 +177,7 @@ def test_describe_calls_page_with_limit_and_next_token(srv: Server) -> None:
         found = paginator.paginate(logGroupName=GROUP, PaginationConfig={"PageSize": 3}, **kw)
         return [[s["logStreamName"] for s in page["logStreams"]] for page in found]
 
-    wait_for(lambda: [s for page in streams() for s in page] == sorted(tasks), 10)
+    assert [s for page in streams() for s in page] == sorted(tasks)  # logged with SUCCESS
     assert streams() == [sorted(tasks)[:3], sorted(tasks)[3:]]
     assert streams(descending=True) == [sorted(tasks, reverse=True)[:3], [sorted(tasks)[0]]]
     # the runs ended one after another: by last event time is the order they ran
@@ -213,11 +237,7 @@ def test_logs_and_a_report_together_name_every_file(tmp_path: Path) -> None:
         assert final["Status"] == "SUCCESS", final["Result"]
         assert final["ReportResult"] == {"Status": "SUCCESS"}
 
-        def complete() -> list[str] | None:  # the end line follows the execution's last write
-            found = messages(logs, GROUP)
-            return found if any("ended with status SUCCESS" in m for m in found) else None
-
-        found = wait_for(complete, 10)
+        found = messages(logs, GROUP)  # the end line commits with the execution's last write
         assert "ended with status SUCCESS" in found[-1]  # every file line came before it
         for name in names:
             assert f"[INFO] Transferred file /{name}, {len(name)} bytes" in "\n".join(found)
