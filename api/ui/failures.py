@@ -17,6 +17,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from api.domain.execution import Execution
 from api.execution_log import task_log_group
 from api.store import Store
 from api.store_logs import LogStore
@@ -72,14 +73,13 @@ class FailureIndex:
         self._known: OrderedDict[str, FailedFiles] = OrderedDict()
         self._lock = threading.Lock()
 
-    def of(self, doc: dict[str, Any], now: float) -> FailedFiles:
-        arn = str(doc["TaskExecutionArn"])
+    def of(self, execution: Execution, now: float) -> FailedFiles:
+        arn = execution.arn
         with self._lock:
             if arn in self._known:
                 return self._known[arn]
-        found = self._look_up(doc)
-        history = doc.get("History") or []
-        ended = float(history[-1][1]) if history else now
+        found = self._look_up(execution)
+        ended = execution.history[-1][1] if execution.history else now
         if now - ended >= _SETTLE_SECONDS:  # its last events are in: keep the answer
             with self._lock:
                 self._known[arn] = found
@@ -87,25 +87,22 @@ class FailureIndex:
                     self._known.popitem(last=False)
         return found
 
-    def _look_up(self, doc: dict[str, Any]) -> FailedFiles:
-        failed = doc.get("FilesFailed") or {}
+    def _look_up(self, execution: Execution) -> FailedFiles:
+        failed = execution.counters.get("FilesFailed") or {}
         if not any(isinstance(v, int) and v > 0 for v in failed.values()):
             return FailedFiles()
-        execution_id = str(doc["TaskExecutionArn"]).rsplit("/", 1)[-1]
-        group = doc.get("_LogGroup")
-        if not group:
-            group = task_log_group(self.store, str(doc["TaskArn"]))
-        stream = str(doc["TaskArn"]).rsplit("/", 1)[-1]
-        suffix = f"% ({execution_id})"
+        group = execution.log_group or task_log_group(self.store, execution.task_arn)
+        stream = execution.task_arn.rsplit("/", 1)[-1]
+        suffix = f"% ({execution.job_id})"
         events = self.logs.matching(
-            str(group),
+            group,
             stream,
-            int(float(doc.get("StartTime", 0)) * 1000) - 60_000,  # agents' clocks may lag
+            int(execution.start_time * 1000) - 60_000,  # agents' clocks may lag
             ["[ERROR] Failed to %" + suffix, "[NOTICE] Verification failed <> %" + suffix],
             LIMIT + 1,
         )
         files = tuple(f for _, message in events if (f := parse(message)) is not None)
         if files:
             return FailedFiles(files[:LIMIT], len(files) > LIMIT)
-        detail = (doc.get("Result") or {}).get("ErrorDetail")
+        detail = execution.result.get("ErrorDetail")
         return FailedFiles(Detail=str(detail) if detail else None)

@@ -11,6 +11,7 @@ from typing import Any
 
 from api.domain import repository
 from api.domain.agent import Agent
+from api.domain.execution import Execution
 from api.domain.task import Task
 from api.models import Backend
 from api.ui.failures import FailureIndex
@@ -24,33 +25,34 @@ RECENT = 10  # finished executions listed
 _RUNNING = ("LAUNCHING", "PREPARING", "TRANSFERRING", "VERIFYING", "CANCELLING")
 
 
-def _execution(doc: dict[str, Any]) -> dict[str, Any]:
+def _execution(execution: Execution) -> dict[str, Any]:
+    counters = execution.counters
     out: dict[str, Any] = {
-        "TaskExecutionArn": doc["TaskExecutionArn"],
-        "TaskArn": doc["TaskArn"],
-        "Status": doc["Status"],
-        "StartTime": doc.get("StartTime"),
-        "BytesPerSecond": (doc.get("Options") or {}).get("BytesPerSecond", -1),
-        "Result": {k: v for k, v in (doc.get("Result") or {}).items() if not k.startswith("_")},
+        "TaskExecutionArn": execution.task_execution_arn,
+        "TaskArn": execution.task_arn,
+        "Status": execution.status.value,
+        "StartTime": execution.start_time,
+        "BytesPerSecond": execution.options.get("BytesPerSecond", -1),
+        "Result": {k: v for k, v in execution.result.items() if not k.startswith("_")},
     }
     for name in COUNTERS:
-        out[name] = doc.get(name, 0)
+        out[name] = counters.get(name, 0)
     for name in NESTED_COUNTERS:  # e.g. FilesFailed: {"Transfer": n, ...}
-        if name in doc:
-            out[name] = doc[name]
+        if name in counters:
+            out[name] = counters[name]
     return out
 
 
-def _running(backend: Backend, doc: dict[str, Any]) -> dict[str, Any]:
-    shown = _execution(doc)
-    shown.update(summarize(list_items(backend.store, str(doc["TaskExecutionArn"]))).to_json())
+def _running(backend: Backend, execution: Execution) -> dict[str, Any]:
+    shown = _execution(execution)
+    shown.update(summarize(list_items(backend.store, execution.arn)).to_json())
     return shown
 
 
 def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
     """Everything the page shows; recent executions with their failed files (`FailedFiles`)."""
     store = backend.store
-    executions = store.executions()
+    executions = [Execution.from_row(row) for row in store.executions()]
     tasks = [
         {
             "TaskArn": t.task_arn,
@@ -69,18 +71,18 @@ def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
         }
         for a in repository.every(store, Agent)
     ]
-    finished = [e for e in executions if e["Status"] in ("SUCCESS", "ERROR")]
+    finished = [e for e in executions if e.ended]
     now = backend.now()
     recent = []
-    for doc in finished[-RECENT:][::-1]:
-        shown = _execution(doc)
-        shown["FailedFiles"] = failures.of(doc, now).to_json()
+    for execution in finished[-RECENT:][::-1]:
+        shown = _execution(execution)
+        shown["FailedFiles"] = failures.of(execution, now).to_json()
         recent.append(shown)
     return {
         "now": now,
         "tasks": tasks,
         "agents": agents,
-        "running": [_running(backend, e) for e in executions if e["Status"] in _RUNNING],
-        "queued": [_execution(e) for e in executions if e["Status"] == "QUEUED"],
+        "running": [_running(backend, e) for e in executions if e.status.value in _RUNNING],
+        "queued": [_execution(e) for e in executions if e.status.value == "QUEUED"],
         "recent": recent,
     }

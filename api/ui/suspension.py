@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from api.store import TERMINAL_STATUSES, Store
+from api.domain.execution import Execution
+from api.store import Store
 from api.workitems import ConflictEnded, ItemNotFound, WorkItem, list_items, set_target
 from contract.workitems import ItemKind
 
@@ -54,20 +55,22 @@ def apply(
 ) -> list[WorkItem]:
     """Carry out `wish` on the execution (`index` None) or on its item `index`; the items named,
     as they are afterwards. `Refusal` when it cannot be done."""
-    doc = store.execution(execution_arn)
-    if doc is None:
+    row = store.execution(execution_arn)
+    if row is None:
         raise Refusal(404, f"Task execution {execution_arn} is not found.")
-    if doc["Status"] in TERMINAL_STATUSES:  # whether or not anything would change (as Deadline)
+    execution = Execution.from_row(row)
+    status = execution.status.value
+    if execution.ended:  # whether or not anything would change (as Deadline)
         raise Refusal(
             409,
-            f"Task execution {execution_arn} has ended ({doc['Status']}): it can no longer be "
+            f"Task execution {execution_arn} has ended ({status}): it can no longer be "
             "suspended or resumed. Start a new execution; it skips what is already there.",
         )
     items = list_items(store, execution_arn)
     if not any(i.kind != ItemKind.PREPARE for i in items):
         raise Refusal(
             409,
-            f"Task execution {execution_arn} ({doc['Status']}) has no work items yet: its agent "
+            f"Task execution {execution_arn} ({status}) has no work items yet: its agent "
             "plans them first, and a tree too small to split runs as one piece (cancel it).",
         )
     by_index = {i.index: i for i in items}

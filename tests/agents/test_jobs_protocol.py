@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,26 +23,10 @@ from tests.api.harness import (
     REGION,
     SECRET_KEY,
     Server,
-    location_root,
     make_tree,
     nfs_task,
     wait_for,
 )
-
-
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return location_root(tmp_path)
-
-
-@pytest.fixture
-def server(tmp_path: Path, root: Path) -> Iterator[Server]:
-    srv = Server(str(tmp_path / "data"), [str(root)], embedded_agent=False, agent_timeout=2.0)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
 
 
 @pytest.fixture

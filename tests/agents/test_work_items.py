@@ -36,7 +36,6 @@ from tests.api.harness import (
     REGION,
     SECRET_KEY,
     Server,
-    location_root,
     make_tree,
     wait_for,
 )
@@ -50,21 +49,12 @@ PLAN = [*SCOPES[1:], SCOPES[0]]  # the root's files last: items 1 (a), 2 (b), 3 
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    return location_root(tmp_path)
-
-
-@pytest.fixture
-def server(tmp_path: Path, root: Path) -> Iterator[Server]:
-    # agent_timeout is also the items' lease: 5 s lets the tests' steps between two reports of
-    # one agent take a few seconds on a loaded machine (parallel test workers) without the lease
-    # running out under them; the takeover tests wait the lease out (their waits allow 15 s)
-    srv = Server(str(tmp_path / "data"), [str(root)], embedded_agent=False, agent_timeout=5.0)
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def agent_timeout() -> float:
+    """The server's (tests/agents/conftest.py) agent timeout, which is also the items' lease:
+    5 s lets the tests' steps between two reports of one agent take a few seconds on a loaded
+    machine (parallel test workers) without the lease running out under them; the takeover
+    tests wait the lease out (their waits allow 15 s)."""
+    return 5.0
 
 
 class Fleet:
