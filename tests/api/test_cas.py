@@ -12,11 +12,9 @@ import pytest
 from api.cas import update_execution
 from api.domain.execution import Execution
 from api.store import Store
+from tests.api.domain.factory import NOW, an_execution
 
-TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
-AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
-ARN = f"{TASK}/execution/exec-0123456789abcdef0"
-NOW = 1_800_000_000.0
+ARN = an_execution().task_execution_arn
 
 
 @pytest.fixture
@@ -25,20 +23,7 @@ def stores(tmp_path: Path, store_kind: str) -> Iterator[tuple[Store, Store]]:
     a = Store.in_directory(str(tmp_path / "data"))
     b = Store.in_directory(str(tmp_path / "data"))
     assert a.dialect == store_kind
-    execution = Execution.new(
-        arn=ARN,
-        task_arn=TASK,
-        task_mode="BASIC",
-        agent_arn=AGENT,
-        options={"BytesPerSecond": -1},
-        includes=[],
-        excludes=[],
-        filters_key="[]",
-        source={"LocationArn": "s"},
-        destination={"LocationArn": "d"},
-        queued=True,
-        now=NOW,
-    )
+    execution = an_execution(queued=True)
     a.add_execution({**execution.to_row(), "_Unknown": {"kept": True}})
     try:
         yield a, b

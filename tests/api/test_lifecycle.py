@@ -4,25 +4,23 @@ StartTime."""
 from __future__ import annotations
 
 from api import lifecycle
+from tests.api.domain.factory import an_execution
 
 
 def _queued(start: float) -> lifecycle.Doc:
     location = {"LocationArn": "arn:loc", "LocationUri": "nfs://h/x/", "ServerHostname": "h",
                 "Subdirectory": "/x"}  # fmt: skip
-    return lifecycle.new_execution(
-        arn="arn:aws:datasync:us-east-1:111122223333:task/task-1/execution/exec-1",
+    return an_execution(
         task_arn="arn:aws:datasync:us-east-1:111122223333:task/task-1",
-        task_mode="BASIC",
+        arn="arn:aws:datasync:us-east-1:111122223333:task/task-1/execution/exec-1",
         agent_arn="arn:aws:datasync:us-east-1:111122223333:agent/agent-1",
         options={},
-        includes=[],
-        excludes=[],
         filters_key="[[], []]",
         source=location,
         destination=location,
         queued=True,
         now=start,
-    )
+    ).to_row()
 
 
 def test_a_claim_read_before_the_start_never_launches_before_it() -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from api import lifecycle
 from api.migrations import HEAD
 from api.store import Store
 from api.workitems import (
@@ -38,6 +37,7 @@ from api.workitems import (
 )
 from contract.model import enum_values
 from contract.workitems import WHOLE_KEY, ItemKind, ItemScope
+from tests.api.domain.factory import an_execution
 
 TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
 AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
@@ -57,23 +57,11 @@ def stores(tmp_path: Path) -> Iterator[tuple[Store, Store]]:
 
 
 def _execution(store: Store, n: int) -> str:
-    arn = f"{TASK}/execution/exec-{n:017x}"
-    doc = lifecycle.new_execution(
-        arn=arn,
-        task_arn=TASK,
-        task_mode="BASIC",
-        agent_arn=AGENT,
-        options={"BytesPerSecond": -1},
-        includes=[],
-        excludes=[],
-        filters_key="[]",
-        source={},
-        destination={},
-        queued=False,
-        now=NOW,
-    )
+    doc = an_execution(
+        n, now=NOW, task_arn=TASK, agent_arn=AGENT, source={}, destination={}
+    ).to_row()
     store.add_execution(doc)
-    return arn
+    return str(doc["TaskExecutionArn"])
 
 
 def _plan(store: Store, arn: str, paths: list[str], remove: bool = False) -> None:

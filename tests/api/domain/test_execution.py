@@ -12,28 +12,17 @@ from api.domain.execution import Execution, JobExecutionStatus, TaskExecutionSta
 from api.responses import render
 from contract.jobs import encode_report
 from contract.model import shape
+from tests.api.domain.factory import AGENT, NOW, an_execution
 from tests.api.domain.released import released_execution
-
-TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
-AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
-NOW = 1_800_000_000.0
 
 
 def _new(n: int, queued: bool = False) -> dict[str, Any]:
-    doc = lifecycle.new_execution(
-        arn=f"{TASK}/execution/exec-{n:017x}",
-        task_arn=TASK,
-        task_mode="BASIC",
-        agent_arn=AGENT,
+    doc = an_execution(
+        n,
+        queued=queued,
         options={"BytesPerSecond": -1, "VerifyMode": "ONLY_FILES_TRANSFERRED"},
         includes=[{"FilterType": "SIMPLE_PATTERN", "Value": "/a"}],
-        excludes=[],
-        filters_key="[]",
-        source={"LocationArn": "s"},
-        destination={"LocationArn": "d"},
-        queued=queued,
-        now=NOW,
-    )
+    ).to_row()
     doc["TaskReportConfig"] = {"Destination": {"S3": {"S3BucketArn": "arn:aws:s3:::b"}}}
     doc["ReportResult"] = {"Status": "PENDING"}
     return doc

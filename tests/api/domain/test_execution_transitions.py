@@ -7,28 +7,13 @@ from api.domain.execution import Execution
 from contract.jobs import CANCEL_KEY, RATE_KEY, encode_report
 from contract.model import shape
 from contract.workitems import ItemBudget
+from tests.api.domain.factory import NOW, an_execution
 
-TASK = "arn:aws:datasync:us-east-1:111122223333:task/task-0123456789abcdef0"
-AGENT = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef0"
 OTHER = "arn:aws:datasync:us-east-1:111122223333:agent/agent-0123456789abcdef1"
-NOW = 1_800_000_000.0
 
 
 def _new(queued: bool = False) -> Execution:
-    return Execution.new(
-        arn=f"{TASK}/execution/exec-0123456789abcdef0",
-        task_arn=TASK,
-        task_mode="BASIC",
-        agent_arn=AGENT,
-        options={"BytesPerSecond": -1},
-        includes=[],
-        excludes=[],
-        filters_key="[]",
-        source={"LocationArn": "s"},
-        destination={"LocationArn": "d"},
-        queued=queued,
-        now=NOW,
-    )
+    return an_execution(queued=queued)
 
 
 def test_claim_report_and_success() -> None:
