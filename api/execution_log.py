@@ -46,7 +46,7 @@ from api.logs_query import (
 from api.store import ExecutionEffect, Store
 from api.store_logs import LogStore
 from contract import Doc
-from contract.log_events import EventBatch, decode_batch
+from contract.log_events import BatchNotJson, EventBatch, decode_batch
 from engine.events import FileEvent, FileEventKind, FileFacts
 
 __all__ = ["DEFAULT_GROUP", "ExecutionLog", "group_name", "parse_batch", "task_log_group"]
@@ -75,9 +75,9 @@ def parse_batch(body: bytes) -> EventBatch:
     InvalidRequestException if it is not a batch (saying what is wrong)."""
     try:
         return decode_batch(body)
+    except BatchNotJson:
+        raise SerializationException("The request body is not valid JSON.") from None
     except ValueError as exc:
-        if "not valid JSON" in str(exc):
-            raise SerializationException("The request body is not valid JSON.") from None
         raise InvalidRequestException(f"Invalid event batch: {exc}.") from None
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_BATCH_BYTES",
     "MAX_BATCH_EVENTS",
     "MAX_QUEUED_EVENTS",
+    "BatchNotJson",
     "EventBatch",
     "decode_batch",
     "decode_event",
@@ -50,6 +51,11 @@ __all__ = [
 MAX_BATCH_EVENTS = 5000
 MAX_BATCH_BYTES = 768 * 1024
 MAX_QUEUED_EVENTS = 50_000
+
+
+class BatchNotJson(ValueError):
+    """The body is not JSON at all (the server answers SerializationException), as opposed to
+    JSON that is not a batch (a plain ValueError: InvalidRequestException)."""
 
 
 def wanted(log_level: str, event: FileEvent) -> bool:
@@ -235,7 +241,7 @@ def decode_batch(body: bytes) -> EventBatch:
     try:
         raw = json.loads(body, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ValueError("the body is not valid JSON") from None
+        raise BatchNotJson("the body is not valid JSON") from None
     if not isinstance(raw, dict):
         raise ValueError("the body must be a JSON object")
     dropped = raw.get("dropped") or 0
