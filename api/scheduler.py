@@ -82,6 +82,9 @@ __all__ = [
 
 CANCEL_GRACE_SECONDS = 30.0
 # the TaskRunStatus values of an item an agent holds
+# an execution with an item in one of these is still being worked on (PENDING items wait for
+# others: with none of these left, only a roll-up can move them)
+ITEM_BUSY_STATUSES = tuple(sorted(s.value for s in workitems.ACTIVE - {workitems.PENDING}))
 RUNNING_STATUSES = tuple(sorted(s.value for s in (workitems.HELD | {workitems.RUNNING})))
 
 
@@ -398,7 +401,7 @@ class Scheduler:
         for arn in self._after_write:  # item 0 ended by the reaper: its row, then the rest
             self._plan_done(arn, now)
         self._after_write.clear()
-        return changed + self._reap_items(now)
+        return changed + self._reap_items(now) + self._settle_stranded(now)
 
     def _plan_done(self, arn: str, now: float) -> None:
         def done(item: WorkItem) -> WorkItem | None:
@@ -410,6 +413,22 @@ class Scheduler:
 
         workitems.change_item(self.store, arn, 0, done)
         workitems.settle(self.store, arn, now)
+
+    def _settle_stranded(self, now: float) -> int:
+        """Roll up an active execution none of whose items is being worked on: an item's last
+        report and the roll-up into its execution are two writes, and a process killed between
+        them (kill -9, a lost host) leaves the execution unended, or its PENDING items (the
+        root's files, REMOVE) waiting for a release that only the roll-up gives. `settle` is
+        idempotent, so racing a live report's own roll-up is harmless."""
+        busy = set(self.store.executions_with_items(ITEM_BUSY_STATUSES))
+        changed = 0
+        for doc in self.store.executions(active=True):
+            arn = doc["TaskExecutionArn"]
+            if not doc.get("_Plan") or arn in busy:
+                continue
+            settled = workitems.settle(self.store, arn, now)
+            changed += settled is not None and settled["Status"] in TERMINAL_STATUSES
+        return changed
 
     # work items' leases -----------------------------------------------------------------------
     def _reap_items(self, now: float) -> int:
@@ -676,4 +695,6 @@ class Scheduler:
             self.store.save_execution(doc)
             if not self._is_remote(doc["AgentArn"]):
                 self._plan_done(arn, now)
+        # the previous process may have died between an item's last report and its roll-up
+        workitems.settle(self.store, arn, now)
         return count

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from api.errors import (
 from api.jobs import Jobs
 from api.models import Backend
 from api.store import Store
+from api.workitems import SUCCEEDED, WorkItem, change_item, list_items
+from contract.workitems import ItemScope, PlanUpload
 from tests.api.harness import Server, location_root, wait_for
 
 
@@ -248,3 +251,51 @@ def test_failover_between_two_agents_end_to_end(tmp_path: Path) -> None:
         assert ds.describe_task_execution(TaskExecutionArn=arn)["Status"] == "SUCCESS"
     finally:
         server.stop()
+
+
+def _plan_and_claim(world: dict[str, Any], scopes: list[ItemScope]) -> str:
+    """Start an execution, plan it into `scopes` through the jobs protocol, claim one item;
+    returns the execution's ARN."""
+    jobs, agent = world["jobs"], thing(world["a"])
+    arn = start(world)
+    plan = jobs.start_next(agent, {})["execution"]
+    jobs.upload_plan(agent, plan["jobId"], PlanUpload(plan["executionNumber"], scopes).to_json())
+    jobs.update(agent, plan["jobId"], {"status": "SUCCEEDED"})
+    assert jobs.start_next(agent, {})["execution"]["jobId"].startswith(arn.rsplit("/", 1)[1])
+    return arn
+
+
+def _end_without_roll_up(world: dict[str, Any], arn: str, index: int) -> None:
+    """An item's end written, and the process "killed" before the roll-up into its execution."""
+
+    def ended(current: WorkItem) -> WorkItem:
+        return replace(current, status=SUCCEEDED, ended_at=current.updated_at)
+
+    assert change_item(world["backend"].store, arn, index, ended) is not None
+
+
+def test_an_execution_whose_items_all_ended_without_its_roll_up_is_settled_by_the_reaper(
+    world: dict[str, Any],
+) -> None:
+    """An item's last report and its execution's roll-up are two writes: a process killed
+    between them (seen in tests/reliability/test_crash.py under load) left the execution
+    TRANSFERRING for good, its items all SUCCEEDED. The reaper settles it."""
+    arn = _plan_and_claim(world, [ItemScope("d", True, 1, 10)])
+    _end_without_roll_up(world, arn, 1)
+    assert describe(world, arn)["Status"] not in ("SUCCESS", "ERROR")
+    world["jobs"].reap()
+    assert describe(world, arn)["Status"] == "SUCCESS"
+
+
+def test_the_roots_files_item_left_pending_by_a_kill_is_released_by_the_reaper(
+    world: dict[str, Any],
+) -> None:
+    """The same window, one item earlier: the root's files wait PENDING for the items beneath
+    the root, and the release comes with the roll-up of the last of those (seen with seed 1 of
+    tests/reliability/test_crash.py under load: PREPARING for good, item 1 PENDING)."""
+    arn = _plan_and_claim(world, [ItemScope("", False, 1, 10), ItemScope("d", True, 1, 10)])
+    store = world["backend"].store
+    assert [i.status.value for i in list_items(store, arn)[1:]] == ["PENDING", "RUNNING"]
+    _end_without_roll_up(world, arn, 2)
+    world["jobs"].reap()
+    assert list_items(store, arn)[1].status.value == "READY"  # the embedded agent takes it next
