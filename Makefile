@@ -73,7 +73,7 @@ run: $(RUNTIME_STAMP)
 # than cores pay. --dist loadgroup keeps each xdist_group on one worker.
 TEST_WORKERS ?= 3
 test: $(DEV_STAMP) debian-tools
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)  # the slowest tests named in every run: the suite has a 12-minute budget
+	DATASYNC_LOCAL_UV=$(UV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=15 $(PYTEST_ARGS)  # the slowest tests named in every run: the suite has a 12-minute budget
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check .
