@@ -15,7 +15,11 @@ EDITABLE := --config-settings editable_mode=compat
 # per user, not per clone: a fresh clone spent 15 s of its make run bootstrapping its own
 UV_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/datasync-local/uv
 UV := $(or $(shell command -v uv 2>/dev/null),$(UV_DIR)/bin/uv)
-INSTALL = $(UV) pip install --quiet --compile-bytecode --python $(PY)  # bytecode, as pip makes: without it every start compiled anyio & co. from source (~50 ms)
+INSTALL = $(UV) pip install --quiet --python $(PY)
+# make run: no --compile-bytecode (it compiles every installed module, ~12 s of a fresh clone's
+# make run); serve writes the bytecode of what it imports at its first start instead (~3 s),
+# even where PYTHONDONTWRITEBYTECODE is set, which would recompile ~200 modules at every start
+RUN_ENV := env -u PYTHONDONTWRITEBYTECODE
 # command:Debian package, for each tool the tests or benchmarks call (Debian keeps PostgreSQL's
 # initdb/pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH: tests/pg.py looks there)
 DEBIAN_TOOLS := rsync:rsync /usr/bin/aws:awscli chromium:chromium chromedriver:chromium-driver chattr:e2fsprogs setfacl:acl getfacl:acl $(or $(lastword $(sort $(wildcard /usr/lib/postgresql/*/bin/initdb))),initdb):postgresql
@@ -39,7 +43,7 @@ $(RUNTIME_STAMP): pyproject.toml | $(UV)
 	touch $(RUNTIME_STAMP)
 
 $(DEV_STAMP): $(RUNTIME_STAMP)
-	$(INSTALL) -e '.[dev]' $(EDITABLE)
+	$(INSTALL) --compile-bytecode -e '.[dev]' $(EDITABLE)  # the suite starts serve and agents hundreds of times: compiled once here
 	touch $(DEV_STAMP)
 
 debian-tools:
@@ -63,9 +67,8 @@ container-base: debian-tools
 run: $(RUNTIME_STAMP)
 	@$(PY) -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("$(HOST)", $(PORT)))' 2>/dev/null \
 	  || { echo "make run: $(HOST):$(PORT) is already in use; pick another port, e.g. make run PORT=$$(( $(PORT) + 1 ))" >&2; exit 1; }
-	$(PY) -m compileall -q engine contract api agents cli  # bytecode, as an installed package has it
 	mkdir -p $(DATA_DIR) $(ROOT)
-	$(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
+	$(RUN_ENV) $(VENV)/bin/datasync-local serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR) --root $(ROOT)
 
 ## The whole test suite (unit, end to end through boto3, reliability).
 # In TEST_WORKERS parallel pytest-xdist workers (0: in this process, serially): the suite mostly

@@ -520,6 +520,8 @@ def run(args: argparse.Namespace) -> int:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the embedded agent's every poll
+    # alembic names each of its plugins at start-up; the migrations it runs stay visible
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
     try:
         config = config_from_args(args)
     except ValueError as exc:  # a malformed --bucket
