@@ -43,7 +43,11 @@ $(RUNTIME_STAMP): pyproject.toml | $(UV)
 	touch $(RUNTIME_STAMP)
 
 $(DEV_STAMP): $(RUNTIME_STAMP)
-	$(INSTALL) --compile-bytecode -e '.[dev]' $(EDITABLE)  # the suite starts serve and agents hundreds of times: compiled once here
+	$(INSTALL) -e '.[dev]' $(EDITABLE)
+	# the suite starts serve and agents hundreds of times, maybe under PYTHONDONTWRITEBYTECODE:
+	# every installed module and ours compiled once here (uv's --compile-bytecode would compile
+	# only the packages of this install, not the runtime's)
+	$(PY) -m compileall -q -j 0 $(VENV)/lib engine contract api agents cli > /dev/null || true  # a third-party file that does not compile is no reason to stop
 	touch $(DEV_STAMP)
 
 debian-tools:
