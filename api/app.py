@@ -97,6 +97,13 @@ async def blocking(func: Callable[..., T], *args: Any) -> T:
     return await anyio.to_thread.run_sync(func, *args)
 
 
+# a few threads for the store work of every handler, not anyio's default 40: a fleet of 200
+# agents kept 40 threads contending for the GIL and SQLite's writer lock (8 calls/s against 21
+# with 4 threads, the same run otherwise). Set on the loop's default limiter at start-up (it is
+# per event loop: tests run several servers in one process).
+STORE_THREADS = 8
+
+
 def _require_signed(request: Request, header: str) -> None:
     """`header`, when present, must be covered by the signature: X-Amz-Target names the
     operation, and the body alone must not be replayable as another operation (a DescribeTask
@@ -296,6 +303,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = STORE_THREADS
         async with anyio.create_task_group() as tg:
             tg.start_soon(meter.run)  # request counts into the store, once a second
             tg.start_soon(reaper)

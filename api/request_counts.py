@@ -129,7 +129,7 @@ class RequestMeter:
             set_={"value": _counts.c.value + statement.excluded.value},
         )
         try:
-            with self.store.engine.begin() as conn:
+            with self.store.transaction() as conn:
                 conn.execute(statement)
         except Exception:
             with self._lock:

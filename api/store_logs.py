@@ -86,7 +86,7 @@ class LogStore:
         """
         batch = list(events)
         if batch:
-            with self.store.engine.begin() as conn:
+            with self.store.transaction() as conn:
                 self.insert(conn, group, stream, batch)
         self.prune_due()
         return len(batch)
@@ -134,7 +134,7 @@ class LogStore:
         """Delete the events older than the retention; returns how many went."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         cutoff = now_ms - int(self.retention_days * 86_400_000)
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             done = conn.execute(delete(_events).where(_events.c.timestamp < cutoff))
         return int(done.rowcount or 0)
 

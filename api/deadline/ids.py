@@ -87,7 +87,7 @@ class IdIndex:
         if not rows:
             return
         dialect = sqlite if self.store.dialect == "sqlite" else postgresql
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             conn.execute(dialect.insert(deadline_ids).values(rows).on_conflict_do_nothing())
 
     def farm(self) -> Farm:

@@ -63,7 +63,7 @@ class ClientTokens:
         """`effect()`'s result, run only if `token` was not used for `request` in the window."""
         now = self.clock()
         dialect = sqlite if self.store.dialect == "sqlite" else postgresql
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             conn.execute(
                 delete(client_tokens).where(client_tokens.c.created < now - REPLAY_WINDOW_SECONDS)
             )
@@ -78,10 +78,10 @@ class ClientTokens:
         try:
             result = effect()
         except BaseException:
-            with self.store.engine.begin() as conn:
+            with self.store.transaction() as conn:
                 conn.execute(delete(client_tokens).where(client_tokens.c.token == token))
             raise
-        with self.store.engine.begin() as conn:
+        with self.store.transaction() as conn:
             conn.execute(
                 update(client_tokens)
                 .where(client_tokens.c.token == token)
