@@ -131,9 +131,8 @@ class Jobs:
         if doc is None or row is None:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
         item = WorkItem.from_row(row)
-        if item.agent_arn != agent and agent not in self.backend.scheduler.execution_candidates(
-            doc
-        ):
+        candidates = self.backend.scheduler.execution_candidates(Execution.from_row(doc))
+        if item.agent_arn != agent and agent not in candidates:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
         return doc, item, agent
 
@@ -201,8 +200,8 @@ class Jobs:
 
     def _claimed(self, thing: str, claimed: Claimed) -> Doc:
         if claimed.item is None:
-            return self.execution(thing, claimed.doc)
-        return self.item_execution(thing, claimed.doc, claimed.item)
+            return claimed.execution.job_execution(thing, self.backend.now())
+        return self.item_execution(thing, claimed.execution.to_row(), claimed.item)
 
     def _held(self, thing: str, job_id: str, execution_number: object) -> tuple[Doc, WorkItem]:
         """The item `thing` holds under `execution_number`; 409 VersionMismatch if it does
@@ -485,7 +484,8 @@ class Jobs:
                 f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: no plan now.",
                 self._state(doc),
             )
-        items = self.backend.scheduler.accept_plan(doc, plan, self.backend.now())
+        execution = Execution.from_row(doc)
+        items = self.backend.scheduler.accept_plan(execution, plan, self.backend.now())
         return {
             "jobIds": [item_job_id_of(i) for i in items if i.kind != ItemKind.PREPARE],
         }
