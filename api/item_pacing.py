@@ -46,6 +46,7 @@ __all__ = [
     "Pace",
     "execution_limit",
     "observe",
+    "observed",
     "paced_limit",
 ]
 
@@ -132,3 +133,12 @@ def _members(execution: Execution) -> dict[str, Any]:
 def execution_limit(execution: Execution, now: float) -> int:
     """`paced_limit` of a typed execution."""
     return paced_limit(_members(execution), now)
+
+
+def observed(execution: Execution, now: float) -> Execution | None:
+    """`observe` on a typed execution: the execution with its pace advanced (or started again,
+    or dropped), None when it does not change."""
+    members = _members(execution)
+    if not observe(members, now):
+        return None
+    return replace(execution, pace=members.get(PACE_KEY))

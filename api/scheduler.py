@@ -423,7 +423,7 @@ class Scheduler:
             if not doc.get("_Plan") or arn in busy:
                 continue
             settled = workitems.settle(self.store, arn, now)
-            changed += settled is not None and settled["Status"] in TERMINAL_STATUSES
+            changed += settled is not None and settled.status in TERMINAL_STATUSES
         return changed
 
     # work items' leases -----------------------------------------------------------------------
