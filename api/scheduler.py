@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from api import workitems
-from api.cas import change_execution, update_execution
+from api.cas import update_execution
 from api.config import ServerConfig
 from api.domain import repository
 from api.domain.agent import Agent
@@ -75,7 +75,6 @@ __all__ = [
     "Admission",
     "Claimed",
     "Scheduler",
-    "change_execution",
     "item_job_id_of",
 ]
 
