@@ -38,7 +38,7 @@ from enum import StrEnum
 from typing import Any
 
 from api import item_pacing
-from api.cas import CAS_ATTEMPTS, change_execution, update_execution
+from api.cas import CAS_ATTEMPTS, update_execution
 from api.domain.execution import Execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
@@ -373,21 +373,20 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     if wish not in BEFORE_PLAN:
         return False
 
-    def keep(doc: Doc) -> bool:
-        if doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES:
-            return False  # planned meanwhile, running whole, or over: nothing kept (see below)
+    def keep(current: Execution) -> Execution | None:
+        if current.plan or current.whole or current.status in TERMINAL_STATUSES:
+            return None  # planned meanwhile, running whole, or over: nothing kept (see below)
         if wish == SUSPENDED:
-            if doc.get(PLAN_TARGET_KEY) == SUSPENDED.value:
-                return False
-            doc[PLAN_TARGET_KEY] = SUSPENDED.value
-            return True
-        return doc.pop(PLAN_TARGET_KEY, None) is not None
+            if current.plan_target == SUSPENDED.value:
+                return None
+            return replace(current, plan_target=SUSPENDED.value)
+        return None if current.plan_target is None else replace(current, plan_target=None)
 
-    done = change_execution(store, execution_arn, keep)
+    done = update_execution(store, execution_arn, keep)
     if done is None:
         return False
-    doc = done[0]
-    return not (doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES)
+    execution = done[0]
+    return not (execution.plan or execution.whole or execution.status in TERMINAL_STATUSES)
 
 
 WHOLE = "_Whole"  # on the execution: item 0 runs the whole tree itself (no items, no suspend)
