@@ -187,8 +187,10 @@ def create_app(
         body = await read_body(request, body_timeout)
         await authenticate(request, body, "iot-jobs-data")
         batch = parse_batch(body)  # one json.loads, columns checked (contract/log_events)
-        doc = await blocking(jobs.job, request.path_params["thing"], request.path_params["job_id"])
-        stored = await blocking(execution_log.ingest, doc, batch)
+        execution = await blocking(
+            jobs.job, request.path_params["thing"], request.path_params["job_id"]
+        )
+        stored = await blocking(execution_log.ingest, execution.to_row(), batch)
         return Reply({"stored": stored})
 
     async def things(request: Request, call: Call) -> Reply:

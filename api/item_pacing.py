@@ -35,9 +35,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from api.domain.execution import Execution
 from contract import Doc
 
-__all__ = ["HORIZON_SECONDS", "MAX_CORRECTION", "PACE_KEY", "STALE_SECONDS", "Pace"]
+__all__ = [
+    "HORIZON_SECONDS",
+    "MAX_CORRECTION",
+    "PACE_KEY",
+    "STALE_SECONDS",
+    "Pace",
+    "execution_limit",
+    "observe",
+    "observed",
+    "paced_limit",
+]
 
 PACE_KEY = "_Pace"  # on the execution document
 HORIZON_SECONDS = 1.0  # a deficit is paid back over this long
@@ -107,3 +118,27 @@ def paced_limit(doc: Mapping[str, Any], now: float) -> int:
     bound = MAX_CORRECTION * limit
     correction = max(-bound, min(bound, deficit / HORIZON_SECONDS))
     return max(1, int(limit + correction))
+
+
+def _members(execution: Execution) -> dict[str, Any]:
+    """The members of an execution's stored document that its pace reads and writes."""
+    members: dict[str, Any] = {"Options": dict(execution.options)}
+    if "BytesTransferred" in execution.counters:
+        members["BytesTransferred"] = execution.counters["BytesTransferred"]
+    if execution.pace is not None:
+        members[PACE_KEY] = dict(execution.pace)
+    return members
+
+
+def execution_limit(execution: Execution, now: float) -> int:
+    """`paced_limit` of a typed execution."""
+    return paced_limit(_members(execution), now)
+
+
+def observed(execution: Execution, now: float) -> Execution | None:
+    """`observe` on a typed execution: the execution with its pace advanced (or started again,
+    or dropped), None when it does not change."""
+    members = _members(execution)
+    if not observe(members, now):
+        return None
+    return replace(execution, pace=members.get(PACE_KEY))

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import base64
 
-from api import item_pacing, lifecycle, workitems
+from api import item_pacing, workitems
+from api.cas import update_execution
 from api.domain import repository
 from api.domain.agent import Agent
 from api.domain.execution import Execution
@@ -38,7 +39,6 @@ from api.scheduler import (
     CANCEL_GRACE_SECONDS,
     RUNNING_STATUSES,
     Claimed,
-    change_execution,
     item_job_id_of,
 )
 from api.validation import validate_input
@@ -69,9 +69,6 @@ __all__ = ["CANCEL_GRACE_SECONDS", "RUNNING_KEY", "SLOTS_KEY", "Jobs"]
 _DEVICE_STATUSES = DEVICE_STATUSES
 
 
-_job_id = lifecycle.job_id
-
-
 def _item_index(job_id: str) -> int:
     """The item a job id names (0: an execution's own job, or not a job id at all)."""
     try:
@@ -96,57 +93,58 @@ class Jobs:
         self.backend.touch_agent(arn)
         return arn
 
-    def _job(self, thing: str, job_id: str, execution_number: int | None = None) -> Doc:
+    def _job(self, thing: str, job_id: str, execution_number: int | None = None) -> Execution:
         agent = self._agent(thing)
         doc = self.store.execution_by_id(agent, job_id)
-        if doc is None or _job_id(doc) != job_id:
+        execution = None if doc is None else Execution.from_row(doc)
+        if execution is None or execution.job_id != job_id:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-        current = doc["Job"]["executionNumber"]
+        current = execution.job.execution_number
         if execution_number is not None and execution_number != current:
             # an earlier run of this job (its agent was lost and it was offered again)
             raise ResourceNotFoundException(
                 f"Job {job_id} of thing {thing} has no execution number {execution_number}; "
                 f"its current execution number is {current}."
             )
-        return doc
+        return execution
 
-    def job(self, thing: str, job_id: str) -> Doc:
+    def job(self, thing: str, job_id: str) -> Execution:
         """The execution behind `thing`'s job or work item (ResourceNotFoundException if not
         its own)."""
         if _item_index(job_id):
-            doc, item, agent = self._item(thing, job_id)
+            execution, item, agent = self._item(thing, job_id)
             if item.agent_arn != agent:
                 raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-            return doc
+            return execution
         return self._job(thing, job_id)
 
     # work items as jobs ---------------------------------------------------------------------
-    def _item(self, thing: str, job_id: str) -> tuple[Doc, WorkItem, str]:
+    def _item(self, thing: str, job_id: str) -> tuple[Execution, WorkItem, str]:
         """An item's execution, the item, and the agent's ARN, for an agent that may run it
         (its holder or a candidate)."""
         agent = self._agent(thing)
         execution_id, index = parse_item_job_id(job_id)
         doc = self.store.execution_by_job_id(execution_id)
-        row = None if doc is None else self.store.item(doc["TaskExecutionArn"], index)
-        if doc is None or row is None:
+        execution = None if doc is None else Execution.from_row(doc)
+        row = None if execution is None else self.store.item(execution.arn, index)
+        if execution is None or row is None:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
         item = WorkItem.from_row(row)
-        if item.agent_arn != agent and agent not in self.backend.scheduler.execution_candidates(
-            doc
-        ):
+        candidates = self.backend.scheduler.execution_candidates(execution)
+        if item.agent_arn != agent and agent not in candidates:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-        return doc, item, agent
+        return execution, item, agent
 
-    def _item_control(self, doc: Doc, item: WorkItem) -> dict[str, str]:
+    def _item_control(self, execution: Execution, item: WorkItem) -> dict[str, str]:
         """The wishes for one item: its rate share, suspend, cancel (also to stop and mark)."""
-        running = workitems.running_indexes(self.store, doc["TaskExecutionArn"])
+        running = workitems.running_indexes(self.store, execution.arn)
         # the execution's limit, paced by what it actually moved (api.item_pacing)
-        limit = item_pacing.paced_limit(doc, self.backend.now())
+        limit = item_pacing.execution_limit(execution, self.backend.now())
         out = {RATE_KEY: str(workitems.rate_share(limit, running, item.index))}
         if item.target == workitems.SUSPENDED:
             out[SUSPEND_KEY] = "true"
         stop = (workitems.CANCELED, workitems.SUCCEEDED, workitems.FAILED)
-        if doc.get("CancelRequestedAt") is not None or item.target in stop:
+        if execution.cancelled or item.target in stop:
             out[CANCEL_KEY] = "true"
         return out
 
@@ -162,17 +160,17 @@ class Jobs:
             workitems.NOT_COMPATIBLE: "REJECTED",
         }.get(item.status, "QUEUED")
 
-    def _item_state(self, doc: Doc, item: WorkItem) -> Doc:
+    def _item_state(self, execution: Execution, item: WorkItem) -> Doc:
         return {
             "status": self._item_status(item),
-            "statusDetails": {**item.details, **self._item_control(doc, item)},
+            "statusDetails": {**item.details, **self._item_control(execution, item)},
             "versionNumber": item.version,
         }
 
-    def _item_summary(self, doc: Doc, item: WorkItem) -> Doc:
+    def _item_summary(self, execution: Execution, item: WorkItem) -> Doc:
         out: Doc = {
             "jobId": item_job_id_of(item),
-            "queuedAt": int(doc["StartTime"]),
+            "queuedAt": int(execution.start_time),
             "lastUpdatedAt": int(item.updated_at),
             "versionNumber": item.version,
             "executionNumber": item.execution_number,
@@ -182,13 +180,14 @@ class Jobs:
         return out
 
     def item_execution(
-        self, thing: str, doc: Doc, item: WorkItem, include_document: bool = True
+        self, thing: str, execution: Execution, item: WorkItem, include_document: bool = True
     ) -> Doc:
         """A work item as an IoT JobExecution: its document is the execution's plus the item."""
+        state = self._item_state(execution, item)
         out: Doc = {
-            **self._item_summary(doc, item),
+            **self._item_summary(execution, item),
             "thingName": thing,
-            **{k: v for k, v in self._item_state(doc, item).items() if k != "versionNumber"},
+            **{k: v for k, v in state.items() if k != "versionNumber"},
         }
         if item.running and item.lease_expires is not None:
             out["approximateSecondsBeforeTimedOut"] = max(
@@ -196,18 +195,20 @@ class Jobs:
             )
         if include_document:
             assignment = ItemAssignment(item.index, item.kind, item.scope)
-            out["jobDocument"] = lifecycle.item_job_document(doc, assignment).to_json()
+            out["jobDocument"] = execution.item_job_document(assignment).to_json()
         return out
 
     def _claimed(self, thing: str, claimed: Claimed) -> Doc:
         if claimed.item is None:
-            return self.execution(thing, claimed.doc)
-        return self.item_execution(thing, claimed.doc, claimed.item)
+            return claimed.execution.job_execution(thing, self.backend.now())
+        return self.item_execution(thing, claimed.execution, claimed.item)
 
-    def _held(self, thing: str, job_id: str, execution_number: object) -> tuple[Doc, WorkItem]:
+    def _held(
+        self, thing: str, job_id: str, execution_number: object
+    ) -> tuple[Execution, WorkItem]:
         """The item `thing` holds under `execution_number`; 409 VersionMismatch if it does
         not (any more): another agent took it over, or its lease ran out."""
-        doc, item, agent = self._item(thing, job_id)
+        execution, item, agent = self._item(thing, job_id)
         stale = execution_number is not None and execution_number != item.execution_number
         if (
             item.agent_arn != agent
@@ -220,37 +221,30 @@ class Jobs:
                 f"execution number is {item.execution_number} and it is {item.status.value}"
                 + (f" on {item.agent_arn}" if item.agent_arn else "")
                 + ".",
-                self._item_state(doc, item),
+                self._item_state(execution, item),
             )
-        return doc, item
-
-    @staticmethod
-    def _state(doc: Doc) -> Doc:
-        return Execution.from_row(doc).job_state()
-
-    @staticmethod
-    def _summary(doc: Doc) -> Doc:
-        return Execution.from_row(doc).job_summary()
-
-    def execution(self, thing: str, doc: Doc, include_document: bool = True) -> Doc:
-        return Execution.from_row(doc).job_execution(thing, self.backend.now(), include_document)
+        return execution, item
 
     # operations -------------------------------------------------------------------------------
     def get_pending(self, thing: str) -> Doc:
         validate_input("GetPendingJobExecutions", {"thingName": thing}, "iot-jobs-data")
         agent = self._agent(thing)
         summaries: dict[str, list[Doc]] = {"inProgressJobs": [], "queuedJobs": []}
-        for doc in self.store.executions(agent_arn=agent, active=True):
-            job = doc["Job"]
-            key = {"IN_PROGRESS": "inProgressJobs", "QUEUED": "queuedJobs"}.get(job["status"])
+        for execution in map(
+            Execution.from_row, self.store.executions(agent_arn=agent, active=True)
+        ):
+            status = execution.job.status.value
+            key = {"IN_PROGRESS": "inProgressJobs", "QUEUED": "queuedJobs"}.get(status)
             if key is None:
                 continue
-            summaries[key].append(self._summary(doc))
+            summaries[key].append(execution.job_summary())
         for row in self.store.items_with_status(RUNNING_STATUSES, agent_arn=agent):
             item = WorkItem.from_row(row)
             found = self.store.execution(item.execution_arn)
             if found is not None and item.kind != ItemKind.PREPARE:
-                summaries["inProgressJobs"].append(self._item_summary(found, item))
+                summaries["inProgressJobs"].append(
+                    self._item_summary(Execution.from_row(found), item)
+                )
         return summaries
 
     def start_next(self, thing: str, body: Doc) -> Doc:
@@ -298,8 +292,9 @@ class Jobs:
                     f"its current execution number is {item.execution_number}."
                 )
             return {"execution": self.item_execution(thing, found, item, include_document)}
-        doc = self._job(thing, job_id, execution_number)
-        return {"execution": self.execution(thing, doc, include_document)}
+        execution = self._job(thing, job_id, execution_number)
+        now = self.backend.now()
+        return {"execution": execution.job_execution(thing, now, include_document)}
 
     def update(self, thing: str, job_id: str, body: Doc) -> Doc:
         validate_input(
@@ -319,67 +314,67 @@ class Jobs:
         if _item_index(job_id):
             return self._update_item(thing, job_id, body)
         found = self._job(thing, job_id, body.get("executionNumber"))
-        owner = found["AgentArn"]
+        owner = found.agent_arn
         now = self.backend.now()
 
-        def report(doc: Doc) -> bool:
+        def report(current: Execution) -> Execution:
             # checked again on the copy being written: another process may have moved it
-            job = doc["Job"]
-            if doc["AgentArn"] != owner:
+            job = current.job
+            if current.agent_arn != owner:
                 raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-            if job["status"] in lifecycle.JOB_TERMINAL:
+            if job.ended:
                 raise InvalidStateTransitionException(
-                    f"Job {job_id} is {job['status']}, a terminal state; it cannot become "
+                    f"Job {job_id} is {job.status.value}, a terminal state; it cannot become "
                     f"{status}.",
-                    self._state(doc),
+                    current.job_state(),
                 )
             expected = body.get("expectedVersion")
-            if expected is not None and expected != job["versionNumber"]:
+            if expected is not None and expected != job.version_number:
                 raise VersionConflictException(
                     f"expectedVersion {expected} does not match the current version "
-                    f"{job['versionNumber']}.",
-                    self._state(doc),
+                    f"{job.version_number}.",
+                    current.job_state(),
                 )
-            if job["status"] == "QUEUED":
+            if job.status == "QUEUED":
                 # claims go through the scheduler alone (it honours agent:slots and takeovers)
                 raise InvalidStateTransitionException(
                     f"Job {job_id} is QUEUED: claim it with StartNextPendingJobExecution "
                     "(PUT /things/{thing}/jobs/$next) before reporting on it.",
-                    self._state(doc),
+                    current.job_state(),
                 )
-            lifecycle.renew_lease(
-                doc, now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
+            renewed = current.lease_renewed(
+                now, body.get("stepTimeoutInMinutes"), self.backend.config.agent_timeout
             )
-            details = {**job["statusDetails"], **body.get("statusDetails", {})}
-            if doc.get("_Plan"):
-                lifecycle.report_planned(doc, status, details, now)
-            else:
-                workitems.mark_whole(doc, details, self._whole_reason())
-                lifecycle.apply_report(doc, status, details, now)
-            return True
+            details = {**job.status_details, **body.get("statusDetails", {})}
+            if renewed.plan:
+                return renewed.planner_reported(status, details, now)
+            whole = renewed.whole_reported(details, self._whole_reason())
+            return whole.reported(status, details, now)
 
-        changed = change_execution(self.store, found["TaskExecutionArn"], report)
+        changed = update_execution(self.store, found.arn, report)
         if changed is None:
             raise ResourceNotFoundException(f"Job {job_id} is not found for thing {thing}.")
-        doc = changed[0]
-        if doc.get("_Plan"):
-            self._planner_reported(doc, status, body.get("statusDetails") or {}, now)
+        execution = changed[0]
+        if execution.plan:
+            self._planner_reported(execution, status, body.get("statusDetails") or {}, now)
         out: Doc = {}
         if body.get("includeJobExecutionState"):
-            out["executionState"] = self._state(doc)
+            out["executionState"] = execution.job_state()
         if body.get("includeJobDocument"):
-            out["jobDocument"] = lifecycle.job_document(doc).to_json()
+            out["jobDocument"] = execution.job_document().to_json()
         return out
 
     def _whole_reason(self) -> str:
         config = self.backend.config
         return workitems.whole_reason(config.split_min_files, config.split_min_bytes)
 
-    def _planner_reported(self, doc: Doc, status: str, details: dict[str, str], now: float) -> None:
+    def _planner_reported(
+        self, execution: Execution, status: str, details: dict[str, str], now: float
+    ) -> None:
         """Item 0's report, its plan in: its row takes the report and the items settle."""
-        arn = doc["TaskExecutionArn"]
+        arn = execution.arn
         lease = self.backend.config.agent_timeout
-        cancelled = doc.get("CancelRequestedAt") is not None
+        cancelled = execution.cancelled
 
         def take(item: WorkItem) -> WorkItem | None:
             if item.status in workitems.ENDED:
@@ -402,12 +397,13 @@ class Jobs:
                 thing, job_id, {**body, "status": "IN_PROGRESS", "includeJobExecutionState": False}
             )
             body = {k: v for k, v in body.items() if k != "expectedVersion"}  # checked just now
-        doc, seen = self._held(thing, job_id, body.get("executionNumber"))
+        execution, seen = self._held(thing, job_id, body.get("executionNumber"))
+        arn = execution.arn
         agent = seen.agent_arn
         epoch = seen.execution_number
         now = self.backend.now()
         lease = self.backend.config.agent_timeout
-        cancelled = doc.get("CancelRequestedAt") is not None
+        cancelled = execution.cancelled
 
         replaced: list[WorkItem] = [seen]  # the version this report is written over
 
@@ -417,26 +413,26 @@ class Jobs:
             if item.agent_arn != agent or item.execution_number != epoch:
                 raise VersionConflictException(
                     f"Job {job_id} was taken over (execution number {item.execution_number}).",
-                    self._item_state(doc, item),
+                    self._item_state(execution, item),
                 )
             if not item.running:
                 raise InvalidStateTransitionException(
                     f"Job {job_id} is {self._item_status(item)}, a terminal state; it cannot "
                     f"become {status}.",
-                    self._item_state(doc, item),
+                    self._item_state(execution, item),
                 )
             expected = body.get("expectedVersion")
             if expected is not None and expected != item.version:
                 raise VersionConflictException(
                     f"expectedVersion {expected} does not match the current version "
                     f"{item.version}.",
-                    self._item_state(doc, item),
+                    self._item_state(execution, item),
                 )
             details = dict(body.get("statusDetails") or {})
             return workitems.report_item(item, status, details, now, lease, cancelled)
 
-        written = workitems.change_item(self.store, doc["TaskExecutionArn"], seen.index, report)
-        item = written or workitems.get_item(self.store, doc["TaskExecutionArn"], seen.index)
+        written = workitems.change_item(self.store, arn, seen.index, report)
+        item = written or workitems.get_item(self.store, arn, seen.index)
         # every report: the execution's counters are the items' sums
         progress = None
         if written is not None:
@@ -447,17 +443,20 @@ class Jobs:
             # final one) would otherwise both count from the same base, and the execution's
             # sums drift until the next full settle (counters moving while suspended)
             progress = workitems.Progress(replaced[0].counters, written.counters, phase, final)
-        settled = workitems.settle(self.store, doc["TaskExecutionArn"], now, progress)
-        doc = settled or self.store.execution(doc["TaskExecutionArn"]) or doc
+        settled = workitems.settle(self.store, arn, now, progress)
+        if settled is None:
+            stored = self.store.execution(arn)
+            settled = None if stored is None else Execution.from_row(stored)
+        execution = settled or execution
         if status != "IN_PROGRESS":
             # the running set changed: the other holders' shares did; READY items may be new
-            workitems.poke_running(self.store, doc["TaskExecutionArn"], but=agent)
+            workitems.poke_running(self.store, arn, but=agent)
         out: Doc = {}
         if body.get("includeJobExecutionState"):
-            out["executionState"] = self._item_state(doc, item)
+            out["executionState"] = self._item_state(execution, item)
         if body.get("includeJobDocument"):
             assignment = ItemAssignment(item.index, item.kind, item.scope)
-            out["jobDocument"] = lifecycle.item_job_document(doc, assignment).to_json()
+            out["jobDocument"] = execution.item_job_document(assignment).to_json()
         return out
 
     # plans and the journal --------------------------------------------------------------------
@@ -471,21 +470,21 @@ class Jobs:
             raise InvalidRequestException(
                 f"Job {job_id} is a work item: only an execution's own job (item 0) uploads a plan."
             )
-        doc = self._job(thing, job_id)
-        job = doc["Job"]
-        if plan.execution_number != job["executionNumber"] or job["status"] != "IN_PROGRESS":
+        execution = self._job(thing, job_id)
+        job = execution.job
+        if plan.execution_number != job.execution_number or job.status != "IN_PROGRESS":
             raise VersionConflictException(
-                f"Job {job_id} is {job['status']} under execution number "
-                f"{job['executionNumber']}; a plan comes from its current holder "
+                f"Job {job_id} is {job.status.value} under execution number "
+                f"{job.execution_number}; a plan comes from its current holder "
                 f"(execution number {plan.execution_number} is not).",
-                self._state(doc),
+                execution.job_state(),
             )
-        if doc["Status"] in ("SUCCESS", "ERROR", "CANCELLING"):
+        if execution.status in ("SUCCESS", "ERROR", "CANCELLING"):
             raise InvalidStateTransitionException(
-                f"Task execution {doc['TaskExecutionArn']} is {doc['Status']}: no plan now.",
-                self._state(doc),
+                f"Task execution {execution.arn} is {execution.status.value}: no plan now.",
+                execution.job_state(),
             )
-        items = self.backend.scheduler.accept_plan(doc, plan, self.backend.now())
+        items = self.backend.scheduler.accept_plan(execution, plan, self.backend.now())
         return {
             "jobIds": [item_job_id_of(i) for i in items if i.kind != ItemKind.PREPARE],
         }
@@ -493,16 +492,16 @@ class Jobs:
     def _journal_item(self, thing: str, job_id: str, execution_number: object) -> tuple[str, int]:
         """(execution ARN, item index) of a journal call from the item's current holder."""
         if _item_index(job_id):
-            doc, item = self._held(thing, job_id, execution_number)
-            return doc["TaskExecutionArn"], item.index
-        doc = self._job(thing, job_id)
-        job = doc["Job"]
-        if execution_number is not None and execution_number != job["executionNumber"]:
+            held, item = self._held(thing, job_id, execution_number)
+            return held.arn, item.index
+        execution = self._job(thing, job_id)
+        number = execution.job.execution_number
+        if execution_number is not None and execution_number != number:
             raise VersionConflictException(
-                f"Job {job_id}'s current execution number is {job['executionNumber']}.",
-                self._state(doc),
+                f"Job {job_id}'s current execution number is {number}.",
+                execution.job_state(),
             )
-        return doc["TaskExecutionArn"], 0
+        return execution.arn, 0
 
     def add_journal(self, thing: str, job_id: str, body: Doc) -> Doc:
         try:

@@ -45,8 +45,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from api import lifecycle, workitems
-from api.cas import change_execution
+from api import workitems
+from api.cas import update_execution
 from api.config import ServerConfig
 from api.domain import repository
 from api.domain.agent import Agent
@@ -60,13 +60,12 @@ from api.domain.enums import (
     AgentStatus,
     TaskStatus,
 )
+from api.domain.execution import Execution
 from api.domain.location import Location
 from api.domain.task import Task
 from api.errors import InvalidRequestException
 from api.store import TERMINAL_STATUSES, Store
 from api.workitems import WorkItem
-from contract import Doc
-from contract.jobs import NESTED_COUNTERS
 from contract.workitems import ItemBudget, ItemKind, PlanUpload, item_job_id
 from engine import Options
 
@@ -76,7 +75,6 @@ __all__ = [
     "Admission",
     "Claimed",
     "Scheduler",
-    "change_execution",
     "item_job_id_of",
 ]
 
@@ -92,7 +90,7 @@ RUNNING_STATUSES = tuple(sorted(s.value for s in (workitems.HELD | {workitems.RU
 class Claimed:
     """What a claim hands an agent: an execution's own job, or one of its work items."""
 
-    doc: Doc
+    execution: Execution
     item: WorkItem | None = None
 
 
@@ -109,7 +107,7 @@ class Admission:
     queued: bool
 
 
-Reaper = Callable[[Doc, float], bool]
+Reaper = Callable[[Execution, float], Execution | None]
 
 
 class Scheduler:
@@ -156,9 +154,9 @@ class Scheduler:
             return []
         return [a for a in source.agent_arns if a in destination.agent_arns]
 
-    def execution_candidates(self, doc: Doc) -> list[str]:
+    def execution_candidates(self, execution: Execution) -> list[str]:
         """The agents that may run an execution's work (bound to both of its locations)."""
-        task = repository.get(self.store, Task, doc["TaskArn"])
+        task = repository.get(self.store, Task, execution.task_arn)
         return self.candidates(task) if task is not None else []
 
     _execution_candidates = execution_candidates
@@ -227,16 +225,16 @@ class Scheduler:
             )
             if item.kind != ItemKind.PREPARE
         ]
-        orphans = [d for d in running if lifecycle.job_id(d) not in running_ids]
+        orphans = [e for e in map(Execution.from_row, running) if e.job_id not in running_ids]
         if orphans:  # the agent restarted: hand back what it was running
 
-            def reattach(doc: Doc) -> bool:
-                if doc["AgentArn"] != agent_arn or doc["Job"]["status"] != "IN_PROGRESS":
-                    return False
-                lifecycle.renew_lease(doc, now, step_timeout_minutes, self.config.agent_timeout)
-                return True
+            def reattach(current: Execution) -> Execution | None:
+                if current.agent_arn != agent_arn or current.job.status != "IN_PROGRESS":
+                    return None
+                lease = self.config.agent_timeout
+                return current.lease_renewed(now, step_timeout_minutes, lease)
 
-            changed = change_execution(self.store, orphans[0]["TaskExecutionArn"], reattach)
+            changed = update_execution(self.store, orphans[0].arn, reattach)
             if changed is not None and changed[1]:
                 return Claimed(changed[0])
         for item in held:
@@ -255,25 +253,23 @@ class Scheduler:
         # agent's queue here cost three store reads per queued execution on every claim: 62% of
         # the server's CPU with a fleet of 200 agents, which then made 20-30 calls/s
         owner = agent_arn
-        for queued in self.store.executions(agent_arn=agent_arn, active=True, job_status="QUEUED"):
+        queue = self.store.executions(agent_arn=agent_arn, active=True, job_status="QUEUED")
+        for queued in map(Execution.from_row, queue):
 
-            def take(doc: Doc, owner: str = owner) -> bool:
+            def take(current: Execution, owner: str = owner) -> Execution | None:
                 # re-checked on the fresh copy: another agent (or process) may have taken it
-                if doc["Job"]["status"] != "QUEUED" or doc["AgentArn"] != owner:
-                    return False
-                doc["AgentArn"] = agent_arn
-                lifecycle.claim(doc, now, step_timeout_minutes, self.config.agent_timeout)
-                online = [a for a in self._execution_candidates(doc) if self.online(a)]
-                doc["_Budget"] = ItemBudget(
+                if current.job.status != "QUEUED" or current.agent_arn != owner:
+                    return None
+                online = [a for a in self._execution_candidates(current) if self.online(a)]
+                budget = ItemBudget(
                     agents=max(1, len(online)),
                     min_files=self.config.split_min_files,
                     min_bytes=self.config.split_min_bytes,
-                ).to_json()
-                if details:
-                    doc["Job"]["statusDetails"] = details
-                return True
+                )
+                lease = self.config.agent_timeout
+                return current.taken(agent_arn, now, step_timeout_minutes, lease, budget, details)
 
-            changed = change_execution(self.store, queued["TaskExecutionArn"], take)
+            changed = update_execution(self.store, queued.arn, take)
             if changed is not None and changed[1]:
                 return Claimed(changed[0])
         return None
@@ -291,7 +287,7 @@ class Scheduler:
         doc = self.store.execution(item.execution_arn)
         if written is None or doc is None:
             return None
-        return Claimed(doc, written)
+        return Claimed(Execution.from_row(doc), written)
 
     def _claim_item(self, agent_arn: str, now: float) -> Claimed | None:
         """The oldest READY item this agent may run, claimed under the next epoch."""
@@ -299,11 +295,12 @@ class Scheduler:
         kinds = (ItemKind.TRANSFER.value, ItemKind.REMOVE.value)
         for arn in self.store.executions_with_items((workitems.READY.value,)):
             doc = self.store.execution(arn)
+            execution = None if doc is None else Execution.from_row(doc)
             if (
-                doc is None
-                or doc["Status"] in TERMINAL_STATUSES
-                or doc.get("CancelRequestedAt") is not None
-                or agent_arn not in self._execution_candidates(doc)
+                execution is None
+                or execution.status in TERMINAL_STATUSES
+                or execution.cancelled
+                or agent_arn not in self._execution_candidates(execution)
             ):
                 continue
 
@@ -318,30 +315,30 @@ class Scheduler:
                     continue
                 # the running set changed: the other holders' rate shares did too
                 workitems.poke_running(self.store, arn, but=agent_arn)
-                return Claimed(doc, written)
+                return Claimed(execution, written)
         return None
 
     # plans (item 0's upload) -----------------------------------------------------------------
-    def accept_plan(self, doc: Doc, plan: PlanUpload, now: float) -> list[WorkItem]:
+    def accept_plan(self, execution: Execution, plan: PlanUpload, now: float) -> list[WorkItem]:
         """Create the items of `plan` for the execution (its item 0's holder is checked by the
         caller): item 0 RUNNING under its job's epoch, items 1…n READY, and a last REMOVE item
         PENDING when the task deletes destination extras. The same plan again is a no-op; a
         different one is refused (InvalidRequestException)."""
-        arn = doc["TaskExecutionArn"]
-        job = doc["Job"]
+        arn = execution.arn
+        job = execution.job
         rows = [
             replace(
                 workitems.WorkItem.from_row(
                     workitems.new_row(arn, 0, ItemKind.PREPARE, None, workitems.RUNNING, now)
                 ),
-                agent_arn=doc["AgentArn"],
-                execution_number=int(job["executionNumber"]),
-                started_at=float(job.get("startedAt", now)),
-                lease_expires=job.get("leaseExpiresAt"),
+                agent_arn=execution.agent_arn,
+                execution_number=job.execution_number,
+                started_at=float(now if job.started_at is None else job.started_at),
+                lease_expires=job.lease_expires_at,
             ).to_row()
         ]
         # the operator suspended the execution before its plan existed: its items start so
-        suspended = doc.get(workitems.PLAN_TARGET_KEY) == workitems.SUSPENDED.value
+        suspended = execution.plan_target == workitems.SUSPENDED.value
         for index, scope in enumerate(plan.items, 1):
             # the files directly in a directory wait for the items beneath it, so that its own
             # metadata (mtime) is set and verified last, never while they create entries in it
@@ -349,7 +346,7 @@ class Scheduler:
             if suspended:
                 status = workitems.SUSPENDED
             rows.append(workitems.new_row(arn, index, ItemKind.TRANSFER, scope, status, now))
-        if doc["Options"].get("PreserveDeletedFiles") == "REMOVE":
+        if execution.options.get("PreserveDeletedFiles") == "REMOVE":
             rows.append(
                 workitems.new_row(arn, len(rows), ItemKind.REMOVE, None, workitems.PENDING, now)
             )
@@ -366,21 +363,16 @@ class Scheduler:
                 )
         else:
 
-            def mark(current: Doc) -> bool:
-                current["_Plan"] = len(rows)
-                wished = current.pop(workitems.PLAN_TARGET_KEY, None)
+            def mark(current: Execution) -> Execution:
+                wished = current.plan_target
                 late[0] = wished == workitems.SUSPENDED.value and not suspended
-                # from now on the counters are the items' sums (item 0's planning is not counted)
-                current.update(dict.fromkeys(lifecycle.COUNTERS, 0))
-                for name in NESTED_COUNTERS:
-                    current.pop(name, None)
-                return True
+                return current.plan_accepted(len(rows))
 
-            late = [False]  # a suspend that came between reading `doc` and this mark
-            change_execution(self.store, arn, mark)
+            late = [False]  # a suspend that came between reading `execution` and this mark
+            update_execution(self.store, arn, mark)
             if late[0]:
                 workitems.set_target(self.store, arn, None, workitems.SUSPENDED.value, now)
-            for agent in self._execution_candidates(doc):
+            for agent in self._execution_candidates(execution):
                 if self.online(agent):
                     self._notify(agent)
         return workitems.list_items(self.store, arn)
@@ -393,10 +385,12 @@ class Scheduler:
         for status, reap in (("IN_PROGRESS", self._reap_running), ("QUEUED", self._reap_queued)):
             for seen in self.store.executions(active=True, job_status=status):
 
-                def apply(doc: Doc, status: str = status, reap: Reaper = reap) -> bool:
-                    return doc["Job"]["status"] == status and reap(doc, now)
+                def apply(
+                    current: Execution, status: str = status, reap: Reaper = reap
+                ) -> Execution | None:
+                    return reap(current, now) if current.job.status == status else None
 
-                done = change_execution(self.store, seen["TaskExecutionArn"], apply)
+                done = update_execution(self.store, seen["TaskExecutionArn"], apply)
                 changed += done is not None and done[1]
         for arn in self._after_write:  # item 0 ended by the reaper: its row, then the rest
             self._plan_done(arn, now)
@@ -427,7 +421,7 @@ class Scheduler:
             if not doc.get("_Plan") or arn in busy:
                 continue
             settled = workitems.settle(self.store, arn, now)
-            changed += settled is not None and settled["Status"] in TERMINAL_STATUSES
+            changed += settled is not None and settled.status in TERMINAL_STATUSES
         return changed
 
     # work items' leases -----------------------------------------------------------------------
@@ -443,13 +437,14 @@ class Scheduler:
             doc = self.store.execution(item.execution_arn)
             if doc is None:
                 continue
+            execution = Execution.from_row(doc)
             if item.kind == ItemKind.PREPARE:
                 # item 0 is its execution's own job, reaped as one above; its row follows
-                if doc["Status"] in TERMINAL_STATUSES:
+                if execution.status in TERMINAL_STATUSES:
                     changed += self._end_item(item, workitems.CANCELED, now, "", "")
                 continue
-            cancelled_at = doc.get("CancelRequestedAt")
-            if doc["Status"] in TERMINAL_STATUSES or (
+            cancelled_at = execution.cancel_requested_at
+            if execution.status in TERMINAL_STATUSES or (
                 cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS
             ):
                 changed += self._end_item(item, workitems.CANCELED, now, "Cancelled", "")
@@ -457,7 +452,7 @@ class Scheduler:
                 continue
             if item.lease_expires is None or item.lease_expires >= now:
                 continue
-            online = [a for a in self._execution_candidates(doc) if self.online(a)]
+            online = [a for a in self._execution_candidates(execution) if self.online(a)]
             if online and cancelled_at is None:
 
                 def requeue(
@@ -480,7 +475,7 @@ class Scheduler:
                 f"{self.config.agent_timeout:g} s) and no other agent bound to both locations "
                 "is ONLINE."
             )
-            changed += self._end_execution(doc, now, "AgentTimeout", detail, item.index)
+            changed += self._end_execution(execution, now, "AgentTimeout", detail, item.index)
         for arn in touched:
             workitems.settle(self.store, arn, now)
         return changed + self._reap_unclaimed_items(now)
@@ -511,24 +506,23 @@ class Scheduler:
         )
 
     def _end_execution(
-        self, doc: Doc, now: float, code: str, detail: str, lost: int | None = None
+        self, execution: Execution, now: float, code: str, detail: str, lost: int | None = None
     ) -> int:
         """End an execution with items from the control plane's side: the lost item FAILED,
         every other unfinished one CANCELED (nobody will run them for this execution)."""
-        arn = doc["TaskExecutionArn"]
+        arn = execution.arn
         for item in workitems.list_items(self.store, arn):
             if item.kind == ItemKind.PREPARE and item.status in workitems.ENDED:
                 continue
             status = workitems.FAILED if item.index == lost else workitems.CANCELED
             self._end_item(item, status, now, code, detail if item.index == lost else "")
 
-        def end(current: Doc) -> bool:
-            if current["Status"] in TERMINAL_STATUSES:
-                return False
-            lifecycle.finish(current, "ERROR", now, code, detail)
-            return True
+        def end(current: Execution) -> Execution | None:
+            if current.status in TERMINAL_STATUSES:
+                return None
+            return current.finished("ERROR", now, code, detail)
 
-        done = change_execution(self.store, arn, end)
+        done = update_execution(self.store, arn, end)
         return int(done is not None and done[1])
 
     def _reap_unclaimed_items(self, now: float) -> int:
@@ -537,11 +531,12 @@ class Scheduler:
         changed = 0
         for arn in self.store.executions_with_items((workitems.READY.value,)):
             doc = self.store.execution(arn)
-            if doc is None or doc["Status"] in TERMINAL_STATUSES:
+            execution = None if doc is None else Execution.from_row(doc)
+            if execution is None or execution.status in TERMINAL_STATUSES:
                 continue
             if workitems.running_indexes(self.store, arn):
                 continue
-            candidates = self._execution_candidates(doc)
+            candidates = self._execution_candidates(execution)
             if any(self.online(a) for a in candidates):
                 continue
             items = workitems.list_items(self.store, arn)  # rare: nobody could take them
@@ -555,7 +550,7 @@ class Scheduler:
                 continue
             names = ", ".join(candidates) or "none"
             changed += self._end_execution(
-                doc,
+                execution,
                 now,
                 "AgentUnavailable",
                 f"No agent could run the rest of this execution: every agent bound to both "
@@ -563,112 +558,128 @@ class Scheduler:
             )
         return changed
 
-    def _reap_running(self, doc: Doc, now: float) -> bool:
-        job = doc["Job"]
-        cancelled_at = doc.get("CancelRequestedAt")
+    def _reap_running(self, execution: Execution, now: float) -> Execution | None:
+        job = execution.job
+        cancelled_at = execution.cancel_requested_at
         if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS:
-            lifecycle.finish(doc, "ERROR", now, "Cancelled", "The task execution was cancelled.")
-            return True
-        step_deadline = job.get("stepDeadline")
-        if step_deadline is not None and step_deadline < now:
-            lifecycle.finish(
-                doc,
+            return execution.finished(
+                "ERROR", now, "Cancelled", "The task execution was cancelled."
+            )
+        if job.step_deadline is not None and job.step_deadline < now:
+            return execution.finished(
                 "ERROR",
                 now,
                 "StepTimedOut",
-                f"The job's step timer ({job.get('stepTimeoutInMinutes')} min, "
+                f"The job's step timer ({job.step_timeout_in_minutes} min, "
                 "stepTimeoutInMinutes) ran out before agent "
-                f"{doc['AgentArn']} finished the execution.",
+                f"{execution.agent_arn} finished the execution.",
             )
-            return True
-        if job.get("leaseExpiresAt", now + 1) >= now:
-            return False
-        if doc.get("_Plan"):
+        if (now + 1 if job.lease_expires_at is None else job.lease_expires_at) >= now:
+            return None
+        if execution.plan:
             # its agent was lost after uploading the plan: the plan stands, item 0 is done
-            lifecycle.plan_done(doc, now)
-            self._after_write.append(doc["TaskExecutionArn"])
-            return True
-        lost = doc["AgentArn"]
-        others = [a for a in self._execution_candidates(doc) if a != lost and self.online(a)]
+            self._after_write.append(execution.arn)
+            return execution.plan_done(now)
+        lost = execution.agent_arn
+        others = [a for a in self._execution_candidates(execution) if a != lost and self.online(a)]
         if others and cancelled_at is None:
-            lifecycle.requeue(doc, others[0], now)
             self._notify(others[0])
-            return True
-        silent = now - job.get("lastUpdatedAt", now)
-        lifecycle.finish(
-            doc,
+            return execution.requeued(others[0], now)
+        silent = now - job.last_updated_at
+        return execution.finished(
             "ERROR",
             now,
             "AgentTimeout",
             f"The agent was lost: {lost} sent no report for this execution for {silent:.0f} s "
             f"(the agent timeout is {self.config.agent_timeout:g} s).",
         )
-        return True
 
-    def _reap_queued(self, doc: Doc, now: float) -> bool:
-        candidates = self._execution_candidates(doc)
+    def _reap_queued(self, execution: Execution, now: float) -> Execution | None:
+        candidates = self._execution_candidates(execution)
         online = [a for a in candidates if self.online(a)]
         if online:
-            if doc["AgentArn"] not in online:  # its agent is gone: offer it to one that is here
-                doc["AgentArn"] = online[0]
+            if execution.agent_arn not in online:  # its agent is gone: offer it to one here
                 self._notify(online[0])
-                return True
-            return False
+                return execution.assigned(online[0])
+            return None
         last_seen = self._last_seen(candidates)
         waiting_since = max(
-            float(doc["StartTime"]), last_seen + self.config.agent_timeout, self.started_at
+            execution.start_time, last_seen + self.config.agent_timeout, self.started_at
         )
         if now - waiting_since <= self.config.unclaimed_wait:
-            return False
+            return None
         names = ", ".join(candidates) or "none"
-        lifecycle.finish(
-            doc,
+        return execution.finished(
             "ERROR",
             now,
             "AgentUnavailable",
             f"No agent could run this execution: every agent bound to both locations ({names}) "
             f"stayed OFFLINE for {self.config.unclaimed_wait:g} s after it was started.",
         )
-        return True
 
     # recovery ---------------------------------------------------------------------------------
     def recover(self) -> int:
         """Resolve executions a previous process left unfinished; returns how many ended."""
         count = 0
         now = self.now()
-        for doc in self.store.executions(active=True):
-            if (
-                doc["StartTime"] >= self.started_at
-                or doc.get("_ReportedAt", 0.0) >= self.started_at
-            ):
+        lease = self.config.agent_timeout
+        for execution in map(Execution.from_row, self.store.executions(active=True)):
+            reported_at = 0.0 if execution.reported_at is None else execution.reported_at
+            if execution.start_time >= self.started_at or reported_at >= self.started_at:
                 # started, claimed or reported on during this process's life: its agent lives
                 # (recovery runs again whenever the lease is re-taken, e.g. after a slow renewal)
                 continue
-            if doc.get("_Plan"):
-                count += self._recover_items(doc, now)
+            if execution.plan:
+                count += self._recover_items(execution, now)
                 continue
-            if self._is_remote(doc["AgentArn"]):
-                if doc["Job"]["status"] == "IN_PROGRESS":
-                    lifecycle.renew_lease(doc, now, None, self.config.agent_timeout)
-                    self.store.save_execution(doc)
+            if self._is_remote(execution.agent_arn):
+                if execution.job.status == "IN_PROGRESS":
+                    update_execution(self.store, execution.arn, self._renewed(now, lease))
                 continue
-            lifecycle.finish(
-                doc,
-                "ERROR",
-                now,
-                "ServiceRestarted",
-                "The server stopped while this execution was queued or running; start it again.",
-            )
-            self.store.save_execution(doc)
-            count += 1
+
+            def restarted(current: Execution) -> Execution:
+                return current.finished(
+                    "ERROR",
+                    now,
+                    "ServiceRestarted",
+                    "The server stopped while this execution was queued or running; start it "
+                    "again.",
+                )
+
+            if update_execution(self.store, execution.arn, restarted) is not None:
+                count += 1
         return count
 
-    def _recover_items(self, doc: Doc, now: float) -> int:
+    @staticmethod
+    def _renewed(now: float, lease: float) -> Callable[[Execution], Execution | None]:
+        """A fresh lease for a job a remote agent still runs (it re-attaches with its next
+        call), checked on the copy being written."""
+
+        def renew(current: Execution) -> Execution | None:
+            if current.job.status != "IN_PROGRESS":
+                return None
+            return current.lease_renewed(now, None, lease)
+
+        return renew
+
+    @staticmethod
+    def _planned(now: float) -> Callable[[Execution], Execution | None]:
+        """Item 0's job ended by recovery: its agent died with the previous process after
+        uploading the plan, which stands (checked on the copy being written)."""
+
+        def done(current: Execution) -> Execution | None:
+            if current.job.status != "IN_PROGRESS":
+                return None
+            return current.plan_done(now)
+
+        return done
+
+    def _recover_items(self, execution: Execution, now: float) -> int:
         """An execution with a plan survives a restart: a remote agent's RUNNING item keeps a
         fresh lease (it re-attaches with its next call); the embedded agent's died with the
         previous process and is READY again (it can be redone; its journal skips what it
         finished). SUSPENDED items stay suspended. Returns how many items were requeued."""
-        arn = doc["TaskExecutionArn"]
+        arn = execution.arn
         lease = self.config.agent_timeout
         count = 0
         for item in workitems.list_items(self.store, arn):
@@ -687,13 +698,11 @@ class Scheduler:
 
             if workitems.change_item(self.store, arn, item.index, recover) and not remote:
                 count += 1
-        if doc["Job"]["status"] == "IN_PROGRESS":
-            if self._is_remote(doc["AgentArn"]):
-                lifecycle.renew_lease(doc, now, None, lease)
+        if execution.job.status == "IN_PROGRESS":
+            if self._is_remote(execution.agent_arn):
+                update_execution(self.store, arn, self._renewed(now, lease))
             else:  # it died after uploading the plan: the plan stands
-                lifecycle.plan_done(doc, now)
-            self.store.save_execution(doc)
-            if not self._is_remote(doc["AgentArn"]):
+                update_execution(self.store, arn, self._planned(now))
                 self._plan_done(arn, now)
         # the previous process may have died between an item's last report and its roll-up
         workitems.settle(self.store, arn, now)

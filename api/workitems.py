@@ -37,8 +37,9 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
-from api import item_pacing, lifecycle
-from api.cas import CAS_ATTEMPTS, change_execution
+from api import item_pacing
+from api.cas import CAS_ATTEMPTS, update_execution
+from api.domain.execution import Execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
 from contract import Doc
@@ -372,21 +373,20 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     if wish not in BEFORE_PLAN:
         return False
 
-    def keep(doc: Doc) -> bool:
-        if doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES:
-            return False  # planned meanwhile, running whole, or over: nothing kept (see below)
+    def keep(current: Execution) -> Execution | None:
+        if current.plan or current.whole or current.status in TERMINAL_STATUSES:
+            return None  # planned meanwhile, running whole, or over: nothing kept (see below)
         if wish == SUSPENDED:
-            if doc.get(PLAN_TARGET_KEY) == SUSPENDED.value:
-                return False
-            doc[PLAN_TARGET_KEY] = SUSPENDED.value
-            return True
-        return doc.pop(PLAN_TARGET_KEY, None) is not None
+            if current.plan_target == SUSPENDED.value:
+                return None
+            return replace(current, plan_target=SUSPENDED.value)
+        return None if current.plan_target is None else replace(current, plan_target=None)
 
-    done = change_execution(store, execution_arn, keep)
+    done = update_execution(store, execution_arn, keep)
     if done is None:
         return False
-    doc = done[0]
-    return not (doc.get("_Plan") or doc.get(WHOLE) or doc["Status"] in TERMINAL_STATUSES)
+    execution = done[0]
+    return not (execution.plan or execution.whole or execution.status in TERMINAL_STATUSES)
 
 
 WHOLE = "_Whole"  # on the execution: item 0 runs the whole tree itself (no items, no suspend)
@@ -559,35 +559,36 @@ def _delta(progress: Progress) -> dict[str, Any]:
     return out
 
 
-def _add(doc: Doc, delta: Mapping[str, Any]) -> bool:
+def _add(counters: dict[str, Any], delta: Mapping[str, Any]) -> bool:
+    """Add one report's `delta` to an execution's counters in place; True if one moved."""
     changed = False
     for name, value in delta.items():
         if isinstance(value, dict):
-            current = doc.get(name)
+            current = counters.get(name)
             nested = dict(current) if isinstance(current, dict) else {}
             for key, number in value.items():
                 if number:
                     nested[key] = nested.get(key, 0) + number
                     changed = True
-            doc[name] = nested
+            counters[name] = nested
         elif value:
-            current = doc.get(name, 0)
-            doc[name] = (current if isinstance(current, int) else 0) + value
+            current = counters.get(name, 0)
+            counters[name] = (current if isinstance(current, int) else 0) + value
             changed = True
     return changed
 
 
 def settle(
     store: Store, execution_arn: str, now: float, progress: Progress | None = None
-) -> Doc | None:
+) -> Execution | None:
     """Roll the items up into the execution (counters, phase, the REMOVE item, the end rule).
 
     With `progress` (one item's report) the execution's sums move by what that report changed,
     so a report costs a few indexed reads whatever the number of items; without it the sums are
     recomputed from every item (operator changes, the reaper: rare). The end rule and the REMOVE
     item's turn are decided on counts per status; only an execution that ends reads its items
-    to name those that did not succeed. Idempotent. Returns the execution as written (None when
-    it has no items or is gone); an execution without items is left as it is.
+    to name those that did not succeed. Idempotent. Returns the execution as it is stored now
+    (None when it has no items or is gone); an execution without items is left as it is.
     """
     counts = store.item_counts(execution_arn)
     if not counts:
@@ -629,29 +630,37 @@ def settle(
     delta = None if progress is None or items is not None else _delta(progress)
     phase = progress.phase if progress is not None else (_phase(items) if items else None)
 
-    def roll_up(doc: Doc) -> bool:
-        if doc["Status"] in TERMINAL_STATUSES:
-            return False
+    def roll_up(current: Execution) -> Execution | None:
+        if current.status in TERMINAL_STATUSES:
+            return None
         changed = False
+        execution = current
         if counters is not None:
-            before = {name: doc.get(name) for name in counters}
-            doc.update(counters)
-            changed = before != {name: doc.get(name) for name in counters}
+            before = {name: current.counters.get(name) for name in counters}
+            execution = replace(execution, counters={**current.counters, **counters})
+            changed = before != {name: execution.counters.get(name) for name in counters}
         elif delta is not None:
-            changed = _add(doc, delta)
+            totals = dict(current.counters)
+            changed = _add(totals, delta)
+            execution = replace(execution, counters=totals)
         if phase is not None:
-            changed = lifecycle.advance_phase(doc, phase, now) or changed
+            advanced = execution.phase_advanced(phase, now)
+            changed = advanced.status != execution.status or changed
+            execution = advanced
         if progress is not None and progress.by_agent:  # the execution's pace (its shares)
-            changed = item_pacing.observe(doc, now) or changed
+            paced = item_pacing.observed(execution, now)
+            if paced is not None:
+                execution, changed = paced, True
         if outcome is not None and items is not None:
             reports = [i.details[REPORT_KEY] for i in items if i.details.get(REPORT_KEY)]
-            lifecycle.end_items(
-                doc, outcome[0], now, outcome[1], outcome[2], items_result(items), reports
+            result = items_result(items)
+            execution = execution.items_ended(
+                outcome[0], now, outcome[1], outcome[2], result, reports
             )
             changed = True
-        return changed
+        return execution if changed else None
 
-    done = change_execution(store, execution_arn, roll_up)
+    done = update_execution(store, execution_arn, roll_up)
     return None if done is None else done[0]
 
 

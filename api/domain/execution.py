@@ -7,8 +7,9 @@ written back unchanged is byte-identical). `to_wire` is DescribeTaskExecution's 
 members (the job, the locations as the agent sees them, the plan, the log bookkeeping) can never
 reach the wire.
 
-The transitions still run over the document (`api.lifecycle`, through `api.cas` compare-and-swap
-in `api.scheduler`, `api.jobs`, `api.workitems`); this type is what they are read as.
+The transitions are this type's methods; its writers (`api.scheduler`, `api.jobs`,
+`api.workitems`, `api.resources.executions`) apply them inside `api.cas.update_execution`'s
+compare-and-swap.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from contract.jobs import (
     COUNTERS,
     JOB_TERMINAL,
     NESTED_COUNTERS,
+    PHASE_KEY,
     PHASES,
     REPORT_KEY,
     Control,
@@ -31,7 +33,7 @@ from contract.jobs import (
     decode_report,
 )
 from contract.model import enum_values
-from contract.workitems import ItemAssignment, ItemBudget, ItemKind
+from contract.workitems import WHOLE_KEY, ItemAssignment, ItemBudget, ItemKind
 
 __all__ = ["Execution", "JobExecutionStatus", "JobState", "TaskExecutionStatus"]
 
@@ -56,6 +58,8 @@ _PENDING_RESULT = {
 }
 # the service ended the job (cancel, restart, nobody to run it); any other end is a timeout
 _ENDED_BY_SERVICE = ("Cancelled", "ServiceRestarted", "AgentUnavailable")
+# the phases of an engine run past planning: item 0 reporting one without a plan runs whole
+_PAST_PLANNING = frozenset({"TRANSFERRING", "VERIFYING"})
 
 
 def _report_result(raw: str) -> dict[str, str]:
@@ -166,7 +170,10 @@ class Execution:
     The internal members: `filters_key` (admission: one active execution per filter set),
     `source`/`destination` (the locations as its agent is told them), `reported_at` (the last
     time an agent spoke for it), `plan` (how many work items its plan has, issue 12) and
-    `budget` (item 0's planning budget), `log_group`/`logged_states` (`api.execution_log`)."""
+    `budget` (item 0's planning budget), `log_group`/`logged_states` (`api.execution_log`),
+    `plan_target` (the operator's wish kept until its plan exists, `api.workitems`), `whole`
+    (item 0 runs the whole tree: no plan will come), `plan_target_withdrawn` (why a kept wish
+    was dropped) and `pace` (its items' pacing, `api.item_pacing`)."""
 
     task_execution_arn: str
     task_arn: str
@@ -195,6 +202,10 @@ class Execution:
     budget: Mapping[str, Any] | None = None
     log_group: str | None = None
     logged_states: int | None = None
+    plan_target: str | None = None
+    whole: bool = False
+    plan_target_withdrawn: str | None = None
+    pace: Mapping[str, Any] | None = None
 
     # the stored document's members this type reads (any other is kept beside it, untouched)
     ROW_MEMBERS: ClassVar[frozenset[str]] = frozenset(
@@ -203,7 +214,8 @@ class Execution:
             "StartTime", "Result", "Job", "Includes", "Excludes", *_COUNTER_NAMES, "History",
             "LaunchTime", "EndTime", "CancelRequestedAt", "ReportResult", "TaskReportConfig",
             "ManifestConfig", "_FiltersKey", "_Source", "_Destination", "_ReportedAt", "_Plan",
-            "_Budget", "_LogGroup", "_LoggedStates",
+            "_Budget", "_LogGroup", "_LoggedStates", "_PlanTarget", "_Whole",
+            "_PlanTargetWithdrawn", "_Pace",
         }
     )  # fmt: skip
 
@@ -256,6 +268,10 @@ class Execution:
             budget=row.get("_Budget"),
             log_group=row.get("_LogGroup"),
             logged_states=None if row.get("_LoggedStates") is None else int(row["_LoggedStates"]),
+            plan_target=row.get("_PlanTarget"),
+            whole=bool(row.get("_Whole")),
+            plan_target_withdrawn=row.get("_PlanTargetWithdrawn"),
+            pace=row.get("_Pace"),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -289,6 +305,10 @@ class Execution:
             "_Budget": self.budget,
             "_LogGroup": self.log_group,
             "_LoggedStates": self.logged_states,
+            "_PlanTarget": self.plan_target,
+            "_Whole": True if self.whole else None,
+            "_PlanTargetWithdrawn": self.plan_target_withdrawn,
+            "_Pace": self.pace,
         }
         row.update((k, v) for k, v in optional.items() if v is not None)
         return row
@@ -396,10 +416,59 @@ class Execution:
         )
         return claimed._with_status("LAUNCHING", now) if self.status == "QUEUED" else claimed
 
+    def taken(
+        self,
+        agent_arn: str,
+        now: float,
+        step_timeout_minutes: int | None,
+        lease_seconds: float,
+        budget: ItemBudget,
+        details: Mapping[str, str],
+    ) -> Execution:
+        """`agent_arn` claimed the QUEUED job: its owner, or a candidate taking it over from an
+        owner that is not ONLINE (the claim, not a report, moves the assignment). Item 0 plans
+        within `budget` (sized by the ONLINE candidates at the claim); the statusDetails the
+        agent claimed with, if any, are the job's first."""
+        claimed = replace(self, agent_arn=agent_arn).claimed(
+            now, step_timeout_minutes, lease_seconds
+        )
+        job = replace(claimed.job, status_details=dict(details)) if details else claimed.job
+        return replace(claimed, job=job, budget=budget.to_json())
+
     def lease_renewed(
         self, now: float, step_timeout_minutes: int | None, lease_seconds: float
     ) -> Execution:
         return replace(self, job=self.job.leased(now, step_timeout_minutes, lease_seconds))
+
+    def assigned(self, agent_arn: str) -> Execution:
+        """A QUEUED job whose agent went away, offered to `agent_arn` instead: nobody ran it,
+        so only the assignment moves (its job keeps its version and execution number)."""
+        return replace(self, agent_arn=agent_arn)
+
+    def plan_accepted(self, items: int) -> Execution:
+        """Item 0's plan of `items` work items is in (`api.scheduler.accept_plan`): a wish kept
+        for the plan is consumed (its items were created with it), and from now on the counters
+        are the items' sums, so they start again from zero (item 0's planning is not counted)."""
+        return replace(
+            self,
+            plan=items,
+            plan_target=None,
+            counters=dict.fromkeys(COUNTERS, 0),  # the nested ones come with the items' reports
+        )
+
+    def whole_reported(self, details: Mapping[str, str], reason: str) -> Execution:
+        """Item 0's report before any plan: when it says it runs the whole tree (`WHOLE_KEY`,
+        or its phase is past planning: an agent that does not say), no plan will come, so it
+        is marked whole and a suspend wish kept for the plan is withdrawn, noting `reason`
+        (GetJob's description), so that the operator's SUSPENDED is never silently dropped."""
+        if self.plan or self.whole:
+            return self
+        if details.get(WHOLE_KEY) != "true" and details.get(PHASE_KEY) not in _PAST_PLANNING:
+            return self
+        withdrawn = self.plan_target_withdrawn
+        if self.plan_target == "SUSPENDED":
+            withdrawn = f"UpdateJob SUSPENDED was withdrawn: {reason}."
+        return replace(self, whole=True, plan_target=None, plan_target_withdrawn=withdrawn)
 
     def requeued(self, agent_arn: str, now: float) -> Execution:
         """Its agent was lost: offer the job again, to `agent_arn`, as the next execution

@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 
-from api import bucket_configs, lifecycle, workitems
+from api import bucket_configs, workitems
 from api.cas import update_execution
 from api.domain import repository
 from api.domain.execution import Execution
@@ -79,7 +80,7 @@ class ExecutionHandlers(TaskHandlers):
         source = self._location(task.source_location_arn)
         destination = self._location(task.destination_location_arn)
         arn = f"{task.task_arn}/execution/exec-{_hex17()}"
-        doc = lifecycle.new_execution(
+        execution = Execution.new(
             arn=arn,
             task_arn=task.task_arn,
             task_mode=task.task_mode.value,
@@ -94,11 +95,12 @@ class ExecutionHandlers(TaskHandlers):
             now=self.now(),
         )
         if report:
-            doc["TaskReportConfig"] = dict(report)
-            doc["ReportResult"] = {"Status": "PENDING"}
+            execution = replace(
+                execution, task_report_config=dict(report), report_result={"Status": "PENDING"}
+            )
         if manifest:
-            doc["ManifestConfig"] = dict(manifest)
-        self.store.add_execution(doc)
+            execution = replace(execution, manifest_config=dict(manifest))
+        self.store.add_execution(execution.to_row())
         self._tag(arn, p.get("Tags"))
         repository.put(self.store, task.started(arn))
         self._notify(agent_arn)
