@@ -79,6 +79,10 @@ __all__ = [
 ]
 
 CANCEL_GRACE_SECONDS = 30.0
+# a throttled execution that would run longer than this at its BytesPerSecond is split into
+# work items whatever serve's split minimum, so that it can be suspended: 1 GiB at 1 MiB/s runs
+# 17 minutes, and the ~30-60 ms an item costs is nothing beside that
+THROTTLED_WHOLE_SECONDS = 60
 # the TaskRunStatus values of an item an agent holds
 # an execution with an item in one of these is still being worked on (PENDING items wait for
 # others: with none of these left, only a roll-up can move them)
@@ -261,11 +265,7 @@ class Scheduler:
                 if current.job.status != "QUEUED" or current.agent_arn != owner:
                     return None
                 online = [a for a in self._execution_candidates(current) if self.online(a)]
-                budget = ItemBudget(
-                    agents=max(1, len(online)),
-                    min_files=self.config.split_min_files,
-                    min_bytes=self.config.split_min_bytes,
-                )
+                budget = self.plan_budget(current, agents=max(1, len(online)))
                 lease = self.config.agent_timeout
                 return current.taken(agent_arn, now, step_timeout_minutes, lease, budget, details)
 
@@ -273,6 +273,16 @@ class Scheduler:
             if changed is not None and changed[1]:
                 return Claimed(changed[0])
         return None
+
+    def plan_budget(self, execution: Execution, agents: int) -> ItemBudget:
+        """Item 0's planning budget: items sized for `agents`, and the minimum tree that is
+        split at all (serve's --split-min-files/--split-min-bytes, the byte minimum lowered to
+        `THROTTLED_WHOLE_SECONDS` worth of a throttled execution's BytesPerSecond)."""
+        min_bytes = self.config.split_min_bytes
+        rate = execution.options.get("BytesPerSecond", -1)
+        if isinstance(rate, int) and rate > 0 and min_bytes:
+            min_bytes = min(min_bytes, max(1, rate * THROTTLED_WHOLE_SECONDS))
+        return ItemBudget(agents=agents, min_files=self.config.split_min_files, min_bytes=min_bytes)
 
     def _reattach_item(self, item: WorkItem, agent_arn: str, now: float) -> Claimed | None:
         """A restarted agent's RUNNING item, handed back to it (a fresh lease, the same epoch)."""

@@ -400,8 +400,9 @@ def whole_reason(min_files: int, min_bytes: int) -> str:
     the note GetJob shows for a withdrawn wish)."""
     return (
         "the execution runs as one part (its tree is below serve's split minimum, "
-        f"--split-min-files {min_files} / --split-min-bytes {min_bytes}, or it has a manifest "
-        "or a task report), so it has no work items and cannot be suspended; cancel it with "
+        f"--split-min-files {min_files} / --split-min-bytes {min_bytes} or 60 s of its "
+        "BytesPerSecond, or it has a manifest or a task report), so it has no work items and "
+        "cannot be suspended; cancel it with "
         "CancelTaskExecution, or serve with a lower --split-min-files to split small trees"
     )
 

@@ -24,6 +24,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from api.scheduler import THROTTLED_WHOLE_SECONDS
 from api.store import Store
 from api.workitems import list_items
 from contract.workitems import DEFAULT_SPLIT_MIN_BYTES, DEFAULT_SPLIT_MIN_FILES, ItemKind
@@ -386,6 +387,45 @@ def test_a_whole_run_refuses_a_suspend_and_withdraws_one_kept_while_planning(
     finally:
         for process in fleet.agents:
             process.stop()
+        server.stop()
+
+
+def test_a_throttled_run_longer_than_a_minute_is_split_and_can_be_suspended(
+    tmp_path: Path,
+) -> None:
+    """Below serve's default split minimum, but throttled so that it would run for more than
+    a minute (api.scheduler.THROTTLED_WHOLE_SECONDS): the tree is split into work items, so
+    UpdateJob SUSPENDED is applied instead of refused; a cancel then ends it."""
+    root = location_root(tmp_path)
+    server = Server(
+        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
+        split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES),
+    ).start()  # fmt: skip
+    fleet = Fleet(server, root)
+    try:
+        files = _tree(root / "src", dirs=3, files=4)
+        rate = 1024  # sum(sizes) is far beyond 60 s of it
+        assert sum(map(len, files.values())) > rate * THROTTLED_WHOLE_SECONDS
+        fleet.add_agent("one")
+        arn = fleet.ds.start_task_execution(
+            TaskArn=fleet.task(), OverrideOptions={"BytesPerSecond": rate}
+        )["TaskExecutionArn"]
+        ids = fleet.job_ids(arn)
+        wait_for(lambda: len(list_items(fleet.store, arn)) > 1, timeout=60, interval=0.1)
+        fleet.dl.update_job(**ids, targetTaskRunStatus="SUSPENDED")  # not a ConflictException
+
+        def suspended() -> bool:
+            items = list_items(fleet.store, arn)[1:]
+            return all(i.status.value in ("SUSPENDED", "SUCCEEDED") for i in items)
+
+        wait_for(suspended, timeout=30, interval=0.1)
+        assert any(i.status.value == "SUSPENDED" for i in list_items(fleet.store, arn))
+        fleet.ds.cancel_task_execution(TaskExecutionArn=arn)
+        assert finished(fleet.ds, arn, timeout=60)["Status"] == "ERROR"
+        assert not [p for p in (root / "dst").rglob("*") if is_temporary(p.name)]
+    finally:
+        for agent in fleet.agents:
+            agent.stop()
         server.stop()
 
 
