@@ -15,7 +15,6 @@
                    leases and step timers, takeover, nobody-online, recovery after a restart
     config.py      ServerConfig (region, account, agent and unclaimed timeouts)
     cas.py         compare-and-swap on one execution (`update_execution`: the typed one)
-    lifecycle.py   Execution's transitions applied to a document in place (tests build with it)
     jobs.py        the IoT Jobs data plane the agents speak
     listing.py     pagination (opaque NextToken) and List filters
     locations.py   NFS/SMB locations as local directories inside an agent's roots

@@ -262,7 +262,7 @@ def test_state_survives_restart_and_graceful_stop(
 
 
 def test_crash_leftovers_end_in_error_on_start(tmp_path: Path, root: Path) -> None:
-    from api import lifecycle
+    from api.domain.execution import Execution
     from api.models import Backend, ServerConfig
     from api.store import Store
 
@@ -283,8 +283,7 @@ def test_crash_leftovers_end_in_error_on_start(tmp_path: Path, root: Path) -> No
     arn = backend.start_task_execution({"TaskArn": task})["TaskExecutionArn"]
     doc = backend.store.execution(arn)
     assert doc is not None
-    lifecycle.claim(doc, backend.now(), None, 300)
-    backend.store.save_execution(doc)
+    backend.store.save_execution(Execution.from_row(doc).claimed(backend.now(), None, 300).to_row())
     backend.store.close()
 
     server = Server(str(data), [str(root)], embedded_agent=False).start()

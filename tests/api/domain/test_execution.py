@@ -1,13 +1,12 @@
-"""Execution: every document the lifecycle writes (and the first release's) round-trips through
+"""Execution: every document its transitions write (and the first release's) round-trips through
 the type unchanged, and its wire rendering is what the renderer made of the raw document, member
 for member, with no internal member."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from api import lifecycle
 from api.domain.execution import Execution, JobExecutionStatus, TaskExecutionStatus
 from api.responses import render
 from contract.jobs import encode_report
@@ -28,29 +27,39 @@ def _new(n: int, queued: bool = False) -> dict[str, Any]:
     return doc
 
 
+def _step(doc: dict[str, Any], change: Callable[[Execution], Execution]) -> None:
+    """One transition applied to a stored document in place, as a writer's compare-and-swap
+    writes it back (members the type does not know are kept)."""
+    after = change(Execution.from_row(doc)).to_row()
+    kept = {k: v for k, v in doc.items() if k not in Execution.ROW_MEMBERS}
+    doc.clear()
+    doc.update(after)
+    doc.update(kept)
+
+
 def _lives() -> Iterator[dict[str, Any]]:
-    """Documents at every step of a few executions' lives, as `api.lifecycle` writes them."""
+    """Documents at every step of a few executions' lives, as the control plane's writers leave them."""
     done = _new(1)
     yield dict(done)
-    lifecycle.claim(done, NOW + 1, 5, 30.0)
+    _step(done, lambda e: e.claimed(NOW + 1, 5, 30.0))
     yield dict(done)
     snapshot = {"Status": "TRANSFERRING", "FilesTransferred": 3, "FilesListed": {"AtSource": 4}}
-    lifecycle.apply_report(done, "IN_PROGRESS", encode_report(snapshot), NOW + 2)
+    _step(done, lambda e: e.reported("IN_PROGRESS", encode_report(snapshot), NOW + 2))
     yield dict(done)
     final = {"Status": "VERIFYING", "Result": {"TransferStatus": "SUCCESS"}}
     details = {**encode_report(final), "report": '{"Status":"SUCCESS"}'}
-    lifecycle.apply_report(done, "SUCCEEDED", details, NOW + 3)
+    _step(done, lambda e: e.reported("SUCCEEDED", details, NOW + 3))
     yield dict(done)
     cancelled = _new(2, queued=True)
-    lifecycle.request_cancel(cancelled, NOW + 1)
+    _step(cancelled, lambda e: e.cancel_requested(NOW + 1))
     yield dict(cancelled)
     running = _new(3)
-    lifecycle.claim(running, NOW + 1, None, 30.0)
-    lifecycle.request_cancel(running, NOW + 2)
+    _step(running, lambda e: e.claimed(NOW + 1, None, 30.0))
+    _step(running, lambda e: e.cancel_requested(NOW + 2))
     yield dict(running)
-    lifecycle.requeue(running, AGENT, NOW + 3)
+    _step(running, lambda e: e.requeued(AGENT, NOW + 3))
     yield dict(running)
-    lifecycle.finish(running, "ERROR", NOW + 4, "AgentTimeout", "lost")
+    _step(running, lambda e: e.finished("ERROR", NOW + 4, "AgentTimeout", "lost"))
     yield dict(running)
     yield released_execution()
 
