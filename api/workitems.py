@@ -42,10 +42,9 @@ from api.cas import CAS_ATTEMPTS, update_execution
 from api.domain.execution import Execution
 from api.errors import InternalException
 from api.store import TERMINAL_STATUSES, ItemRow, Store
-from contract import Doc
-from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASE_KEY, PHASES, REPORT_KEY, decode_report
+from contract.jobs import COUNTERS, NESTED_COUNTERS, PHASES, REPORT_KEY, decode_report
 from contract.model import enum_values
-from contract.workitems import INTERRUPTED_KEY, WHOLE_KEY, ItemKind, ItemScope
+from contract.workitems import INTERRUPTED_KEY, ItemKind, ItemScope
 
 __all__ = [
     "ACTIVE",
@@ -64,7 +63,6 @@ __all__ = [
     "execution_counters",
     "get_item",
     "list_items",
-    "mark_whole",
     "new_row",
     "poke_running",
     "rate_share",
@@ -367,7 +365,7 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     """UpdateJob on an execution whose plan has not arrived yet: keep the wish on the execution,
     so that its items are created SUSPENDED (`Scheduler.accept_plan`); READY/PENDING withdraw
     it. False when it cannot be kept: the plan arrived meanwhile (then the items take it, by
-    `set_target`), the execution has ended or runs whole (`mark_whole`: the caller refuses),
+    `set_target`), the execution has ended or runs whole (`Execution.whole_reported`: the caller refuses),
     or `target` needs items to act on."""
     wish = ItemStatus(target) if target in TARGETS else None
     if wish not in BEFORE_PLAN:
@@ -392,7 +390,6 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
 WHOLE = "_Whole"  # on the execution: item 0 runs the whole tree itself (no items, no suspend)
 WITHDRAWN_KEY = "_PlanTargetWithdrawn"  # on the execution: why a kept suspend wish was dropped
 # the phases of an engine run past planning: item 0 reporting one without a plan runs whole
-_PAST_PLANNING = frozenset({"TRANSFERRING", "VERIFYING"})
 
 
 def whole_reason(min_files: int, min_bytes: int) -> str:
@@ -405,23 +402,6 @@ def whole_reason(min_files: int, min_bytes: int) -> str:
         "cannot be suspended; cancel it with "
         "CancelTaskExecution, or serve with a lower --split-min-files to split small trees"
     )
-
-
-def mark_whole(doc: Doc, details: Mapping[str, str], reason: str) -> bool:
-    """Item 0's report on an execution without a plan: when it says it runs the whole tree
-    (`WHOLE_KEY`, or its phase is past planning: an agent that does not say), mark the
-    execution so, and withdraw a suspend wish kept for the plan, noting `reason` (GetJob's
-    description) so that the operator's SUSPENDED is never silently dropped. True if a wish
-    was withdrawn."""
-    if doc.get("_Plan") or doc.get(WHOLE):
-        return False
-    if details.get(WHOLE_KEY) != "true" and details.get(PHASE_KEY) not in _PAST_PLANNING:
-        return False
-    doc[WHOLE] = True
-    if doc.pop(PLAN_TARGET_KEY, None) != SUSPENDED.value:
-        return False
-    doc[WITHDRAWN_KEY] = f"UpdateJob SUSPENDED was withdrawn: {reason}."
-    return True
 
 
 def poke_running(store: Store, execution_arn: str, but: str | None = None) -> None:

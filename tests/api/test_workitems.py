@@ -17,9 +17,6 @@ import pytest
 from api.migrations import HEAD
 from api.store import Store
 from api.workitems import (
-    PLAN_TARGET_KEY,
-    WHOLE,
-    WITHDRAWN_KEY,
     ConflictEnded,
     ItemNotFound,
     ItemStatus,
@@ -27,7 +24,6 @@ from api.workitems import (
     change_item,
     get_item,
     list_items,
-    mark_whole,
     new_row,
     report_item,
     set_target,
@@ -446,17 +442,18 @@ def test_items_summed_up_per_group_and_paged_by_key(stores: tuple[Store, Store])
 def test_a_whole_run_is_marked_once_and_withdraws_a_kept_suspend() -> None:
     """Item 0's report saying it runs whole (or a phase past planning without a plan) marks the
     execution and withdraws a suspend kept for the plan, with the reason; a planned execution
-    and a PREPARING report without the marker are left alone."""
+    and a PREPARING report without the marker are left alone (Execution.whole_reported)."""
     reason = whole_reason(2000, 1 << 30)
     planning = {"phase": "PREPARING"}
-    doc: dict[str, object] = {PLAN_TARGET_KEY: "SUSPENDED"}
-    assert mark_whole(doc, planning, reason) is False and WHOLE not in doc
-    assert mark_whole(doc, {**planning, WHOLE_KEY: "true"}, reason) is True
-    assert doc[WHOLE] is True and PLAN_TARGET_KEY not in doc
-    assert "--split-min-files 2000" in str(doc[WITHDRAWN_KEY])
-    assert mark_whole(doc, {"phase": "TRANSFERRING"}, reason) is False  # once
-    silent: dict[str, object] = {}
-    assert mark_whole(silent, {"phase": "TRANSFERRING"}, reason) is False  # no wish to withdraw
-    assert silent == {WHOLE: True}
-    planned: dict[str, object] = {"_Plan": 4, PLAN_TARGET_KEY: "SUSPENDED"}
-    assert mark_whole(planned, {WHOLE_KEY: "true"}, reason) is False and WHOLE not in planned
+    kept = replace(
+        an_execution(1, now=NOW, task_arn=TASK, agent_arn=AGENT), plan_target="SUSPENDED"
+    )
+    assert kept.whole_reported(planning, reason) == kept
+    marked = kept.whole_reported({**planning, WHOLE_KEY: "true"}, reason)
+    assert marked.whole and marked.plan_target is None
+    assert "--split-min-files 2000" in str(marked.plan_target_withdrawn)
+    assert marked.whole_reported({"phase": "TRANSFERRING"}, reason) == marked  # once
+    silent = replace(kept, plan_target=None).whole_reported({"phase": "TRANSFERRING"}, reason)
+    assert silent.whole and silent.plan_target_withdrawn is None  # no wish to withdraw
+    planned = replace(kept, plan=4)
+    assert planned.whole_reported({WHOLE_KEY: "true"}, reason) == planned
