@@ -4,7 +4,7 @@ Why store-derived rather than in-process counters: `serve --workers N` runs N pr
 store, and a scrape lands on any one of them. Every number here is computed at scrape time from
 the shared store by a custom collector, so each process answers the same whole picture without
 `PROMETHEUS_MULTIPROC_DIR` files to manage. Counters that are not state are kept in the store
-too, for the same reason: schedule runs (`record_schedule_run`) and API requests by protocol,
+too, for the same reason: schedule runs (`api.schedule_runner.record_schedule_run`) and API requests by protocol,
 operation and code with their latency histogram (`api.request_counts`, flushed by each process
 once a second and by the scraping process before it reads).
 """
@@ -30,6 +30,7 @@ from api.domain.agent import Agent
 from api.domain.enums import AgentStatus
 from api.domain.execution import Execution
 from api.request_counts import RequestCounts, RequestMeter
+from api.schedule_runner import schedule_runs
 from api.store import Store
 
 if TYPE_CHECKING:  # api.models → resources/tasks → schedule_runner → here: no cycle at run time
@@ -37,15 +38,11 @@ if TYPE_CHECKING:  # api.models → resources/tasks → schedule_runner → here
 
 __all__ = [
     "CONTENT_TYPE_LATEST",
-    "SCHEDULE_RUNS_PREFIX",
     "StoreCollector",
-    "record_schedule_run",
     "render",
 ]
 
 PREFIX = "datasync_local"
-# store meta keys `metrics:schedule_runs:<TaskArn>` → runs started by the schedule runner
-SCHEDULE_RUNS_PREFIX = "metrics:schedule_runs:"
 # the per-task totals summed over its executions (the DataSync counter names, snake-cased)
 _TASK_COUNTERS = {
     "FilesTransferred": "files_transferred",
@@ -55,16 +52,6 @@ _TASK_COUNTERS = {
     "FilesDeleted": "files_deleted",
     "FilesSkipped": "files_skipped",
 }
-
-
-def record_schedule_run(store: Store, task_arn: str) -> None:
-    """Count one execution started by a task's schedule (`datasync_local_schedule_runs_total`).
-
-    Called by the schedule runner, which runs in the one leader process of a control plane, so
-    the read-then-write here does not race another process."""
-    key = SCHEDULE_RUNS_PREFIX + task_arn
-    current = store.meta(key)
-    store.set_meta(key, str(int(current or 0) + 1))
 
 
 class StoreCollector(Collector):
@@ -180,8 +167,8 @@ class StoreCollector(Collector):
             "Executions started by a task's schedule.",
             labels=["task_arn"],
         )
-        for key, value in store.meta_items(SCHEDULE_RUNS_PREFIX):
-            family.add_metric([key[len(SCHEDULE_RUNS_PREFIX) :]], int(value))
+        for task_arn, runs in schedule_runs(store):
+            family.add_metric([task_arn], runs)
         return family
 
 

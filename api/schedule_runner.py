@@ -31,6 +31,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,7 +41,6 @@ from api.domain.enums import DISABLED, ENABLED, ScheduleStatus
 from api.domain.task import ScheduleDetails, Task, TaskSchedule
 from api.errors import ApiError, InvalidRequestException
 from api.execution_log import group_name
-from api.metrics import record_schedule_run
 from api.schedule import (
     ScheduleError,
     ScheduleHealth,
@@ -49,11 +49,17 @@ from api.schedule import (
     due_run,
     parse,
 )
-from api.store import TERMINAL_STATUSES
+from api.store import TERMINAL_STATUSES, Store
 from api.store_logs import LogStore
 from contract import Doc
 
-__all__ = ["ScheduleRunner", "apply_schedule"]
+__all__ = [
+    "SCHEDULE_RUNS_PREFIX",
+    "ScheduleRunner",
+    "apply_schedule",
+    "record_schedule_run",
+    "schedule_runs",
+]
 
 log = logging.getLogger("datasync_local.schedules")
 
@@ -90,6 +96,27 @@ def apply_schedule(task: Task, schedule: Doc, now: float, min_interval: timedelt
     # a rate counts from here; nothing before it is due
     runs = replace(task.runs, anchor=now, last_fired=None, health=ScheduleHealth())
     return replace(task, schedule=new, schedule_details=ScheduleDetails(now), runs=runs)
+
+
+# store meta keys `metrics:schedule_runs:<TaskArn>` → runs started by the schedule runner
+# (`datasync_local_schedule_runs_total` in api.metrics)
+SCHEDULE_RUNS_PREFIX = "metrics:schedule_runs:"
+
+
+def record_schedule_run(store: Store, task_arn: str) -> None:
+    """Count one execution started by a task's schedule.
+
+    Called by the schedule runner, which runs in the one leader process of a control plane, so
+    the read-then-write here does not race another process."""
+    key = SCHEDULE_RUNS_PREFIX + task_arn
+    current = store.meta(key)
+    store.set_meta(key, str(int(current or 0) + 1))
+
+
+def schedule_runs(store: Store) -> Iterator[tuple[str, int]]:
+    """(TaskArn, executions its schedule started) for every task whose schedule ran."""
+    for key, value in store.meta_items(SCHEDULE_RUNS_PREFIX):
+        yield key[len(SCHEDULE_RUNS_PREFIX) :], int(value)
 
 
 class ScheduleRunner:

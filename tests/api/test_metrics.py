@@ -21,8 +21,8 @@ from botocore.credentials import Credentials
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
-from api.metrics import record_schedule_run
 from api.request_counts import RequestMeter
+from api.schedule_runner import record_schedule_run
 from api.store import Store
 from tests.api.harness import (
     ACCESS_KEY,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from api.metrics import SCHEDULE_RUNS_PREFIX
+from api.schedule_runner import SCHEDULE_RUNS_PREFIX
 from tests.api.harness import Server, finished, nfs_task, serving, wait_for
 
 
