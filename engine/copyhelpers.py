@@ -290,12 +290,13 @@ def serve(source: str, destination: str, settings: dict[str, Any], inp: BinaryIO
     from engine.metadata import MetadataPolicy
     from engine.options import Options
     from engine.scan import Roots, open_beneath
+    from engine.settings import Settings
     from engine.throttle import UNLIMITED, TokenBucket
 
     options = Options.create(settings["options"], settings["task_mode"])
     copier = Copier(
         Accounting(TokenBucket(UNLIMITED), _Bytes(), cancelled=lambda: False),
-        MetadataPolicy(options),
+        MetadataPolicy(Settings.from_options(options)),
         hashing=bool(settings["hashing"]),
         fsync=bool(settings["fsync"]),
     )

@@ -17,7 +17,6 @@ from typing import NamedTuple
 
 from engine.filters import FilterRules
 from engine.lister import Lister
-from engine.options import Options
 from engine.progress import Progress
 from engine.scan import (
     BLK,
@@ -36,6 +35,7 @@ from engine.scan import (
     open_beneath,
     open_dir,
 )
+from engine.settings import ID_NONE, Settings
 from engine.split import Scope
 from engine.spool import Spool
 
@@ -121,7 +121,7 @@ class Planner:
         self,
         source: str,
         destination: str,
-        options: Options,
+        settings: Settings,
         filters: FilterRules,
         progress: Progress,
         cancelled: Callable[[], bool],
@@ -141,14 +141,14 @@ class Planner:
         self.filters = filters
         self.progress = progress
         self.cancelled = cancelled
-        self.changed_only = options["TransferMode"] == "CHANGED"
-        self.never = options["OverwriteMode"] == "NEVER"
-        self.remove = options["PreserveDeletedFiles"] == "REMOVE"
-        self.devices = options["PreserveDevices"] == "PRESERVE"
-        self.check_mode = options["PosixPermissions"] == "PRESERVE"
-        self.check_uid = options["Uid"] != "NONE"
-        self.check_gid = options["Gid"] != "NONE"
-        self.check_mtime = options["Mtime"] == "PRESERVE"
+        self.changed_only = settings.changed_only
+        self.never = not settings.overwrite
+        self.remove = settings.remove_deleted
+        self.devices = settings.preserve_devices
+        self.check_mode = settings.permissions
+        self.check_uid = settings.uid is not ID_NONE
+        self.check_gid = settings.gid is not ID_NONE
+        self.check_mtime = settings.mtime
         # Unchanged files can be passed over without a closer look (see scan.list_pair).
         self._fast: FastCompare = (
             (self.check_uid, self.check_gid)

@@ -31,6 +31,7 @@ from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
 from engine.scan import REG, is_temporary
+from engine.settings import ONLY_FILES_TRANSFERRED, VERIFY_NONE, Settings
 from engine.split import Scope
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
@@ -123,9 +124,11 @@ class Transfer:
         self.source = os.path.abspath(os.fspath(source))
         self.destination = os.path.abspath(os.fspath(destination))
         self.options = options or Options.create()
+        self.settings = Settings.from_options(self.options)  # what the stages read
         self.filters = filters or FilterRules()
         self.progress = Progress(sink=None if dry_run else on_event)
-        self._bucket = TokenBucket(self.options.bytes_per_second, clock)
+        rate = self.settings.bytes_per_second
+        self._bucket = TokenBucket(UNLIMITED if rate is None else rate, clock)
         self._cancel = threading.Event()
         self._done = threading.Event()
         self._workers = workers if workers is not None else min(4, 2 * (os.cpu_count() or 1))
@@ -276,7 +279,7 @@ class Transfer:
         planner = Planner(
             self.source,
             self.destination,
-            self.options,
+            self.settings,
             self.filters,
             self.progress,
             self._cancel.is_set,
@@ -334,17 +337,13 @@ class Transfer:
 
     def _transfer(self, plan: Plan) -> bool:
         self._begin("Transfer")
-        metadata = MetadataPolicy(self.options)
-        verify_mode = self.options["VerifyMode"]
-        self._verify_log = Spool() if verify_mode == "ONLY_FILES_TRANSFERRED" else None
+        metadata = MetadataPolicy(self.settings)
+        # ONLY_FILES_TRANSFERRED: the copier hashes what it writes, VERIFYING re-reads only that
+        hashing = self.settings.verify is ONLY_FILES_TRANSFERRED
+        self._verify_log = Spool() if hashing else None
         account = Accounting(self._bucket, self.progress, self._cancel.is_set)
-        copier = Copier(
-            account,
-            metadata,
-            hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
-            fsync=self._fsync,
-        )
-        helpers = self._start_copy_helpers(plan, hashing=verify_mode == "ONLY_FILES_TRANSFERRED")
+        copier = Copier(account, metadata, hashing=hashing, fsync=self._fsync)
+        helpers = self._start_copy_helpers(plan, hashing=hashing)
         executor = Executor(
             self.source,
             self.destination,
@@ -426,14 +425,14 @@ class Transfer:
         return helpers if helpers.started else None
 
     def _verify(self, plan: Plan) -> None:
-        mode = self.options["VerifyMode"]
-        if mode == "NONE" or self._deletes_only:  # the REMOVE pass: the parts verified theirs
+        mode = self.settings.verify
+        if mode is VERIFY_NONE or self._deletes_only:  # the REMOVE pass: the parts verified theirs
             self.progress.skip("Verify")
             return
         self._begin("Verify")
         from engine.verify import WholeTreeVerifier, verify_transferred
 
-        if mode == "ONLY_FILES_TRANSFERRED":
+        if mode is ONLY_FILES_TRANSFERRED:
             assert self._verify_log is not None
             with self._verify_log:
                 verify_transferred(
@@ -451,12 +450,12 @@ class Transfer:
                     self.source,
                     self.destination,
                     self.filters,
-                    MetadataPolicy(self.options),
+                    MetadataPolicy(self.settings),
                     self.progress,
                     self._cancel.is_set,
                     excused=plan.never_skipped,
-                    extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
-                    devices=self.options["PreserveDevices"] == "PRESERVE",
+                    extras_are_errors=self.settings.remove_deleted,
+                    devices=self.settings.preserve_devices,
                     cache=cache,
                     scope=self._scope,
                 ).run()
