@@ -26,10 +26,11 @@ __all__ = ["LARGE_FILE_SIZE", "RunContext"]
 LARGE_FILE_SIZE = 1 << 20
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class RunContext:
     """Made once per run by `Transfer`. Frozen, so no stage changes what the next one sees; the
-    objects it holds (progress, bucket) are the run's shared, thread-safe state."""
+    objects it holds (progress, bucket) are the run's shared, thread-safe state. Compared by
+    identity (`eq=False`): two runs are never the same run, whatever their values."""
 
     source: str  # absolute paths of the two location roots
     destination: str
