@@ -40,7 +40,11 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
+
+if TYPE_CHECKING:  # a helper process starts on this module alone: it imports what it uses late
+    from engine.options import Options
+    from engine.run import RunContext
 
 __all__ = ["AUTO_AFTER", "BATCH_BYTES", "BATCH_FILES", "CopyHelpers", "HelperAnswer", "auto_count"]
 
@@ -139,20 +143,19 @@ class _Helper:
 class CopyHelpers:
     """The parent's side: start helpers, hand them batches, collect their answers."""
 
-    def __init__(
-        self,
-        count: int,
-        source: str,
-        destination: str,
-        options: dict[str, Any],
-        task_mode: str,
-        hashing: bool,
-        fsync: bool,
-    ) -> None:
+    def __init__(self, count: int, context: RunContext, options: Options, hashing: bool) -> None:
+        """`count` helpers for the run of `context`; each gets the run's `options` (it makes
+        its own Settings from them: Options is what crosses the process boundary)."""
         settings = json.dumps(
-            {"options": options, "task_mode": task_mode, "hashing": hashing, "fsync": fsync}
+            {
+                "options": options.to_dict(),
+                "task_mode": options.task_mode,
+                "hashing": hashing,
+                "fsync": context.fsync,
+            }
         )
         package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        source, destination = context.source, context.destination
         argv = [sys.executable, "-I", "-c", _BOOT, package_parent, source, destination, settings]
         self._helpers: list[_Helper] = []
         self.started = 0
@@ -290,12 +293,13 @@ def serve(source: str, destination: str, settings: dict[str, Any], inp: BinaryIO
     from engine.metadata import MetadataPolicy
     from engine.options import Options
     from engine.scan import Roots, open_beneath
+    from engine.settings import Settings
     from engine.throttle import UNLIMITED, TokenBucket
 
     options = Options.create(settings["options"], settings["task_mode"])
     copier = Copier(
         Accounting(TokenBucket(UNLIMITED), _Bytes(), cancelled=lambda: False),
-        MetadataPolicy(options),
+        MetadataPolicy(Settings.from_options(options)),
         hashing=bool(settings["hashing"]),
         fsync=bool(settings["fsync"]),
     )

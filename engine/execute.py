@@ -23,7 +23,6 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from engine.copier import Copier
@@ -33,7 +32,7 @@ from engine.errors import TransferCancelled
 from engine.fileio import place, temporary_name
 from engine.metadata import MetadataPolicy
 from engine.plan import ANCESTOR, Action, Op, Plan
-from engine.progress import Progress
+from engine.run import RunContext
 from engine.scan import BLK, DIR, LNK, REG
 from engine.spool import Spool
 from engine.xattrs import at
@@ -51,37 +50,32 @@ _OUT_OF_SPACE = (errno.ENOSPC, errno.EDQUOT)
 class Executor:
     def __init__(
         self,
-        source: str,
-        destination: str,
-        progress: Progress,
+        context: RunContext,
         copier: Copier,
         metadata: MetadataPolicy,
-        cancelled: Callable[[], bool],
         verify_log: Spool | None,
-        workers: int,
-        large_file_size: int,
-        max_delete: int | None = None,
-        fsync: bool = False,
         helpers: CopyHelpers | None = None,
     ) -> None:
-        """`helpers`: copy helper processes for small files, owned (and closed) from here on."""
-        self.source = source
-        self.destination = destination
-        self.progress = progress
+        """`verify_log`: where each item written is recorded for ONLY_FILES_TRANSFERRED (None:
+        not recorded); `helpers`: copy helper processes for small files, owned (and closed)
+        from here on. The run's `max_delete` is rsync/rclone's --max-delete: at most this many
+        deletes, then `deletes_stopped`."""
+        self.destination = context.destination
+        self.progress = context.progress
         self.copier = copier
         self.metadata = metadata
-        self.cancelled = cancelled
+        self.cancelled = context.cancelled
         self.verify_log = verify_log
-        self.workers = workers
-        self.large_file_size = large_file_size
-        self.max_delete = max_delete  # as rsync/rclone --max-delete: at most this many, then stop
-        self.fsync = fsync
+        self.workers = context.workers
+        self.large_file_size = context.large_file_size
+        self.max_delete = context.max_delete
+        self.fsync = context.fsync
         self.deletes_stopped = False
         self._log_lock = threading.Lock()
         self._failed_copies: set[str] = set()
         self._out_of_space: list[Action] = []  # to try again once the other copies have ended
-        self._src = DirTree(source)
-        self._dst = DirTree(destination)
+        self._src = DirTree(context.source)
+        self._dst = DirTree(context.destination)
         self._helpers = helpers
         self._batch: list[Action] = []  # small files of one directory, not yet handed out
         self._batch_dir = ""

@@ -17,8 +17,8 @@ import stat
 from collections.abc import Callable
 from functools import cache
 
-from engine.options import Options
 from engine.scan import open_at
+from engine.settings import ID_BOTH, ID_INT_VALUE, ID_NONE, IdMode, Settings
 from engine.xattrs import Target, Xattrs
 
 __all__ = ["MetadataPolicy"]
@@ -45,14 +45,14 @@ def _gid_by_name(gid: int) -> int | None:
 
 
 class MetadataPolicy:
-    """What to apply, derived once from the Options."""
+    """What to apply, derived once from the run's Settings."""
 
-    def __init__(self, options: Options) -> None:
-        self.uid_mode = options.enum("Uid")
-        self.gid_mode = options.enum("Gid")
-        self.permissions = options["PosixPermissions"] == "PRESERVE"
-        self.mtime = options["Mtime"] == "PRESERVE"
-        self.atime = options["Atime"] == "BEST_EFFORT"
+    def __init__(self, settings: Settings) -> None:
+        self.uid_mode = settings.uid
+        self.gid_mode = settings.gid
+        self.permissions = settings.permissions
+        self.mtime = settings.mtime
+        self.atime = settings.atime
         umask = os.umask(0)
         os.umask(umask)
         self.default_file_mode = 0o666 & ~umask
@@ -60,7 +60,7 @@ class MetadataPolicy:
         # Only root can give files away; as anyone else, ownership is kept where possible.
         self.is_root = os.geteuid() == 0
         self.compare_owner = self.is_root
-        self._numeric_ids = self.uid_mode == self.gid_mode == "INT_VALUE"  # the common case
+        self._numeric_ids = self.uid_mode is self.gid_mode is ID_INT_VALUE  # the common case
         # Extended attributes and ACLs travel with the permissions (engine/xattrs.py).
         self.xattrs = Xattrs(self.is_root) if self.permissions else None
 
@@ -71,15 +71,15 @@ class MetadataPolicy:
         )
 
     @staticmethod
-    def _map(mode: str, value: int, by_name: Callable[[int], int | None]) -> int:
-        if mode == "NONE":
+    def _map(mode: IdMode, value: int, by_name: Callable[[int], int | None]) -> int:
+        if mode is ID_NONE:
             return -1
-        if mode == "INT_VALUE":
+        if mode is ID_INT_VALUE:
             return value
         mapped = by_name(value)
         if mapped is not None:
             return mapped
-        return value if mode == "BOTH" else -1
+        return value if mode is ID_BOTH else -1
 
     def mode_for(self, mode: int, is_dir: bool) -> int:
         if self.permissions:

@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from engine.filters import FilterRules
 from engine.lister import Lister
-from engine.options import Options
-from engine.progress import Progress
+from engine.run import RunContext
 from engine.scan import (
     BLK,
     CHR,
@@ -36,7 +34,7 @@ from engine.scan import (
     open_beneath,
     open_dir,
 )
-from engine.split import Scope
+from engine.settings import ID_NONE
 from engine.spool import Spool
 
 __all__ = ["Action", "Op", "Plan", "Planner"]
@@ -119,36 +117,31 @@ _Dir = tuple[str, os.stat_result, bool, bool]  # a directory still to walk, see 
 class Planner:
     def __init__(
         self,
-        source: str,
-        destination: str,
-        options: Options,
-        filters: FilterRules,
-        progress: Progress,
-        cancelled: Callable[[], bool],
+        context: RunContext,
         *,
         helper_after: int | None = None,
-        scope: Scope | None = None,
         done: Collection[str] = (),
-        deletes_only: bool = False,
     ) -> None:
-        """`scope`: walk only that part of the tree (engine/split.py), creating its missing
-        ancestors bare; `done`: files ("/a/b") an earlier run of the same part finished, which
-        are counted as transferred (not copied again) when the destination still matches;
-        `deletes_only`: the REMOVE pass of a split execution, which walks the whole trees but
-        plans and counts only the deletions (the parts copied and counted the rest)."""
-        self.source = source
-        self.destination = destination
-        self.filters = filters
-        self.progress = progress
-        self.cancelled = cancelled
-        self.changed_only = options["TransferMode"] == "CHANGED"
-        self.never = options["OverwriteMode"] == "NEVER"
-        self.remove = options["PreserveDeletedFiles"] == "REMOVE"
-        self.devices = options["PreserveDevices"] == "PRESERVE"
-        self.check_mode = options["PosixPermissions"] == "PRESERVE"
-        self.check_uid = options["Uid"] != "NONE"
-        self.check_gid = options["Gid"] != "NONE"
-        self.check_mtime = options["Mtime"] == "PRESERVE"
+        """The run's `scope`: walk only that part of the tree (engine/split.py), creating its
+        missing ancestors bare; its `deletes_only`: the REMOVE pass of a split execution, which
+        walks the whole trees but plans and counts only the deletions (the parts copied and
+        counted the rest). `done`: files ("/a/b") an earlier run of the same part finished,
+        which are counted as transferred (not copied again) when the destination still matches;
+        `helper_after`: see engine/lister.Lister (-1: no listing helpers)."""
+        settings = context.settings
+        self.source = context.source
+        self.destination = context.destination
+        self.filters = filters = context.filters
+        self.progress = context.progress
+        self.cancelled = context.cancelled
+        self.changed_only = settings.changed_only
+        self.never = not settings.overwrite
+        self.remove = settings.remove_deleted
+        self.devices = settings.preserve_devices
+        self.check_mode = settings.permissions
+        self.check_uid = settings.uid is not ID_NONE
+        self.check_gid = settings.gid is not ID_NONE
+        self.check_mtime = settings.mtime
         # Unchanged files can be passed over without a closer look (see scan.list_pair).
         self._fast: FastCompare = (
             (self.check_uid, self.check_gid)
@@ -156,12 +149,13 @@ class Planner:
             else None
         )
         self._helper_after = helper_after
+        scope = context.scope
         self.scope = None if scope is None or scope.whole else scope
         self.done = frozenset(done)
-        self.deletes_only = deletes_only
-        if self.done or deletes_only:
+        self.deletes_only = context.deletes_only
+        if self.done or self.deletes_only:
             self._fast = None  # journaled files must reach the merge; so must nothing else
-        self._roots = Roots(source, destination)  # replaced by the lister's during run()
+        self._roots = Roots(self.source, self.destination)  # replaced by the lister's in run()
         # (st_dev, st_ino) of a multiply-linked source file -> (leader rel, leader's dst inode)
         self._links: dict[tuple[int, int], tuple[str, int | None]] = {}
 

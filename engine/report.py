@@ -59,6 +59,7 @@ from typing import IO
 from engine.errors import DataSyncLocalError
 from engine.events import FileEvent, FileEventKind
 from engine.model import enum_values
+from engine.settings import remove_deleted_in
 
 __all__ = [
     "ExecutionSummary",
@@ -545,7 +546,7 @@ class TaskReportWriter:
         try:
             if self._detail_dir is not None:
                 wanted = [ItemList.TRANSFERRED, ItemList.SKIPPED, ItemList.VERIFIED]
-                if summary.options.get("PreserveDeletedFiles") == "REMOVE":
+                if remove_deleted_in(summary.options):
                     wanted.append(ItemList.DELETED)
                 for item_list in wanted:
                     self._list(item_list)

@@ -30,7 +30,9 @@ from engine.metadata import MetadataPolicy
 from engine.options import Options
 from engine.plan import Plan, Planner
 from engine.progress import FileFailure, Progress
+from engine.run import LARGE_FILE_SIZE, RunContext
 from engine.scan import REG, is_temporary
+from engine.settings import ONLY_FILES_TRANSFERRED, VERIFY_NONE, Settings
 from engine.split import Scope
 from engine.spool import Spool
 from engine.throttle import UNLIMITED, Clock, TokenBucket
@@ -46,7 +48,6 @@ __all__ = ["Transfer"]
 
 log = logging.getLogger(__name__)
 
-LARGE_FILE_SIZE = 1 << 20
 _DETAIL_ITEMS = 5
 # Result.ErrorDetail travels in a 1024-character statusDetails value beside the phase durations
 # and statuses (~200 characters), so the engine keeps its details well inside that.
@@ -120,16 +121,28 @@ class Transfer:
         copied or read again, so a resumed part's counters are the part's, not the rest's;
         `deletes_only` is the REMOVE pass run once after every part: the whole trees are
         compared and only deletions are planned, made and counted."""
-        self.source = os.path.abspath(os.fspath(source))
-        self.destination = os.path.abspath(os.fspath(destination))
-        self.options = options or Options.create()
-        self.filters = filters or FilterRules()
-        self.progress = Progress(sink=None if dry_run else on_event)
-        self._bucket = TokenBucket(self.options.bytes_per_second, clock)
+        self.options = options or Options.create()  # as given: what copy helpers are handed
+        settings = Settings.from_options(self.options)  # what the stages read
+        rate = settings.bytes_per_second
         self._cancel = threading.Event()
         self._done = threading.Event()
-        self._workers = workers if workers is not None else min(4, 2 * (os.cpu_count() or 1))
-        self._large_file_size = large_file_size
+        # what every stage of this run shares (engine/run.py)
+        self.context = RunContext(
+            source=os.path.abspath(os.fspath(source)),
+            destination=os.path.abspath(os.fspath(destination)),
+            settings=settings,
+            filters=filters or FilterRules(),
+            progress=Progress(sink=None if dry_run else on_event),
+            cancelled=self._cancel.is_set,
+            bucket=TokenBucket(UNLIMITED if rate is None else rate, clock),
+            workers=workers if workers is not None else min(4, 2 * (os.cpu_count() or 1)),
+            large_file_size=large_file_size,
+            fsync=fsync,
+            max_delete=max_delete,
+            allow_empty_source=allow_empty_source,
+            scope=scope,
+            deletes_only=deletes_only,
+        )
         self._helper_after = helper_after  # see engine/lister.Lister (-1: no listing helpers)
         self._verify_log: Spool | None = None
         self._on_phase = on_phase
@@ -139,17 +152,32 @@ class Transfer:
         # listing helpers they start): a server running transfers beside its API lowers them,
         # so requests are still answered promptly while a transfer takes every core.
         self._niceness = niceness
-        self._allow_empty_source = allow_empty_source
-        self._max_delete = max_delete
-        self._fsync = fsync
         self._dry_run = dry_run
         self._on_item = on_item
-        self._scope = scope
         self._journaled = frozenset(done)
-        self._deletes_only = deletes_only
         self._copy_helpers = copy_helpers
         self.helpers_started = 0  # copy helper processes this run started
         self.files_by_helpers = 0  # files they placed
+
+    @property
+    def source(self) -> str:
+        return self.context.source
+
+    @property
+    def destination(self) -> str:
+        return self.context.destination
+
+    @property
+    def settings(self) -> Settings:
+        return self.context.settings
+
+    @property
+    def filters(self) -> FilterRules:
+        return self.context.filters
+
+    @property
+    def progress(self) -> Progress:
+        return self.context.progress
 
     # -- control (any thread) --------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -165,7 +193,7 @@ class Transfer:
 
     @property
     def bytes_per_second(self) -> int:
-        return self._bucket.bytes_per_second
+        return self.context.bucket.bytes_per_second
 
     def set_bytes_per_second(self, bytes_per_second: int) -> None:
         if (
@@ -177,7 +205,7 @@ class Transfer:
                 "BytesPerSecond must be -1 (unlimited) or a positive integer.",
                 "Options.BytesPerSecond",
             )
-        self._bucket.set_rate(bytes_per_second)
+        self.context.bucket.set_rate(bytes_per_second)
 
     def cancel(self) -> None:
         self._cancel.set()
@@ -273,19 +301,7 @@ class Transfer:
                 manifest.load(self.source, lambda p, why: self.progress.fail("Prepare", p, why))
             except ManifestError as exc:
                 raise TransferError("ManifestError", str(exc)) from exc
-        planner = Planner(
-            self.source,
-            self.destination,
-            self.options,
-            self.filters,
-            self.progress,
-            self._cancel.is_set,
-            helper_after=self._helper_after,
-            scope=self._scope,
-            done=self._journaled,
-            deletes_only=self._deletes_only,
-        )
-        plan = planner.run()
+        plan = Planner(self.context, helper_after=self._helper_after, done=self._journaled).run()
         if self.cancelled:
             raise TransferCancelled()
         self.progress.set_estimates(
@@ -304,7 +320,7 @@ class Transfer:
             },
         )
         self.progress.end("Prepare", ok=self.progress.failed("Prepare") == 0)
-        if plan.delete_items + plan.delete_folders and not self._allow_empty_source:
+        if plan.delete_items + plan.delete_folders and not self.context.allow_empty_source:
             self._refuse_empty_source()
         return plan
 
@@ -334,31 +350,15 @@ class Transfer:
 
     def _transfer(self, plan: Plan) -> bool:
         self._begin("Transfer")
-        metadata = MetadataPolicy(self.options)
-        verify_mode = self.options["VerifyMode"]
-        self._verify_log = Spool() if verify_mode == "ONLY_FILES_TRANSFERRED" else None
-        account = Accounting(self._bucket, self.progress, self._cancel.is_set)
-        copier = Copier(
-            account,
-            metadata,
-            hashing=verify_mode == "ONLY_FILES_TRANSFERRED",
-            fsync=self._fsync,
-        )
-        helpers = self._start_copy_helpers(plan, hashing=verify_mode == "ONLY_FILES_TRANSFERRED")
-        executor = Executor(
-            self.source,
-            self.destination,
-            self.progress,
-            copier,
-            metadata,
-            self._cancel.is_set,
-            self._verify_log,
-            workers=self._workers,
-            large_file_size=self._large_file_size,
-            max_delete=self._max_delete,
-            fsync=self._fsync,
-            helpers=helpers,
-        )
+        context = self.context
+        metadata = MetadataPolicy(context.settings)
+        # ONLY_FILES_TRANSFERRED: the copier hashes what it writes, VERIFYING re-reads only that
+        hashing = context.settings.verify is ONLY_FILES_TRANSFERRED
+        self._verify_log = Spool() if hashing else None
+        account = Accounting(context.bucket, context.progress, context.cancelled)
+        copier = Copier(account, metadata, hashing=hashing, fsync=context.fsync)
+        helpers = self._start_copy_helpers(plan, hashing=hashing)
+        executor = Executor(context, copier, metadata, self._verify_log, helpers=helpers)
         self._count_journaled(plan, account)
         try:
             executor.run(plan)
@@ -367,9 +367,9 @@ class Transfer:
         if executor.deletes_stopped:
             raise TransferError(
                 "MaxDeleteExceeded",
-                f"more than {self._max_delete} items to delete "
+                f"more than {context.max_delete} items to delete "
                 f"({plan.delete_items + plan.delete_folders} planned): deletes stopped after "
-                f"{self._max_delete}",
+                f"{context.max_delete}",
             )
         ok = self.progress.failed("Transfer") == 0 and self.progress.failed("Delete") == 0
         self.progress.end("Transfer", ok)
@@ -408,58 +408,34 @@ class Transfer:
         count = self._copy_helpers
         if count is None:  # as the listing helpers: only beside an idle core (lister.spare_core)
             cores = usable_cores()
-            count = auto_count(plan.files, cores) if self._workers > 0 and spare_core(cores) else 0
-        if count <= 0 or not sys.executable or self._bucket.limited:
+            idle = self.context.workers > 0 and spare_core(cores)
+            count = auto_count(plan.files, cores) if idle else 0
+        if count <= 0 or not sys.executable or self.context.bucket.limited:
             return None
-        helpers = CopyHelpers(
-            count,
-            self.source,
-            self.destination,
-            self.options.to_dict(),
-            self.options.task_mode,
-            hashing=hashing,
-            fsync=self._fsync,
-        )
+        helpers = CopyHelpers(count, self.context, self.options, hashing=hashing)
         self.helpers_started = helpers.started
         if self._copy_helpers is not None:
             helpers.wait_ready()
         return helpers if helpers.started else None
 
     def _verify(self, plan: Plan) -> None:
-        mode = self.options["VerifyMode"]
-        if mode == "NONE" or self._deletes_only:  # the REMOVE pass: the parts verified theirs
+        mode = self.settings.verify
+        # the REMOVE pass (deletes_only) verifies nothing: the parts verified theirs
+        if mode is VERIFY_NONE or self.context.deletes_only:
             self.progress.skip("Verify")
             return
         self._begin("Verify")
         from engine.verify import WholeTreeVerifier, verify_transferred
 
-        if mode == "ONLY_FILES_TRANSFERRED":
+        if mode is ONLY_FILES_TRANSFERRED:
             assert self._verify_log is not None
             with self._verify_log:
-                verify_transferred(
-                    self.destination,
-                    self._verify_log,
-                    self.progress,
-                    self._cancel.is_set,
-                    workers=self._workers,
-                    large_file_size=self._large_file_size,
-                )
+                verify_transferred(self.context, self._verify_log)
         else:
             cache = self._open_hash_cache()
             try:
-                WholeTreeVerifier(
-                    self.source,
-                    self.destination,
-                    self.filters,
-                    MetadataPolicy(self.options),
-                    self.progress,
-                    self._cancel.is_set,
-                    excused=plan.never_skipped,
-                    extras_are_errors=self.options["PreserveDeletedFiles"] == "REMOVE",
-                    devices=self.options["PreserveDevices"] == "PRESERVE",
-                    cache=cache,
-                    scope=self._scope,
-                ).run()
+                metadata = MetadataPolicy(self.settings)
+                WholeTreeVerifier(self.context, metadata, plan.never_skipped, cache).run()
             finally:
                 if cache is not None:
                     cache.close()

@@ -13,38 +13,35 @@ from __future__ import annotations
 import os
 import stat
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
 from engine.dirs import DirTree, split
 from engine.errors import TransferCancelled
 from engine.events import FileFacts
 from engine.fileio import hash_file
-from engine.filters import FilterRules
 from engine.hashcache import HashCache, key_of
 from engine.metadata import MetadataPolicy
 from engine.progress import Progress
+from engine.run import RunContext
 from engine.scan import DIR, LNK, REG, Entry, is_temporary, kind_of, list_dir
-from engine.split import Scope
 from engine.xattrs import at
 
 __all__ = ["WholeTreeVerifier", "verify_transferred"]
 
 
 def verify_transferred(
-    destination: str,
-    records: Iterable[tuple[str, str, int, bytes | None]],
-    progress: Progress,
-    cancelled: Callable[[], bool],
-    workers: int = 0,
-    large_file_size: int = 1 << 20,
+    context: RunContext, records: Iterable[tuple[str, str, int, bytes | None]]
 ) -> None:
-    """Check every item this run wrote. Files of `large_file_size` or more are hashed on a pool of
-    `workers` threads (xxh3 releases the GIL), small ones inline, as the copier does."""
+    """Check every item this run wrote. Files of the run's `large_file_size` or more are hashed
+    on a pool of its `workers` threads (xxh3 releases the GIL), small ones inline, as the copier
+    does."""
+    progress, cancelled = context.progress, context.cancelled
+    workers, large_file_size = context.workers, context.large_file_size
     pool = ThreadPoolExecutor(workers, "dsl-verify") if workers > 0 else None
     slots = threading.BoundedSemaphore(max(1, workers) * 2)
     try:
-        with DirTree(destination) as tree:
+        with DirTree(context.destination) as tree:
             for record in records:
                 if cancelled():
                     raise TransferCancelled()
@@ -108,33 +105,32 @@ class WholeTreeVerifier:
 
     def __init__(
         self,
-        source: str,
-        destination: str,
-        filters: FilterRules,
+        context: RunContext,
         metadata: MetadataPolicy,
-        progress: Progress,
-        cancelled: Callable[[], bool],
         excused: set[str],
-        extras_are_errors: bool,
-        devices: bool = True,
         cache: HashCache | None = None,
-        scope: Scope | None = None,
     ) -> None:
-        self.source = source
-        self.destination = destination
-        self.filters = filters
+        """`excused`: items the run left alone on purpose (OverwriteMode=NEVER); `cache`: the
+        digests of unchanged inodes (engine/hashcache.py)."""
+        settings = context.settings
+        self.source = context.source
+        self.destination = context.destination
+        self.filters = context.filters
         self.metadata = metadata
-        self.progress = progress
-        self.cancelled = cancelled
+        self.progress = context.progress
+        self.cancelled = context.cancelled
         self.excused = excused
-        self.extras_are_errors = extras_are_errors
+        # extra destination items only count when REMOVE should have removed them
+        self.extras_are_errors = settings.remove_deleted
         self.cache = cache
         # a work item's part (engine/split.py): the entry of its directory and what it covers
+        scope = context.scope
         self.scope = None if scope is None or scope.whole else scope
         # what is never transferred by design: FIFOs, sockets, and devices unless preserved
+        devices = settings.preserve_devices
         self.left_out = {"fifo", "sock", "unknown"} | (set() if devices else {"chr", "blk"})
-        self.src_tree = DirTree(source)
-        self.dst_tree = DirTree(destination)
+        self.src_tree = DirTree(context.source)
+        self.dst_tree = DirTree(context.destination)
 
     def mismatch(
         self,

@@ -20,7 +20,9 @@ from engine.fileio import temporary_name
 from engine.lister import Lister, spare_core
 from engine.plan import Planner
 from engine.progress import Progress
+from engine.run import RunContext
 from engine.scan import list_dir, list_pair
+from engine.settings import Settings
 from tests.engine.trees import MTIME_NS, write
 
 FAST = (True, True)
@@ -71,10 +73,9 @@ def rich_tree(root: Path, dirs: int = 6, files: int = 5) -> None:
 def plan_of(src: Path, dst: Path, helper_after: int, **options: Any) -> dict[str, Any]:
     filters = options.pop("filters", FilterRules())
     progress = Progress()
-    planner = Planner(
-        str(src), str(dst), Options.create(options), filters, progress, lambda: False,
-        helper_after=helper_after,
-    )  # fmt: skip
+    settings = Settings.from_options(Options.create(options))
+    context = RunContext(str(src), str(dst), settings, filters, progress, lambda: False)
+    planner = Planner(context, helper_after=helper_after)
     plan = planner.run()
     try:
         return {
