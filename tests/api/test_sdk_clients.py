@@ -24,6 +24,7 @@ from tests.api.harness import ACCESS_KEY, SECRET_KEY, Server, make_tree, nfs_tas
 
 SDK = Path(__file__).parent / "sdk"
 pytestmark = pytest.mark.slow
+ONE_STORE = True  # a client's compatibility does not depend on the store (tests/conftest.py)
 
 
 def _uv() -> str:
