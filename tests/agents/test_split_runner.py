@@ -16,6 +16,7 @@ import random
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -147,18 +148,26 @@ class Fleet:
         }
 
 
-@pytest.fixture
-def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    root = location_root(tmp_path)
-    server = Server(str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE)
-    server.start()
-    fleet = Fleet(server, root)
+@contextmanager
+def _fleet_of(tmp_path: Path, split_min: tuple[int, int] = (0, 0)) -> Iterator[Fleet]:
+    """A server without an embedded agent (`split_min`: serve's split minimum) and the fleet
+    of agent processes the test adds; all stopped at the end."""
+    server = Server(
+        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE, split_min=split_min
+    ).start()
+    fleet = Fleet(server, location_root(tmp_path))
     try:
         yield fleet
     finally:
         for agent in fleet.agents:
             agent.stop()
         server.stop()
+
+
+@pytest.fixture
+def fleet(tmp_path: Path) -> Iterator[Fleet]:
+    with _fleet_of(tmp_path) as fleet:
+        yield fleet
 
 
 def test_several_top_level_directories_run_as_several_items_on_two_agents(fleet: Fleet) -> None:
@@ -334,13 +343,8 @@ def test_a_whole_run_refuses_a_suspend_and_withdraws_one_kept_while_planning(
     boto3 deadline UpdateJob SUSPENDED kept while the execution waited for its plan is
     withdrawn once the agent says it runs whole (GetJob's description says why), and one sent
     while it runs is a ConflictException naming --split-min-files; nothing is dropped silently."""
-    root = location_root(tmp_path)
-    server = Server(
-        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
-        split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES),
-    ).start()  # fmt: skip
-    fleet = Fleet(server, root)
-    try:
+    with _fleet_of(tmp_path, split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES)) as fleet:
+        root = fleet.root
         files = _tree(root / "src", dirs=6, files=4)
         fleet.add_agent("one")
         task = fleet.task()
@@ -384,10 +388,6 @@ def test_a_whole_run_refuses_a_suspend_and_withdraws_one_kept_while_planning(
         assert dl.get_job(**ids2).get("targetTaskRunStatus") is None
         fleet.ds.cancel_task_execution(TaskExecutionArn=arn2)
         assert finished(fleet.ds, arn2, timeout=60)["Status"] in ("ERROR", "SUCCESS")
-    finally:
-        for process in fleet.agents:
-            process.stop()
-        server.stop()
 
 
 def test_a_throttled_run_longer_than_a_minute_is_split_and_can_be_suspended(
@@ -396,13 +396,8 @@ def test_a_throttled_run_longer_than_a_minute_is_split_and_can_be_suspended(
     """Below serve's default split minimum, but throttled so that it would run for more than
     a minute (api.scheduler.THROTTLED_WHOLE_SECONDS): the tree is split into work items, so
     UpdateJob SUSPENDED is applied instead of refused; a cancel then ends it."""
-    root = location_root(tmp_path)
-    server = Server(
-        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
-        split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES),
-    ).start()  # fmt: skip
-    fleet = Fleet(server, root)
-    try:
+    with _fleet_of(tmp_path, split_min=(DEFAULT_SPLIT_MIN_FILES, DEFAULT_SPLIT_MIN_BYTES)) as fleet:
+        root = fleet.root
         files = _tree(root / "src", dirs=3, files=4)
         rate = 1024  # sum(sizes) is far beyond 60 s of it
         assert sum(map(len, files.values())) > rate * THROTTLED_WHOLE_SECONDS
@@ -423,22 +418,13 @@ def test_a_throttled_run_longer_than_a_minute_is_split_and_can_be_suspended(
         fleet.ds.cancel_task_execution(TaskExecutionArn=arn)
         assert finished(fleet.ds, arn, timeout=60)["Status"] == "ERROR"
         assert not [p for p in (root / "dst").rglob("*") if is_temporary(p.name)]
-    finally:
-        for agent in fleet.agents:
-            agent.stop()
-        server.stop()
 
 
 def test_a_tree_below_the_split_minimum_runs_whole_without_items(tmp_path: Path) -> None:
     """serve's split minimum (--split-min-files/--split-min-bytes): a small tree of several
     top-level directories is not split (each item would cost more than it copies)."""
-    root = location_root(tmp_path)
-    server = Server(
-        str(tmp_path / "data"), [], embedded_agent=False, agent_timeout=LEASE,
-        split_min=(1000, 1 << 30),
-    ).start()  # fmt: skip
-    fleet = Fleet(server, root)
-    try:
+    with _fleet_of(tmp_path, split_min=(1000, 1 << 30)) as fleet:
+        root = fleet.root
         files = _tree(root / "src", dirs=6, files=4)
         fleet.add_agent("one")
         arn = fleet.ds.start_task_execution(TaskArn=fleet.task())["TaskExecutionArn"]
@@ -447,7 +433,3 @@ def test_a_tree_below_the_split_minimum_runs_whole_without_items(tmp_path: Path)
         assert _real_files(root / "dst") == files
         assert list_items(fleet.store, arn) == []  # ran whole in the execution's own job
         assert done["FilesTransferred"] == len(files)
-    finally:
-        for agent in fleet.agents:
-            agent.stop()
-        server.stop()
