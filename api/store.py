@@ -351,8 +351,8 @@ class Store:
         self._views_lock = threading.Lock()
         # SQLite: this process's writers queue here, not in SQLite's busy handler, which sleeps
         # 1…100 ms between tries: 40 request threads contending for the one writer lock made
-        # 600 writes/s with a p99 of 800 ms, through this lock 1,900/s and 140 ms (other
-        # processes on the same file still meet the busy handler: --workers, agents do not write)
+        # 600 writes/s with a p99 of 800 ms, through this lock 1,900/s and 140 ms. Other
+        # processes on the same file (`serve --workers N`) still meet the busy handler.
         self._write_lock: threading.RLock | None = (
             threading.RLock() if self.dialect == "sqlite" else None
         )
