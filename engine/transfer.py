@@ -224,12 +224,15 @@ class Transfer:
 
         thread = threading.Thread(target=self._run_niced, name="dsl-transfer", daemon=True)
         thread.start()
+        # the wait holds a limiter of its own, not one of the loop's shared worker tokens for
+        # the whole run (an agent running more transfers than tokens would starve its reports)
+        waiting = anyio.CapacityLimiter(1)
         try:
-            await anyio.to_thread.run_sync(self._done.wait, abandon_on_cancel=True)
+            await anyio.to_thread.run_sync(self._done.wait, abandon_on_cancel=True, limiter=waiting)
         except anyio.get_cancelled_exc_class():
             self.cancel()
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._done.wait)
+                await anyio.to_thread.run_sync(self._done.wait, limiter=waiting)
             raise
         return self.progress.snapshot()
 

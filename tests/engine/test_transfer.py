@@ -474,3 +474,38 @@ def test_an_attribute_only_change_is_a_metadata_update_not_a_copy(
     assert stat.S_IMODE(after.st_mode) == stat.S_IMODE(want.st_mode)
     assert (after.st_uid, after.st_gid) == (want.st_uid, want.st_gid)
     assert state(dst) == {k: v for k, v in state(src).items() if k != "/fifo"}
+
+
+def test_running_transfers_hold_none_of_the_loops_worker_tokens(tmp_path: Path) -> None:
+    """Awaiting a transfer does not take one of the event loop's shared thread tokens for the
+    whole run: an agent running more transfers than tokens still gets its other thread work
+    (its reports) done while they run."""
+    trees = []
+    for i in range(2):
+        src = tmp_path / f"src{i}"
+        write(src / "big.bin", os.urandom(256 * 1024))
+        trees.append((src, tmp_path / f"dst{i}"))
+
+    async def main() -> tuple[bool, list[dict[str, Any]]]:
+        import anyio.to_thread
+
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        options = Options.create({"BytesPerSecond": 256 * 1024, "VerifyMode": "NONE"})
+        transfers = [Transfer(src, dst, options) for src, dst in trees]
+        results: list[dict[str, Any]] = []
+        served = False
+        async with anyio.create_task_group() as tg:
+            for t in transfers:
+
+                async def run(t: Transfer = t) -> None:
+                    results.append(await t.run())
+
+                tg.start_soon(run)
+            await anyio.sleep(0.2)  # both run (about a second each at this rate)
+            with anyio.move_on_after(0.5):
+                served = await anyio.to_thread.run_sync(lambda: True)
+        return served, results
+
+    served, results = anyio.run(main)
+    assert served, "the transfers held the loop's only worker token"
+    assert [r["Status"] for r in results] == ["SUCCESS", "SUCCESS"], results
