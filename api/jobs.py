@@ -444,10 +444,7 @@ class Jobs:
             # sums drift until the next full settle (counters moving while suspended)
             progress = workitems.Progress(replaced[0].counters, written.counters, phase, final)
         settled = workitems.settle(self.store, arn, now, progress)
-        if settled is None:
-            stored = self.store.execution(arn)
-            settled = None if stored is None else Execution.from_row(stored)
-        execution = settled or execution
+        execution = settled or repository.execution(self.store, arn) or execution
         if status != "IN_PROGRESS":
             # the running set changed: the other holders' shares did; READY items may be new
             workitems.poke_running(self.store, arn, but=agent)

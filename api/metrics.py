@@ -63,7 +63,7 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         store = self.backend.store
-        executions = [Execution.from_row(row) for row in store.executions()]
+        executions = repository.executions(store)
         yield self._executions_by_status(executions)
         yield self._agents_by_status(repository.every(store, Agent))
         yield self._queue_depth(executions)

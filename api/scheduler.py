@@ -220,7 +220,9 @@ class Scheduler:
         free slot, the oldest READY work item of an execution it is a candidate for (oldest
         execution first, lowest index first), then its own oldest QUEUED execution job."""
         now = self.now()
-        running = self.store.executions(agent_arn=agent_arn, active=True, job_status="IN_PROGRESS")
+        running = repository.executions(
+            self.store, agent_arn=agent_arn, active=True, job_status="IN_PROGRESS"
+        )
         held = [
             item
             for item in map(
@@ -229,7 +231,7 @@ class Scheduler:
             )
             if item.kind != ItemKind.PREPARE
         ]
-        orphans = [e for e in map(Execution.from_row, running) if e.job_id not in running_ids]
+        orphans = [e for e in running if e.job_id not in running_ids]
         if orphans:  # the agent restarted: hand back what it was running
 
             def reattach(current: Execution) -> Execution | None:
@@ -257,8 +259,10 @@ class Scheduler:
         # agent's queue here cost three store reads per queued execution on every claim: 62% of
         # the server's CPU with a fleet of 200 agents, which then made 20-30 calls/s
         owner = agent_arn
-        queue = self.store.executions(agent_arn=agent_arn, active=True, job_status="QUEUED")
-        for queued in map(Execution.from_row, queue):
+        queue = repository.executions(
+            self.store, agent_arn=agent_arn, active=True, job_status="QUEUED"
+        )
+        for queued in queue:
 
             def take(current: Execution, owner: str = owner) -> Execution | None:
                 # re-checked on the fresh copy: another agent (or process) may have taken it
@@ -294,18 +298,17 @@ class Scheduler:
             return replace(current, lease_expires=now + lease, updated_at=now)
 
         written = workitems.change_item(self.store, item.execution_arn, item.index, renew)
-        doc = self.store.execution(item.execution_arn)
-        if written is None or doc is None:
+        execution = repository.execution(self.store, item.execution_arn)
+        if written is None or execution is None:
             return None
-        return Claimed(Execution.from_row(doc), written)
+        return Claimed(execution, written)
 
     def _claim_item(self, agent_arn: str, now: float) -> Claimed | None:
         """The oldest READY item this agent may run, claimed under the next epoch."""
         lease = self.config.agent_timeout
         kinds = (ItemKind.TRANSFER.value, ItemKind.REMOVE.value)
         for arn in self.store.executions_with_items((workitems.READY.value,)):
-            doc = self.store.execution(arn)
-            execution = None if doc is None else Execution.from_row(doc)
+            execution = repository.execution(self.store, arn)
             if (
                 execution is None
                 or execution.status in TERMINAL_STATUSES
@@ -444,10 +447,9 @@ class Scheduler:
         touched: set[str] = set()
         for row in self.store.items_with_status(RUNNING_STATUSES):
             item = WorkItem.from_row(row)
-            doc = self.store.execution(item.execution_arn)
-            if doc is None:
+            execution = repository.execution(self.store, item.execution_arn)
+            if execution is None:
                 continue
-            execution = Execution.from_row(doc)
             if item.kind == ItemKind.PREPARE:
                 # item 0 is its execution's own job, reaped as one above; its row follows
                 if execution.status in TERMINAL_STATUSES:
@@ -540,8 +542,7 @@ class Scheduler:
         `unclaimed_wait` seconds: the execution ends ERROR / AgentUnavailable, never hangs."""
         changed = 0
         for arn in self.store.executions_with_items((workitems.READY.value,)):
-            doc = self.store.execution(arn)
-            execution = None if doc is None else Execution.from_row(doc)
+            execution = repository.execution(self.store, arn)
             if execution is None or execution.status in TERMINAL_STATUSES:
                 continue
             if workitems.running_indexes(self.store, arn):
@@ -633,7 +634,7 @@ class Scheduler:
         count = 0
         now = self.now()
         lease = self.config.agent_timeout
-        for execution in map(Execution.from_row, self.store.executions(active=True)):
+        for execution in repository.executions(self.store, active=True):
             reported_at = 0.0 if execution.reported_at is None else execution.reported_at
             if execution.start_time >= self.started_at or reported_at >= self.started_at:
                 # started, claimed or reported on during this process's life: its agent lives

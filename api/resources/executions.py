@@ -120,7 +120,7 @@ class ExecutionHandlers(TaskHandlers):
         if "TaskArn" in p:
             self._task(p["TaskArn"])
         found = sorted(
-            (Execution.from_row(row) for row in self.store.executions(task_arn=p.get("TaskArn"))),
+            repository.executions(self.store, task_arn=p.get("TaskArn")),
             key=lambda e: e.task_execution_arn,
         )
         items, token = page_by(found, lambda e: e.task_execution_arn, p)

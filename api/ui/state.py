@@ -52,7 +52,7 @@ def _running(backend: Backend, execution: Execution) -> dict[str, Any]:
 def snapshot(backend: Backend, failures: FailureIndex) -> dict[str, Any]:
     """Everything the page shows; recent executions with their failed files (`FailedFiles`)."""
     store = backend.store
-    executions = [Execution.from_row(row) for row in store.executions()]
+    executions = repository.executions(store)
     tasks = [
         {
             "TaskArn": t.task_arn,
