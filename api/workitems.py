@@ -365,8 +365,8 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
     """UpdateJob on an execution whose plan has not arrived yet: keep the wish on the execution,
     so that its items are created SUSPENDED (`Scheduler.accept_plan`); READY/PENDING withdraw
     it. False when it cannot be kept: the plan arrived meanwhile (then the items take it, by
-    `set_target`), the execution has ended or runs whole (`Execution.whole_reported`: the caller refuses),
-    or `target` needs items to act on."""
+    `set_target`), the execution has ended or runs whole (`Execution.whole_reported`: the
+    caller refuses), or `target` needs items to act on."""
     wish = ItemStatus(target) if target in TARGETS else None
     if wish not in BEFORE_PLAN:
         return False
@@ -389,7 +389,6 @@ def wish_before_plan(store: Store, execution_arn: str, target: str) -> bool:
 
 WHOLE = "_Whole"  # on the execution: item 0 runs the whole tree itself (no items, no suspend)
 WITHDRAWN_KEY = "_PlanTargetWithdrawn"  # on the execution: why a kept suspend wish was dropped
-# the phases of an engine run past planning: item 0 reporting one without a plan runs whole
 
 
 def whole_reason(min_files: int, min_bytes: int) -> str:
