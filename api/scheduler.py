@@ -258,20 +258,19 @@ class Scheduler:
         # the reaper (`_reap_queued`, within a second, with a poke). Looking through every
         # agent's queue here cost three store reads per queued execution on every claim: 62% of
         # the server's CPU with a fleet of 200 agents, which then made 20-30 calls/s
-        owner = agent_arn
         queue = repository.executions(
             self.store, agent_arn=agent_arn, active=True, job_status="QUEUED"
         )
         for queued in queue:
 
-            def take(current: Execution, owner: str = owner) -> Execution | None:
+            def take(current: Execution) -> Execution | None:
                 # re-checked on the fresh copy: another agent (or process) may have taken it
-                if current.job.status != "QUEUED" or current.agent_arn != owner:
+                if current.job.status != "QUEUED" or current.agent_arn != agent_arn:
                     return None
                 online = [a for a in self._execution_candidates(current) if self.online(a)]
                 budget = self.plan_budget(current, agents=max(1, len(online)))
                 lease = self.config.agent_timeout
-                return current.taken(agent_arn, now, step_timeout_minutes, lease, budget, details)
+                return current.taken(now, step_timeout_minutes, lease, budget, details)
 
             changed = update_execution(self.store, queued.arn, take)
             if changed is not None and changed[1]:

@@ -418,20 +418,16 @@ class Execution:
 
     def taken(
         self,
-        agent_arn: str,
         now: float,
         step_timeout_minutes: int | None,
         lease_seconds: float,
         budget: ItemBudget,
         details: Mapping[str, str],
     ) -> Execution:
-        """`agent_arn` claimed the QUEUED job: its owner, or a candidate taking it over from an
-        owner that is not ONLINE (the claim, not a report, moves the assignment). Item 0 plans
-        within `budget` (sized by the ONLINE candidates at the claim); the statusDetails the
-        agent claimed with, if any, are the job's first."""
-        claimed = replace(self, agent_arn=agent_arn).claimed(
-            now, step_timeout_minutes, lease_seconds
-        )
+        """Its agent claimed the QUEUED job (a lost agent's job is first re-assigned by the
+        reaper: `assigned`). Item 0 plans within `budget` (sized by the ONLINE candidates at the
+        claim); the statusDetails the agent claimed with, if any, are the job's first."""
+        claimed = self.claimed(now, step_timeout_minutes, lease_seconds)
         job = replace(claimed.job, status_details=dict(details)) if details else claimed.job
         return replace(claimed, job=job, budget=budget.to_json())
 
