@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -258,7 +259,19 @@ def test_kill_9_of_one_of_two_agents_the_other_finishes_nothing_torn(fleet: Flee
                     return True
         return False
 
-    wait_for(victim_mid_item, timeout=60, interval=0.02)
+    process = fleet.agents[1].proc
+    assert process is not None
+    for _ in range(20):  # bounded: each try waits for the victim's next item
+        wait_for(victim_mid_item, timeout=60, interval=0.02)
+        # frozen first, then looked at again: the stored counters may lag the agent (its report
+        # in flight), so the item may have ended between the look and a kill
+        os.kill(process.pid, signal.SIGSTOP)
+        time.sleep(0.5)  # a report the victim already sent is served meanwhile
+        if victim_mid_item():
+            break
+        os.kill(process.pid, signal.SIGCONT)
+    else:
+        raise AssertionError("the victim never stayed mid-item long enough to be killed there")
     fleet.agents[1].kill()
     assert _torn(dst, files) == []
     done = finished(ds, arn, timeout=120)
