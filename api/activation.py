@@ -103,19 +103,25 @@ class Activation:
 
     def purge(self) -> int:
         """Forget keys ten minutes after they expired (until then CreateAgent can say "expired"
-        rather than "not recognised"); returns how many are still valid."""
+        rather than "not recognised"); returns how many still wait for the operator.
+
+        An approved key stays until it expires, so that its agent can collect its credentials
+        again, but it is no longer pending: counting it made a rollout stop at 200 agents (the
+        cap) until the approved keys expired."""
         now = self.backend.now()
-        valid = 0
+        pending = 0
         for key, value in self.store.meta_items(ACTIVATION_PREFIX):
             try:
-                expires = float(json.loads(value).get("ExpiresAt", 0))
+                record = json.loads(value)
+                expires = float(record.get("ExpiresAt", 0))
+                approved = record.get("AgentArn") is not None
             except (ValueError, AttributeError):
-                expires = 0.0
+                expires, approved = 0.0, False
             if expires + FORGET_AFTER < now:
                 self.store.delete_meta(key)
-            elif expires >= now:
-                valid += 1
-        return valid
+            elif expires >= now and not approved:
+                pending += 1
+        return pending
 
     def register(self, body: Doc) -> Doc:
         info = {

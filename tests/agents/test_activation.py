@@ -95,6 +95,29 @@ def test_the_registration_throttle_is_the_operators_to_set(tmp_path: Path) -> No
     assert codes[:3] == [200, 200, 200] and codes[-1] == 429
 
 
+def test_approved_keys_do_not_count_as_pending(tmp_path: Path) -> None:
+    """The cap on pending keys (ServerConfig.max_pending_registrations) counts keys that wait
+    for the operator; an approved one stays collectable until it expires but no longer waits.
+    Before, approved keys counted, and a fleet rollout stopped at the cap (the fleet benchmark
+    activated 200 of 1,000 agents)."""
+    cap = ServerConfig().max_pending_registrations
+    srv = Server(str(tmp_path / "data"), [], embedded_agent=False, registration_burst=cap + 20)
+    srv.start()
+    try:
+        url = f"{srv.url}/agent-activation"
+        with httpx.Client() as http:
+            keys = [http.post(url, json={}).json()["ActivationKey"] for _ in range(cap)]
+            full = http.post(url, json={})
+            assert full.status_code == 429 and "pending" in full.text
+            client = srv.client()
+            for key in keys[:3]:
+                client.create_agent(ActivationKey=key)
+            codes = [http.post(url, json={}).status_code for _ in range(4)]
+    finally:
+        srv.stop()
+    assert codes == [200, 200, 200, 429]
+
+
 def test_mounts_and_roots(tmp_path: Path) -> None:
     (tmp_path / "nas" / "a").mkdir(parents=True)
     mount = parse_mount("NAS.example:/export/=" + str(tmp_path / "nas"))
