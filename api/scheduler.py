@@ -98,6 +98,18 @@ class Claimed:
     item: WorkItem | None = None
 
 
+def _cancel_outlived_grace(execution: Execution, now: float) -> bool:
+    """A cancel its agent did not act on within CANCEL_GRACE_SECONDS: the control plane ends it."""
+    cancelled_at = execution.cancel_requested_at
+    return cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS
+
+
+def _step_timed_out(execution: Execution, now: float) -> bool:
+    """The job's step timer (stepTimeoutInMinutes) ran out."""
+    deadline = execution.job.step_deadline
+    return deadline is not None and deadline < now
+
+
 def item_job_id_of(item: WorkItem) -> str:
     """The job id an item is offered as (`exec-…-iN`)."""
     return item_job_id(item.execution_arn.rsplit("/", 1)[1], item.index)
@@ -459,9 +471,7 @@ class Scheduler:
                     changed += self._end_item(item, workitems.CANCELED, now, "", "")
                 continue
             cancelled_at = execution.cancel_requested_at
-            if execution.status in TERMINAL_STATUSES or (
-                cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS
-            ):
+            if execution.status in TERMINAL_STATUSES or _cancel_outlived_grace(execution, now):
                 changed += self._end_item(item, workitems.CANCELED, now, "Cancelled", "")
                 touched.add(item.execution_arn)
                 continue
@@ -578,10 +588,9 @@ class Scheduler:
         grace, its step timer or its lease ran out. Checked first on the rows read, so that
         only these few are re-read and changed under the compare-and-swap."""
         job = execution.job
-        cancelled_at = execution.cancel_requested_at
         return (
-            (cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS)
-            or (job.step_deadline is not None and job.step_deadline < now)
+            _cancel_outlived_grace(execution, now)
+            or _step_timed_out(execution, now)
             or (job.lease_expires_at is not None and job.lease_expires_at < now)
         )
 
@@ -590,11 +599,11 @@ class Scheduler:
             return None
         job = execution.job
         cancelled_at = execution.cancel_requested_at
-        if cancelled_at is not None and now - cancelled_at > CANCEL_GRACE_SECONDS:
+        if _cancel_outlived_grace(execution, now):
             return execution.finished(
                 "ERROR", now, "Cancelled", "The task execution was cancelled."
             )
-        if job.step_deadline is not None and job.step_deadline < now:
+        if _step_timed_out(execution, now):
             return execution.finished(
                 "ERROR",
                 now,
